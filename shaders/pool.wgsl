@@ -1,0 +1,104 @@
+// 2×2 pooling with stride 2 over NCHW planes: average and max, forward and backward.
+// Output size is floor(input / 2) as in PyTorch; an odd last row or column is dropped.
+
+struct PoolParams {
+    planes: u32,      // batch · channels
+    in_height: u32,
+    in_width: u32,
+    out_height: u32,
+    out_width: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: PoolParams;
+
+// forward: x -> y;  avg_pool2_backward: dy -> dx
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read_write> y: array<f32>;
+@group(0) @binding(1) var<storage, read> dy_only: array<f32>;
+@group(0) @binding(2) var<storage, read_write> dx_from_dy: array<f32>;
+
+// max_pool2_backward: x, dy -> dx
+@group(0) @binding(2) var<storage, read> dy: array<f32>;
+@group(0) @binding(3) var<storage, read_write> dx: array<f32>;
+
+// Index of the first element of window (plane, i, j) in the input.
+fn window_origin(plane: u32, i: u32, j: u32) -> u32 {
+    return (plane * p.in_height + 2u * i) * p.in_width + 2u * j;
+}
+
+// Offset of the largest element of the window starting at `origin` (first one on ties).
+fn window_argmax(origin: u32) -> u32 {
+    let offsets = array<u32, 4>(0u, 1u, p.in_width, p.in_width + 1u);
+    var best = 0u;
+    for (var k = 1u; k < 4u; k++) {
+        if x[origin + offsets[k]] > x[origin + offsets[best]] {
+            best = k;
+        }
+    }
+    return offsets[best];
+}
+
+// y[i,j] = mean of x over the 2×2 block at (2i, 2j)
+@compute @workgroup_size(64)
+fn avg_pool2_forward(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let index = flat_index(id, groups);
+    if index >= p.planes * p.out_height * p.out_width {
+        return;
+    }
+    let j = index % p.out_width;
+    let i = (index / p.out_width) % p.out_height;
+    let origin = window_origin(index / (p.out_width * p.out_height), i, j);
+    y[index] = 0.25 * (x[origin] + x[origin + 1u] + x[origin + p.in_width] + x[origin + p.in_width + 1u]);
+}
+
+// dx[r,s] = dy[r/2, s/2] / 4 (zero in a dropped odd row or column)
+@compute @workgroup_size(64)
+fn avg_pool2_backward(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let index = flat_index(id, groups);
+    if index >= p.planes * p.in_height * p.in_width {
+        return;
+    }
+    let s = index % p.in_width;
+    let r = (index / p.in_width) % p.in_height;
+    let plane = index / (p.in_width * p.in_height);
+    if r / 2u >= p.out_height || s / 2u >= p.out_width {
+        dx_from_dy[index] = 0.0;
+        return;
+    }
+    dx_from_dy[index] = 0.25 * dy_only[(plane * p.out_height + r / 2u) * p.out_width + s / 2u];
+}
+
+// y[i,j] = max of x over the 2×2 block at (2i, 2j)
+@compute @workgroup_size(64)
+fn max_pool2_forward(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let index = flat_index(id, groups);
+    if index >= p.planes * p.out_height * p.out_width {
+        return;
+    }
+    let j = index % p.out_width;
+    let i = (index / p.out_width) % p.out_height;
+    let origin = window_origin(index / (p.out_width * p.out_height), i, j);
+    y[index] = x[origin + window_argmax(origin)];
+}
+
+// dx[r,s] = dy[r/2, s/2] if (r,s) is its window's argmax (first on ties), else 0
+@compute @workgroup_size(64)
+fn max_pool2_backward(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let index = flat_index(id, groups);
+    if index >= p.planes * p.in_height * p.in_width {
+        return;
+    }
+    let s = index % p.in_width;
+    let r = (index / p.in_width) % p.in_height;
+    let plane = index / (p.in_width * p.in_height);
+    let i = r / 2u;
+    let j = s / 2u;
+    var grad = 0.0;
+    if i < p.out_height && j < p.out_width {
+        let origin = window_origin(plane, i, j);
+        if origin + window_argmax(origin) == index {
+            grad = dy[(plane * p.out_height + i) * p.out_width + j];
+        }
+    }
+    dx[index] = grad;
+}

@@ -1,0 +1,41 @@
+// Nearest-neighbour ×2 upsampling over NCHW planes, forward and backward.
+
+struct UpsampleParams {
+    planes: u32,      // batch · channels
+    in_height: u32,   // of the small (not upsampled) tensor
+    in_width: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: UpsampleParams;
+@group(0) @binding(1) var<storage, read> src: array<f32>;
+@group(0) @binding(2) var<storage, read_write> dst: array<f32>;
+
+// y[r,s] = x[r/2, s/2]   (src = x, dst = y of size 2h × 2w)
+@compute @workgroup_size(64)
+fn upsample2_forward(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let index = flat_index(id, groups);
+    let out_width = 2u * p.in_width;
+    let out_height = 2u * p.in_height;
+    if index >= p.planes * out_height * out_width {
+        return;
+    }
+    let s = index % out_width;
+    let r = (index / out_width) % out_height;
+    let plane = index / (out_width * out_height);
+    dst[index] = src[(plane * p.in_height + r / 2u) * p.in_width + s / 2u];
+}
+
+// dx[i,j] = Σ of dy over the 2×2 block at (2i, 2j)   (src = dy, dst = dx)
+@compute @workgroup_size(64)
+fn upsample2_backward(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let index = flat_index(id, groups);
+    if index >= p.planes * p.in_height * p.in_width {
+        return;
+    }
+    let j = index % p.in_width;
+    let i = (index / p.in_width) % p.in_height;
+    let plane = index / (p.in_width * p.in_height);
+    let out_width = 2u * p.in_width;
+    let origin = (plane * 2u * p.in_height + 2u * i) * out_width + 2u * j;
+    dst[index] = src[origin] + src[origin + 1u] + src[origin + out_width] + src[origin + out_width + 1u];
+}

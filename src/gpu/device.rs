@@ -1,0 +1,459 @@
+//! Adapter choice, device creation, the pipeline cache, and the helpers that
+//! upload, dispatch and read back.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use super::kernels::{launch_for, Kernel, Launch, Shader, COMMON_WGSL};
+use super::{GpuError, GpuTensor};
+use crate::ops::Op;
+use crate::tensor::Tensor;
+
+/// Which adapter to use. Empty fields mean "the best one available".
+#[derive(Clone, Debug, Default)]
+pub struct AdapterChoice {
+    /// Comma list of backends: vulkan, metal, dx12, gl, webgpu.
+    pub backends: Option<String>,
+    /// A case-insensitive part of the adapter's name, e.g. "llvmpipe".
+    pub name: Option<String>,
+}
+
+impl AdapterChoice {
+    /// Reads `OCTCONV_BACKEND` and `OCTCONV_ADAPTER` from the environment.
+    pub fn from_env() -> Self {
+        let var = |key| std::env::var(key).ok().filter(|v: &String| !v.is_empty());
+        AdapterChoice {
+            backends: var("OCTCONV_BACKEND"),
+            name: var("OCTCONV_ADAPTER"),
+        }
+    }
+
+    /// The chosen backends; by default the primary ones (Vulkan, Metal, DX12,
+    /// browser WebGPU), since GL lacks features and is tried only as a fallback.
+    fn backends(&self) -> wgpu::Backends {
+        match &self.backends {
+            Some(list) => wgpu::Backends::from_comma_list(list),
+            None => wgpu::Backends::PRIMARY,
+        }
+    }
+
+    fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(b) = &self.backends {
+            parts.push(format!("backend {b}"));
+        }
+        if let Some(n) = &self.name {
+            parts.push(format!("name containing \"{n}\""));
+        }
+        if parts.is_empty() {
+            String::new()
+        } else {
+            format!(" with {}", parts.join(" and "))
+        }
+    }
+}
+
+/// A compiled compute pipeline and the layout of its single bind group.
+#[derive(Debug)]
+pub struct Pipeline {
+    pub pipeline: wgpu::ComputePipeline,
+    pub layout: wgpu::BindGroupLayout,
+}
+
+/// A wgpu device with its queue and a cache of compiled kernels.
+pub struct Gpu {
+    pub device: wgpu::Device,
+    pub queue: wgpu::Queue,
+    pub info: wgpu::AdapterInfo,
+    pub limits: wgpu::Limits,
+    modules: Mutex<HashMap<Shader, wgpu::ShaderModule>>,
+    pipelines: Mutex<HashMap<&'static str, Arc<Pipeline>>>,
+}
+
+/// What `octconv info` prints about one adapter.
+#[derive(Clone, Debug)]
+pub struct AdapterSummary {
+    pub info: wgpu::AdapterInfo,
+    pub limits: wgpu::Limits,
+}
+
+fn new_instance(choice: &AdapterChoice) -> wgpu::Instance {
+    let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
+    desc.backends = choice.backends();
+    wgpu::Instance::new(desc)
+}
+
+/// Every adapter the chosen backends offer.
+#[cfg(not(target_arch = "wasm32"))]
+pub async fn adapter_summaries(choice: &AdapterChoice) -> Vec<AdapterSummary> {
+    let instance = new_instance(choice);
+    instance
+        .enumerate_adapters(choice.backends())
+        .await
+        .into_iter()
+        .map(|a| AdapterSummary {
+            info: a.get_info(),
+            limits: a.limits(),
+        })
+        .collect()
+}
+
+async fn pick_adapter(choice: &AdapterChoice) -> Result<wgpu::Adapter, GpuError> {
+    let instance = new_instance(choice);
+    #[cfg(not(target_arch = "wasm32"))]
+    if let Some(name) = &choice.name {
+        let wanted = name.to_lowercase();
+        let adapters = instance.enumerate_adapters(choice.backends()).await;
+        return adapters
+            .into_iter()
+            .find(|a| a.get_info().name.to_lowercase().contains(&wanted))
+            .ok_or_else(|| GpuError::NoAdapter(choice.describe()));
+    }
+    let options = wgpu::RequestAdapterOptions {
+        power_preference: wgpu::PowerPreference::HighPerformance,
+        ..Default::default()
+    };
+    match instance.request_adapter(&options).await {
+        Ok(adapter) => Ok(adapter),
+        // Nothing on the chosen backends: try GL as a last resort unless the user chose.
+        Err(_) if choice.backends.is_none() => {
+            let gl = AdapterChoice {
+                backends: Some("gl".into()),
+                name: None,
+            };
+            let fallback = new_instance(&gl);
+            fallback
+                .request_adapter(&options)
+                .await
+                .map_err(|_| GpuError::NoAdapter(choice.describe()))
+        }
+        Err(_) => Err(GpuError::NoAdapter(choice.describe())),
+    }
+}
+
+impl Gpu {
+    /// Opens a device on the chosen adapter with that adapter's full limits.
+    pub async fn new(choice: &AdapterChoice) -> Result<Gpu, GpuError> {
+        let adapter = pick_adapter(choice).await?;
+        let info = adapter.get_info();
+        let limits = adapter.limits();
+        let desc = wgpu::DeviceDescriptor {
+            label: Some("octconv"),
+            required_limits: limits.clone(),
+            ..Default::default()
+        };
+        let (device, queue) =
+            adapter
+                .request_device(&desc)
+                .await
+                .map_err(|e| GpuError::Device {
+                    adapter: info.name.clone(),
+                    message: e.to_string(),
+                })?;
+        Ok(Gpu {
+            device,
+            queue,
+            info,
+            limits,
+            modules: Mutex::new(HashMap::new()),
+            pipelines: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// "name (backend, device type)" of the adapter in use.
+    pub fn adapter_name(&self) -> String {
+        format!(
+            "{} ({:?}, {:?})",
+            self.info.name, self.info.backend, self.info.device_type
+        )
+    }
+
+    /// The compiled pipeline of `kernel`, compiling and caching it on first use.
+    pub async fn pipeline(&self, kernel: &'static Kernel) -> Result<Arc<Pipeline>, GpuError> {
+        if let Some(p) = self.pipelines.lock().unwrap().get(kernel.entry) {
+            return Ok(p.clone());
+        }
+        let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let module = self.module(kernel.shader);
+        let layout = self.bind_group_layout(kernel);
+        let pipeline_layout = self
+            .device
+            .create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+                label: Some(kernel.entry),
+                bind_group_layouts: &[Some(&layout)],
+                immediate_size: 0,
+            });
+        let pipeline = self
+            .device
+            .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(kernel.entry),
+                layout: Some(&pipeline_layout),
+                module: &module,
+                entry_point: Some(kernel.entry),
+                compilation_options: Default::default(),
+                cache: None,
+            });
+        if let Some(error) = scope.pop().await {
+            // Forget the broken module so a fixed shader file is picked up next time.
+            self.modules.lock().unwrap().remove(&kernel.shader);
+            return Err(GpuError::Shader {
+                file: kernel.shader.file_name().to_string(),
+                entry: kernel.entry.to_string(),
+                message: error.to_string(),
+            });
+        }
+        let compiled = Arc::new(Pipeline { pipeline, layout });
+        self.pipelines
+            .lock()
+            .unwrap()
+            .insert(kernel.entry, compiled.clone());
+        Ok(compiled)
+    }
+
+    fn module(&self, shader: Shader) -> wgpu::ShaderModule {
+        let mut modules = self.modules.lock().unwrap();
+        modules
+            .entry(shader)
+            .or_insert_with(|| {
+                let source = format!("{COMMON_WGSL}\n{}", shader_source(shader));
+                self.device
+                    .create_shader_module(wgpu::ShaderModuleDescriptor {
+                        label: Some(shader.file_name()),
+                        source: wgpu::ShaderSource::Wgsl(source.into()),
+                    })
+            })
+            .clone()
+    }
+
+    fn bind_group_layout(&self, kernel: &Kernel) -> wgpu::BindGroupLayout {
+        let entry = |binding: u32, ty: wgpu::BufferBindingType| wgpu::BindGroupLayoutEntry {
+            binding,
+            visibility: wgpu::ShaderStages::COMPUTE,
+            ty: wgpu::BindingType::Buffer {
+                ty,
+                has_dynamic_offset: false,
+                min_binding_size: None,
+            },
+            count: None,
+        };
+        let mut entries = vec![entry(0, wgpu::BufferBindingType::Uniform)];
+        for i in 0..kernel.reads + kernel.writes {
+            let read_only = i < kernel.reads;
+            entries.push(entry(1 + i, wgpu::BufferBindingType::Storage { read_only }));
+        }
+        self.device
+            .create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+                label: Some(kernel.entry),
+                entries: &entries,
+            })
+    }
+
+    /// A bind group for `launch`: its parameters, then `buffers` in binding order.
+    pub fn bind(
+        &self,
+        pipeline: &Pipeline,
+        launch: &Launch,
+        buffers: &[&wgpu::Buffer],
+    ) -> wgpu::BindGroup {
+        use wgpu::util::DeviceExt;
+        let params = self
+            .device
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some("params"),
+                contents: &launch.param_bytes(),
+                usage: wgpu::BufferUsages::UNIFORM,
+            });
+        let mut entries = vec![wgpu::BindGroupEntry {
+            binding: 0,
+            resource: params.as_entire_binding(),
+        }];
+        for (i, buffer) in buffers.iter().enumerate() {
+            entries.push(wgpu::BindGroupEntry {
+                binding: 1 + i as u32,
+                resource: buffer.as_entire_binding(),
+            });
+        }
+        self.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some(launch.kernel.entry),
+            layout: &pipeline.layout,
+            entries: &entries,
+        })
+    }
+
+    /// Records one dispatch of `launch` into `pass`.
+    pub fn dispatch(
+        pass: &mut wgpu::ComputePass<'_>,
+        pipeline: &Pipeline,
+        bind_group: &wgpu::BindGroup,
+        launch: &Launch,
+    ) {
+        let [x, y, z] = launch.workgroups();
+        pass.set_pipeline(&pipeline.pipeline);
+        pass.set_bind_group(0, bind_group, &[]);
+        pass.dispatch_workgroups(x, y, z);
+    }
+
+    /// A storage buffer for `len` f32 values (at least one, as wgpu wants).
+    pub fn storage_buffer(&self, len: usize, label: &str) -> wgpu::Buffer {
+        self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size: (len.max(1) * 4) as u64,
+            usage: wgpu::BufferUsages::STORAGE
+                | wgpu::BufferUsages::COPY_SRC
+                | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        })
+    }
+
+    /// Fails with a sentence naming `op` when a tensor of `shape` would not fit one storage binding.
+    pub fn check_fits(&self, op: &str, shapes: &[&[usize]]) -> Result<(), GpuError> {
+        let limit = self
+            .limits
+            .max_storage_buffer_binding_size
+            .min(self.limits.max_buffer_size);
+        for shape in shapes {
+            let bytes = shape.iter().product::<usize>() as u64 * 4;
+            if bytes > limit {
+                let shapes = shapes.iter().map(|s| s.to_vec()).collect();
+                return Err(GpuError::TooLarge {
+                    op: op.to_string(),
+                    shapes,
+                    bytes,
+                    limit,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Copies a host tensor into a new storage buffer.
+    pub fn upload(&self, tensor: &Tensor) -> Result<GpuTensor, GpuError> {
+        self.check_fits("upload", &[&tensor.shape])?;
+        let buffer = self.storage_buffer(tensor.len(), "tensor");
+        self.queue
+            .write_buffer(&buffer, 0, bytemuck::cast_slice(&tensor.data));
+        Ok(GpuTensor {
+            buffer,
+            shape: tensor.shape.clone(),
+        })
+    }
+
+    /// Copies a GPU tensor back to the host. Awaitable in the browser; native
+    /// callers wrap it in `pollster::block_on`.
+    pub async fn read(&self, tensor: &GpuTensor) -> Result<Tensor, GpuError> {
+        let values = self.read_buffer(&tensor.buffer, tensor.len()).await?;
+        Ok(Tensor::new(&tensor.shape, values))
+    }
+
+    /// Copies the first `len` f32 values of `buffer` back to the host.
+    pub async fn read_buffer(
+        &self,
+        buffer: &wgpu::Buffer,
+        len: usize,
+    ) -> Result<Vec<f32>, GpuError> {
+        let size = (len.max(1) * 4) as u64;
+        let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("read-back"),
+            size,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let mut encoder = self.device.create_command_encoder(&Default::default());
+        encoder.copy_buffer_to_buffer(buffer, 0, &staging, 0, size);
+        self.queue.submit([encoder.finish()]);
+        let (sender, receiver) = futures_channel::oneshot::channel();
+        staging
+            .slice(..)
+            .map_async(wgpu::MapMode::Read, move |result| {
+                let _ = sender.send(result);
+            });
+        // Natively the device must be polled for the map to finish; in the
+        // browser the event loop does it and this returns at once.
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| GpuError::Readback(e.to_string()))?;
+        receiver
+            .await
+            .map_err(|_| GpuError::Readback("the device was lost".into()))?
+            .map_err(|e| GpuError::Readback(e.to_string()))?;
+        let view = staging
+            .slice(..)
+            .get_mapped_range()
+            .map_err(|e| GpuError::Readback(e.to_string()))?;
+        let values: Vec<f32> = bytemuck::cast_slice(&view).to_vec();
+        drop(view);
+        staging.unmap();
+        Ok(values[..len].to_vec())
+    }
+
+    /// Evaluates one op on GPU tensors and returns the result as a new GPU tensor.
+    pub async fn run(&self, op: &Op, inputs: &[&GpuTensor]) -> Result<GpuTensor, GpuError> {
+        let shapes: Vec<&[usize]> = inputs.iter().map(|t| t.shape.as_slice()).collect();
+        let out_shape = op.output_shape(&shapes)?;
+        let mut all_shapes = shapes.clone();
+        all_shapes.push(&out_shape);
+        self.check_fits(op.name(), &all_shapes)?;
+        let output = self.storage_buffer(out_shape.iter().product(), op.name());
+        match launch_for(op, &shapes, &out_shape) {
+            Some(launch) => {
+                let mut buffers: Vec<&wgpu::Buffer> = inputs.iter().map(|t| &t.buffer).collect();
+                buffers.push(&output);
+                self.submit_one(&launch, &buffers, op.name()).await?;
+            }
+            None => {
+                // Reshape: copy the values into the new tensor.
+                let mut encoder = self.device.create_command_encoder(&Default::default());
+                encoder.copy_buffer_to_buffer(
+                    &inputs[0].buffer,
+                    0,
+                    &output,
+                    0,
+                    (inputs[0].len() * 4) as u64,
+                );
+                self.queue.submit([encoder.finish()]);
+            }
+        }
+        Ok(GpuTensor {
+            buffer: output,
+            shape: out_shape,
+        })
+    }
+
+    /// Records and submits a single dispatch, reporting validation errors as a `GpuError`.
+    pub async fn submit_one(
+        &self,
+        launch: &Launch,
+        buffers: &[&wgpu::Buffer],
+        context: &str,
+    ) -> Result<(), GpuError> {
+        let pipeline = self.pipeline(launch.kernel).await?;
+        let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let bind_group = self.bind(&pipeline, launch, buffers);
+        let mut encoder = self.device.create_command_encoder(&Default::default());
+        {
+            let mut pass = encoder.begin_compute_pass(&Default::default());
+            Gpu::dispatch(&mut pass, &pipeline, &bind_group, launch);
+        }
+        self.queue.submit([encoder.finish()]);
+        match scope.pop().await {
+            Some(error) => Err(GpuError::Validation {
+                context: context.to_string(),
+                message: error.to_string(),
+            }),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The WGSL text of `shader`: from `$OCTCONV_SHADERS/<file>` when that variable
+/// names a folder (edit a kernel and re-run without rebuilding), else built in.
+fn shader_source(shader: Shader) -> String {
+    #[cfg(not(target_arch = "wasm32"))]
+    if let Ok(dir) = std::env::var("OCTCONV_SHADERS") {
+        let path = std::path::Path::new(&dir).join(shader.file_name());
+        if let Ok(text) = std::fs::read_to_string(&path) {
+            return text;
+        }
+    }
+    shader.built_in_source().to_string()
+}

@@ -1,0 +1,289 @@
+//! The WGSL kernels: which file and entry point computes each op, how its
+//! bindings are laid out, and the uniform parameters it reads.
+//!
+//! Shapes reach a kernel through a small uniform buffer rather than pipeline
+//! override constants: one pipeline then serves every shape, so a model
+//! compiles each kernel once (compiling is slow on software drivers) and the
+//! check/test harness can sweep shapes without new pipelines. Variants
+//! specialised by constants can be added per adapter where they pay off.
+
+use crate::ops::Op;
+use crate::tensor::numel;
+
+/// A WGSL source file in `shaders/`, one per op family.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Shader {
+    Conv2d,
+    Pool,
+    Upsample,
+    Elementwise,
+    Linear,
+    Reduce,
+    CrossEntropy,
+    Argmax,
+    Adam,
+}
+
+/// Prepended to every shader: the launch convention (see `common.wgsl`).
+pub const COMMON_WGSL: &str = include_str!("../../shaders/common.wgsl");
+
+impl Shader {
+    pub fn file_name(self) -> &'static str {
+        match self {
+            Shader::Conv2d => "conv2d.wgsl",
+            Shader::Pool => "pool.wgsl",
+            Shader::Upsample => "upsample.wgsl",
+            Shader::Elementwise => "elementwise.wgsl",
+            Shader::Linear => "linear.wgsl",
+            Shader::Reduce => "reduce.wgsl",
+            Shader::CrossEntropy => "cross_entropy.wgsl",
+            Shader::Argmax => "argmax.wgsl",
+            Shader::Adam => "adam.wgsl",
+        }
+    }
+
+    /// The source built into the binary.
+    pub fn built_in_source(self) -> &'static str {
+        match self {
+            Shader::Conv2d => include_str!("../../shaders/conv2d.wgsl"),
+            Shader::Pool => include_str!("../../shaders/pool.wgsl"),
+            Shader::Upsample => include_str!("../../shaders/upsample.wgsl"),
+            Shader::Elementwise => include_str!("../../shaders/elementwise.wgsl"),
+            Shader::Linear => include_str!("../../shaders/linear.wgsl"),
+            Shader::Reduce => include_str!("../../shaders/reduce.wgsl"),
+            Shader::CrossEntropy => include_str!("../../shaders/cross_entropy.wgsl"),
+            Shader::Argmax => include_str!("../../shaders/argmax.wgsl"),
+            Shader::Adam => include_str!("../../shaders/adam.wgsl"),
+        }
+    }
+}
+
+/// One compute entry point. Its bindings are: 0 the uniform parameters, then
+/// `reads` read-only storage buffers, then `writes` read-write ones.
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct Kernel {
+    pub shader: Shader,
+    pub entry: &'static str,
+    pub reads: u32,
+    pub writes: u32,
+}
+
+const fn kernel(shader: Shader, entry: &'static str, reads: u32, writes: u32) -> Kernel {
+    Kernel {
+        shader,
+        entry,
+        reads,
+        writes,
+    }
+}
+
+pub const CONV2D_FORWARD: Kernel = kernel(Shader::Conv2d, "conv2d_forward", 3, 1);
+pub const CONV2D_BACKWARD_INPUT: Kernel = kernel(Shader::Conv2d, "conv2d_backward_input", 2, 1);
+pub const CONV2D_BACKWARD_WEIGHT: Kernel = kernel(Shader::Conv2d, "conv2d_backward_weight", 2, 1);
+pub const AVG_POOL2_FORWARD: Kernel = kernel(Shader::Pool, "avg_pool2_forward", 1, 1);
+pub const AVG_POOL2_BACKWARD: Kernel = kernel(Shader::Pool, "avg_pool2_backward", 1, 1);
+pub const MAX_POOL2_FORWARD: Kernel = kernel(Shader::Pool, "max_pool2_forward", 1, 1);
+pub const MAX_POOL2_BACKWARD: Kernel = kernel(Shader::Pool, "max_pool2_backward", 2, 1);
+pub const UPSAMPLE2_FORWARD: Kernel = kernel(Shader::Upsample, "upsample2_forward", 1, 1);
+pub const UPSAMPLE2_BACKWARD: Kernel = kernel(Shader::Upsample, "upsample2_backward", 1, 1);
+pub const RELU_FORWARD: Kernel = kernel(Shader::Elementwise, "relu_forward", 1, 1);
+pub const RELU_BACKWARD: Kernel = kernel(Shader::Elementwise, "relu_backward", 2, 1);
+pub const ADD: Kernel = kernel(Shader::Elementwise, "add", 2, 1);
+pub const ACCUMULATE: Kernel = kernel(Shader::Elementwise, "accumulate", 1, 1);
+pub const LINEAR_FORWARD: Kernel = kernel(Shader::Linear, "linear_forward", 3, 1);
+pub const LINEAR_BACKWARD_INPUT: Kernel = kernel(Shader::Linear, "linear_backward_input", 2, 1);
+pub const LINEAR_BACKWARD_WEIGHT: Kernel = kernel(Shader::Linear, "linear_backward_weight", 2, 1);
+pub const CHANNEL_SUM: Kernel = kernel(Shader::Reduce, "channel_sum", 1, 1);
+pub const CROSS_ENTROPY_FORWARD: Kernel =
+    kernel(Shader::CrossEntropy, "cross_entropy_forward", 2, 1);
+pub const CROSS_ENTROPY_BACKWARD: Kernel =
+    kernel(Shader::CrossEntropy, "cross_entropy_backward", 2, 1);
+pub const ARGMAX: Kernel = kernel(Shader::Argmax, "argmax_rows", 1, 1);
+pub const ADAM_STEP: Kernel = kernel(Shader::Adam, "adam_step", 1, 3);
+
+/// Every kernel, for compiling them all up front (`octconv check`).
+pub const ALL_KERNELS: [&Kernel; 21] = [
+    &CONV2D_FORWARD,
+    &CONV2D_BACKWARD_INPUT,
+    &CONV2D_BACKWARD_WEIGHT,
+    &AVG_POOL2_FORWARD,
+    &AVG_POOL2_BACKWARD,
+    &MAX_POOL2_FORWARD,
+    &MAX_POOL2_BACKWARD,
+    &UPSAMPLE2_FORWARD,
+    &UPSAMPLE2_BACKWARD,
+    &RELU_FORWARD,
+    &RELU_BACKWARD,
+    &ADD,
+    &ACCUMULATE,
+    &LINEAR_FORWARD,
+    &LINEAR_BACKWARD_INPUT,
+    &LINEAR_BACKWARD_WEIGHT,
+    &CHANNEL_SUM,
+    &CROSS_ENTROPY_FORWARD,
+    &CROSS_ENTROPY_BACKWARD,
+    &ARGMAX,
+    &ADAM_STEP,
+];
+
+/// Invocations per workgroup of every kernel (`WORKGROUP_SIZE` in common.wgsl).
+pub const WORKGROUP_SIZE: u32 = 64;
+
+/// A kernel with its parameters and the number of work items to cover.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Launch {
+    pub kernel: &'static Kernel,
+    pub params: Vec<u32>,
+    pub work_items: u32,
+}
+
+impl Launch {
+    /// The dispatch grid: up to 65535 workgroups along x, the rest along y.
+    pub fn workgroups(&self) -> [u32; 3] {
+        let groups = self.work_items.div_ceil(WORKGROUP_SIZE).max(1);
+        let x = groups.min(65535);
+        [x, groups.div_ceil(x), 1]
+    }
+
+    /// The uniform parameters as bytes, padded to 16.
+    pub fn param_bytes(&self) -> Vec<u8> {
+        let mut words = self.params.clone();
+        words.resize(self.params.len().div_ceil(4).max(1) * 4, 0);
+        bytemuck::cast_slice(&words).to_vec()
+    }
+}
+
+fn u(v: usize) -> u32 {
+    v as u32
+}
+
+/// The kernel launch that computes `op`, or None for ops that move no data (reshape).
+pub fn launch_for(op: &Op, inputs: &[&[usize]], output: &[usize]) -> Option<Launch> {
+    let launch = |kernel: &'static Kernel, params: Vec<usize>, work_items: usize| Launch {
+        kernel,
+        params: params.into_iter().map(u).collect(),
+        work_items: u(work_items),
+    };
+    let conv = |x: &[usize], w: &[usize], y: &[usize], stride: usize, padding: usize| {
+        vec![
+            x[0], x[1], x[2], x[3], w[0], y[2], y[3], w[2], stride, padding,
+        ]
+    };
+    let pool = |x: &[usize], y: &[usize]| vec![x[0] * x[1], x[2], x[3], y[2], y[3]];
+    Some(match op {
+        Op::Conv2d { stride, padding } => launch(
+            &CONV2D_FORWARD,
+            conv(inputs[0], inputs[1], output, *stride, *padding),
+            numel(output),
+        ),
+        Op::Conv2dBackwardInput {
+            stride, padding, ..
+        } => launch(
+            &CONV2D_BACKWARD_INPUT,
+            conv(output, inputs[1], inputs[0], *stride, *padding),
+            numel(output),
+        ),
+        Op::Conv2dBackwardWeight {
+            stride, padding, ..
+        } => launch(
+            &CONV2D_BACKWARD_WEIGHT,
+            conv(inputs[1], output, inputs[0], *stride, *padding),
+            numel(output),
+        ),
+        Op::ChannelSum => {
+            let x = inputs[0];
+            launch(&CHANNEL_SUM, vec![x[0], x[1], numel(&x[2..])], x[1])
+        }
+        Op::AvgPool2 => launch(&AVG_POOL2_FORWARD, pool(inputs[0], output), numel(output)),
+        Op::AvgPool2Backward { .. } => {
+            launch(&AVG_POOL2_BACKWARD, pool(output, inputs[0]), numel(output))
+        }
+        Op::MaxPool2 => launch(&MAX_POOL2_FORWARD, pool(inputs[0], output), numel(output)),
+        Op::MaxPool2Backward => launch(
+            &MAX_POOL2_BACKWARD,
+            pool(inputs[0], inputs[1]),
+            numel(output),
+        ),
+        Op::Upsample2 => {
+            let x = inputs[0];
+            launch(
+                &UPSAMPLE2_FORWARD,
+                vec![x[0] * x[1], x[2], x[3]],
+                numel(output),
+            )
+        }
+        Op::Upsample2Backward => launch(
+            &UPSAMPLE2_BACKWARD,
+            vec![output[0] * output[1], output[2], output[3]],
+            numel(output),
+        ),
+        Op::Relu => launch(&RELU_FORWARD, vec![numel(output)], numel(output)),
+        Op::ReluBackward => launch(&RELU_BACKWARD, vec![numel(output)], numel(output)),
+        Op::Add => launch(&ADD, vec![numel(output)], numel(output)),
+        Op::Linear => {
+            let (x, w) = (inputs[0], inputs[1]);
+            launch(&LINEAR_FORWARD, vec![x[0], x[1], w[0]], numel(output))
+        }
+        Op::LinearBackwardInput => {
+            let (dy, w) = (inputs[0], inputs[1]);
+            launch(
+                &LINEAR_BACKWARD_INPUT,
+                vec![dy[0], w[1], w[0]],
+                numel(output),
+            )
+        }
+        Op::LinearBackwardWeight => {
+            let (dy, x) = (inputs[0], inputs[1]);
+            launch(
+                &LINEAR_BACKWARD_WEIGHT,
+                vec![dy[0], x[1], dy[1]],
+                numel(output),
+            )
+        }
+        Op::CrossEntropy => {
+            let z = inputs[0];
+            // One workgroup reduces the whole batch.
+            launch(
+                &CROSS_ENTROPY_FORWARD,
+                vec![z[0], z[1]],
+                WORKGROUP_SIZE as usize,
+            )
+        }
+        Op::CrossEntropyBackward => {
+            let z = inputs[0];
+            launch(&CROSS_ENTROPY_BACKWARD, vec![z[0], z[1]], z[0])
+        }
+        Op::Argmax => {
+            let x = inputs[0];
+            launch(&ARGMAX, vec![x[0], x[1]], x[0])
+        }
+        Op::Reshape { .. } => return None,
+    })
+}
+
+/// `acc += x` over `count` elements.
+pub fn accumulate_launch(count: usize) -> Launch {
+    Launch {
+        kernel: &ACCUMULATE,
+        params: vec![u(count)],
+        work_items: u(count),
+    }
+}
+
+/// One Adam step at step `t` (1-based) over `count` parameters.
+pub fn adam_launch(config: &crate::cpu::AdamConfig, t: u64, count: usize) -> Launch {
+    let (step_size, bc2_sqrt) = config.bias_corrections(t);
+    let params = vec![
+        u(count),
+        config.beta1.to_bits(),
+        config.beta2.to_bits(),
+        config.eps.to_bits(),
+        step_size.to_bits(),
+        bc2_sqrt.to_bits(),
+    ];
+    Launch {
+        kernel: &ADAM_STEP,
+        params,
+        work_items: u(count),
+    }
+}

@@ -1,0 +1,14 @@
+//! octconv: Octave-convolution networks trained and run on any GPU through
+//! WebGPU (wgpu), natively and in the browser.
+//!
+//! Every tensor op is a WGSL compute shader (`shaders/`, driven by [`gpu`])
+//! with a plain-Rust twin ([`cpu`]) that tests compare it against.
+
+pub mod check;
+pub mod cpu;
+pub mod gpu;
+pub mod ops;
+pub mod tensor;
+
+pub use ops::Op;
+pub use tensor::Tensor;
