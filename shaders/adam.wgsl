@@ -1,7 +1,7 @@
 // Adam update as in torch.optim.Adam (no weight decay, no amsgrad).
 
+// The same for every parameter tensor of a step; the length comes from the buffer.
 struct AdamParams {
-    count: u32,
     beta1: f32,
     beta2: f32,
     eps: f32,
@@ -19,7 +19,7 @@ struct AdamParams {
 @compute @workgroup_size(64)
 fn adam_step(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
     let index = flat_index(id, groups);
-    if index >= p.count {
+    if index >= arrayLength(&param) {
         return;
     }
     let g = grad[index];

@@ -1,4 +1,5 @@
-// Softmax cross-entropy averaged over the batch. Labels are class indices stored as f32.
+// Softmax cross-entropy averaged over the batch. Labels are class indices stored as f32;
+// a negative label marks a padding row, which is ignored (PyTorch's ignore_index).
 
 struct CrossEntropyParams {
     batch: u32,
@@ -27,12 +28,23 @@ fn log_sum_exp(n: u32) -> f32 {
     return largest + log(total);
 }
 
-// loss[0] = mean_n (log Σ_k exp z[n,k] − z[n,label_n]); launched as exactly one workgroup
+// Rows with a label (not padding); at least 1 so that an all-padding batch gives 0, not NaN.
+fn labelled_rows() -> f32 {
+    var count = 0u;
+    for (var n = 0u; n < p.batch; n++) {
+        count += select(0u, 1u, labels[n] >= 0.0);
+    }
+    return f32(max(count, 1u));
+}
+
+// loss[0] = mean over labelled rows of (log Σ_k exp z[n,k] − z[n,label_n]); launched as exactly one workgroup
 @compute @workgroup_size(64)
 fn cross_entropy_forward(@builtin(local_invocation_index) lane: u32) {
     var sum = 0.0;
     for (var n = lane; n < p.batch; n += WORKGROUP_SIZE) {
-        sum += log_sum_exp(n) - logits[n * p.classes + u32(labels[n])];
+        if labels[n] >= 0.0 {
+            sum += log_sum_exp(n) - logits[n * p.classes + u32(labels[n])];
+        }
     }
     partial_sums[lane] = sum;
     workgroupBarrier();
@@ -43,22 +55,29 @@ fn cross_entropy_forward(@builtin(local_invocation_index) lane: u32) {
         workgroupBarrier();
     }
     if lane == 0u {
-        loss[0] = partial_sums[0] / f32(p.batch);
+        loss[0] = partial_sums[0] / labelled_rows();
     }
 }
 
-// dlogits[n,k] = (softmax(z[n])[k] − [k = label_n]) / batch
+// dlogits[n,k] = (softmax(z[n])[k] − [k = label_n]) / labelled rows; 0 for padding rows
 @compute @workgroup_size(64)
 fn cross_entropy_backward(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
     let n = flat_index(id, groups);
     if n >= p.batch {
         return;
     }
+    let row = n * p.classes;
+    if labels[n] < 0.0 {
+        for (var k = 0u; k < p.classes; k++) {
+            dlogits[row + k] = 0.0;
+        }
+        return;
+    }
     let lse = log_sum_exp(n);
     let label = u32(labels[n]);
-    let row = n * p.classes;
+    let rows = labelled_rows();
     for (var k = 0u; k < p.classes; k++) {
         let onehot = select(0.0, 1.0, k == label);
-        dlogits[row + k] = (exp(logits[row + k] - lse) - onehot) / f32(p.batch);
+        dlogits[row + k] = (exp(logits[row + k] - lse) - onehot) / rows;
     }
 }

@@ -17,22 +17,13 @@ pub struct Tolerance {
 /// Ops that only move, pick or compare values are exact; sums of a few
 /// hundred products match to float rounding (the GPU may fuse multiply-adds).
 const EXACT: Tolerance = Tolerance { abs: 0.0, rel: 0.0 };
-const SMALL_SUMS: Tolerance = Tolerance {
-    abs: 1e-5,
-    rel: 1e-5,
-};
+const SMALL_SUMS: Tolerance = Tolerance { abs: 1e-5, rel: 1e-5 };
 /// Long sums (weight gradients over batch × height × width, conv input
 /// gradients, which the CPU scatters and the GPU gathers in another order):
 /// float rounding grows with the number of terms and their order.
-const LONG_SUMS: Tolerance = Tolerance {
-    abs: 1e-4,
-    rel: 1e-4,
-};
+const LONG_SUMS: Tolerance = Tolerance { abs: 1e-4, rel: 1e-4 };
 /// exp and log differ in the last bits between drivers.
-const TRANSCENDENTAL: Tolerance = Tolerance {
-    abs: 1e-6,
-    rel: 1e-5,
-};
+const TRANSCENDENTAL: Tolerance = Tolerance { abs: 1e-6, rel: 1e-5 };
 
 /// What one case computes.
 pub enum Work {
@@ -49,6 +40,12 @@ pub enum Work {
     Adam {
         param: Tensor,
         grads: Vec<Tensor>,
+    },
+    /// Two accumulations of the batch metrics.
+    Metrics {
+        logits: Tensor,
+        labels: Tensor,
+        loss: Tensor,
     },
 }
 
@@ -93,9 +90,7 @@ pub fn compare(gpu: &[f32], cpu: &[f32], tol: Tolerance) -> (f32, f32, bool) {
 /// Inputs on a coarse grid of {−1, −½, 0, ½, 1} so that ties and exact zeros occur.
 fn coarse(shape: &[usize], seed: u64) -> Tensor {
     let mut t = Tensor::uniform(shape, -1.0, 1.0, seed);
-    t.data
-        .iter_mut()
-        .for_each(|v| *v = (*v * 2.0).round() / 2.0);
+    t.data.iter_mut().for_each(|v| *v = (*v * 2.0).round() / 2.0);
     t
 }
 
@@ -104,27 +99,16 @@ fn random(shape: &[usize], seed: u64) -> Tensor {
 }
 
 fn op_case(op: Op, inputs: Vec<Tensor>, tolerance: Tolerance) -> Case {
-    let shape = inputs
-        .iter()
-        .map(|t| format!("{:?}", t.shape))
-        .collect::<Vec<_>>()
-        .join(" ");
+    let shape = inputs.iter().map(|t| format!("{:?}", t.shape)).collect::<Vec<_>>().join(" ");
     let kernel = kernel_name(&op);
-    Case {
-        kernel,
-        shape,
-        tolerance,
-        work: Work::Op { op, inputs },
-    }
+    Case { kernel, shape, tolerance, work: Work::Op { op, inputs } }
 }
 
 fn kernel_name(op: &Op) -> &'static str {
     let inputs: Vec<Vec<usize>> = vec![vec![1, 1, 2, 2], vec![1, 1, 1, 1], vec![1]];
     let shapes: Vec<&[usize]> = inputs.iter().map(|s| s.as_slice()).collect();
     // The kernel is chosen by the op alone; the shapes here only satisfy the signature.
-    kernels::launch_for(op, &shapes[..op.arity()], &[1, 1, 1, 1])
-        .map(|l| l.kernel.entry)
-        .unwrap_or("reshape")
+    kernels::launch_for(op, &shapes[..op.arity()], &[1, 1, 1, 1]).map(|l| l.kernel.entry).unwrap_or("reshape")
 }
 
 /// Conv cases: (batch, in channels, height, width, out channels, kernel, stride, padding).
@@ -140,22 +124,10 @@ const CONV_SHAPES: [[usize; 8]; 7] = [
 ];
 
 /// Pool / upsample / element-wise cases: NCHW shapes, odd and even, 1 channel and 17.
-const MAP_SHAPES: [[usize; 4]; 5] = [
-    [1, 1, 2, 2],
-    [2, 3, 7, 9],
-    [1, 17, 6, 5],
-    [3, 8, 28, 28],
-    [64, 8, 14, 14],
-];
+const MAP_SHAPES: [[usize; 4]; 5] = [[1, 1, 2, 2], [2, 3, 7, 9], [1, 17, 6, 5], [3, 8, 28, 28], [64, 8, 14, 14]];
 
 /// Linear cases: (batch, in features, out features).
-const LINEAR_SHAPES: [[usize; 3]; 5] = [
-    [1, 1, 1],
-    [3, 17, 5],
-    [2, 65, 129],
-    [64, 3136, 256],
-    [64, 256, 10],
-];
+const LINEAR_SHAPES: [[usize; 3]; 5] = [[1, 1, 1], [3, 17, 5], [2, 65, 129], [64, 3136, 256], [64, 256, 10]];
 
 /// Every kernel's cases, with a fixed seed so a failure can be reproduced.
 pub fn cases() -> Vec<Case> {
@@ -169,73 +141,31 @@ pub fn cases() -> Vec<Case> {
         let x = random(&[n, c, h, w], next());
         let weight = random(&[o, c, k, k], next());
         let bias = random(&[o], next());
-        let y_shape = Op::Conv2d { stride, padding }
-            .output_shape(&[&x.shape, &weight.shape, &bias.shape])
-            .unwrap();
+        let y_shape = Op::Conv2d { stride, padding }.output_shape(&[&x.shape, &weight.shape, &bias.shape]).unwrap();
         let dy = random(&y_shape, next());
-        cases.push(op_case(
-            Op::Conv2d { stride, padding },
-            vec![x.clone(), weight.clone(), bias],
-            SMALL_SUMS,
-        ));
+        cases.push(op_case(Op::Conv2d { stride, padding }, vec![x.clone(), weight.clone(), bias], SMALL_SUMS));
         let input_size = [h, w];
         cases.push(op_case(
-            Op::Conv2dBackwardInput {
-                stride,
-                padding,
-                input_size,
-            },
+            Op::Conv2dBackwardInput { stride, padding, input_size },
             vec![dy.clone(), weight],
             LONG_SUMS,
         ));
-        cases.push(op_case(
-            Op::Conv2dBackwardWeight {
-                stride,
-                padding,
-                kernel: k,
-            },
-            vec![dy.clone(), x],
-            LONG_SUMS,
-        ));
+        cases.push(op_case(Op::Conv2dBackwardWeight { stride, padding, kernel: k }, vec![dy.clone(), x], LONG_SUMS));
         cases.push(op_case(Op::ChannelSum, vec![dy], LONG_SUMS));
     }
     for shape in MAP_SHAPES {
         let [n, c, h, w] = shape;
         let pooled = [n, c, h / 2, w / 2];
         let x = coarse(&shape, next());
-        cases.push(op_case(
-            Op::AvgPool2,
-            vec![random(&shape, next())],
-            SMALL_SUMS,
-        ));
-        cases.push(op_case(
-            Op::AvgPool2Backward { input_size: [h, w] },
-            vec![random(&pooled, next())],
-            EXACT,
-        ));
+        cases.push(op_case(Op::AvgPool2, vec![random(&shape, next())], SMALL_SUMS));
+        cases.push(op_case(Op::AvgPool2Backward { input_size: [h, w] }, vec![random(&pooled, next())], EXACT));
         cases.push(op_case(Op::MaxPool2, vec![x.clone()], EXACT));
-        cases.push(op_case(
-            Op::MaxPool2Backward,
-            vec![x.clone(), random(&pooled, next())],
-            EXACT,
-        ));
+        cases.push(op_case(Op::MaxPool2Backward, vec![x.clone(), random(&pooled, next())], EXACT));
         cases.push(op_case(Op::Upsample2, vec![random(&shape, next())], EXACT));
-        cases.push(op_case(
-            Op::Upsample2Backward,
-            vec![random(&[n, c, 2 * h, 2 * w], next())],
-            SMALL_SUMS,
-        ));
+        cases.push(op_case(Op::Upsample2Backward, vec![random(&[n, c, 2 * h, 2 * w], next())], SMALL_SUMS));
         cases.push(op_case(Op::Relu, vec![x.clone()], EXACT));
-        cases.push(op_case(
-            Op::ReluBackward,
-            vec![x.clone(), random(&shape, next())],
-            EXACT,
-        ));
-        cases.push(op_case(
-            Op::Add,
-            vec![random(&shape, next()), random(&shape, next())],
-            EXACT,
-        ));
+        cases.push(op_case(Op::ReluBackward, vec![x.clone(), random(&shape, next())], EXACT));
+        cases.push(op_case(Op::Add, vec![random(&shape, next()), random(&shape, next())], EXACT));
         let (acc, x) = (random(&shape, next()), random(&shape, next()));
         cases.push(Case {
             kernel: "accumulate",
@@ -249,31 +179,22 @@ pub fn cases() -> Vec<Case> {
         let weight = random(&[o, i], next());
         let dy = random(&[n, o], next());
         let long = if i > 1000 { LONG_SUMS } else { SMALL_SUMS };
-        cases.push(op_case(
-            Op::Linear,
-            vec![x.clone(), weight.clone(), random(&[o], next())],
-            long,
-        ));
-        cases.push(op_case(
-            Op::LinearBackwardInput,
-            vec![dy.clone(), weight],
-            SMALL_SUMS,
-        ));
+        cases.push(op_case(Op::Linear, vec![x.clone(), weight.clone(), random(&[o], next())], long));
+        cases.push(op_case(Op::LinearBackwardInput, vec![dy.clone(), weight], SMALL_SUMS));
         cases.push(op_case(Op::LinearBackwardWeight, vec![dy, x], SMALL_SUMS));
     }
     for [n, k] in [[1, 1], [1, 10], [5, 3], [64, 10], [130, 17]] {
         let logits = Tensor::uniform(&[n, k], -8.0, 8.0, next());
-        let labels = Tensor::labels(n, k, next());
-        cases.push(op_case(
-            Op::CrossEntropy,
-            vec![logits.clone(), labels.clone()],
-            TRANSCENDENTAL,
-        ));
-        cases.push(op_case(
-            Op::CrossEntropyBackward,
-            vec![logits, labels],
-            TRANSCENDENTAL,
-        ));
+        let mut labels = Tensor::labels(n, k, next());
+        if n > 64 {
+            // Padding rows (label −1) are ignored by the loss and the metrics.
+            labels.data[n - 7..].iter_mut().for_each(|l| *l = -1.0);
+        }
+        let loss = Tensor::new(&[1], vec![cpu::cross_entropy(&logits, &labels)]);
+        let work = Work::Metrics { logits: coarse(&[n, k], next()), labels: labels.clone(), loss };
+        cases.push(Case { kernel: "batch_metrics", shape: format!("[{n}, {k}] [{n}]"), tolerance: SMALL_SUMS, work });
+        cases.push(op_case(Op::CrossEntropy, vec![logits.clone(), labels.clone()], TRANSCENDENTAL));
+        cases.push(op_case(Op::CrossEntropyBackward, vec![logits, labels], TRANSCENDENTAL));
         cases.push(op_case(Op::Argmax, vec![coarse(&[n, k], next())], EXACT));
     }
     for len in [1, 63, 65, 1000] {
@@ -294,10 +215,7 @@ pub async fn run_case(gpu: &Gpu, case: &Case) -> Result<Outcome, GpuError> {
     let (gpu_values, cpu_values) = match &case.work {
         Work::Op { op, inputs } => {
             let expected = cpu::eval(op, &inputs.iter().collect::<Vec<_>>())?;
-            let uploaded = inputs
-                .iter()
-                .map(|t| gpu.upload(t))
-                .collect::<Result<Vec<_>, _>>()?;
+            let uploaded = inputs.iter().map(|t| gpu.upload(t)).collect::<Result<Vec<_>, _>>()?;
             let result = gpu.run(op, &uploaded.iter().collect::<Vec<_>>()).await?;
             (gpu.read(&result).await?.data, expected.data)
         }
@@ -305,41 +223,37 @@ pub async fn run_case(gpu: &Gpu, case: &Case) -> Result<Outcome, GpuError> {
             let expected = cpu::add(acc, x);
             let (acc_gpu, x_gpu) = (gpu.upload(acc)?, gpu.upload(x)?);
             let launch = kernels::accumulate_launch(x.len());
-            gpu.submit_one(&launch, &[&x_gpu.buffer, &acc_gpu.buffer], "accumulate")
-                .await?;
+            gpu.submit_one(&launch, &[&x_gpu.buffer, &acc_gpu.buffer], "accumulate").await?;
             (gpu.read(&acc_gpu).await?.data, expected)
         }
         Work::Adam { param, grads } => {
-            let config = AdamConfig {
-                lr: 0.01,
-                ..AdamConfig::default()
-            };
+            let config = AdamConfig { lr: 0.01, ..AdamConfig::default() };
             let len = param.len();
             let (mut p, mut m, mut v) = (param.data.clone(), vec![0.0; len], vec![0.0; len]);
             let zeros = Tensor::zeros(&[len]);
-            let (p_gpu, m_gpu, v_gpu) =
-                (gpu.upload(param)?, gpu.upload(&zeros)?, gpu.upload(&zeros)?);
+            let (p_gpu, m_gpu, v_gpu) = (gpu.upload(param)?, gpu.upload(&zeros)?, gpu.upload(&zeros)?);
             for (t, grad) in grads.iter().enumerate() {
                 let step = t as u64 + 1;
                 cpu::adam_step(&config, step, &grad.data, &mut p, &mut m, &mut v);
                 let g_gpu = gpu.upload(grad)?;
                 let launch = kernels::adam_launch(&config, step, len);
-                gpu.submit_one(
-                    &launch,
-                    &[&g_gpu.buffer, &p_gpu.buffer, &m_gpu.buffer, &v_gpu.buffer],
-                    "adam_step",
-                )
-                .await?;
+                gpu.submit_one(&launch, &[&g_gpu.buffer, &p_gpu.buffer, &m_gpu.buffer, &v_gpu.buffer], "adam_step")
+                    .await?;
             }
             (gpu.read(&p_gpu).await?.data, p)
         }
+        Work::Metrics { logits, labels, loss } => {
+            let mut expected = [0.5, 1.0, 2.0];
+            let metrics = Tensor::new(&[3], expected.to_vec());
+            let (z, l, s, m) = (gpu.upload(logits)?, gpu.upload(labels)?, gpu.upload(loss)?, gpu.upload(&metrics)?);
+            let launch = kernels::batch_metrics_launch(logits.shape[0], logits.shape[1]);
+            for _ in 0..2 {
+                cpu::batch_metrics(logits, labels, loss.data[0], &mut expected);
+                gpu.submit_one(&launch, &[&z.buffer, &l.buffer, &s.buffer, &m.buffer], "batch_metrics").await?;
+            }
+            (gpu.read(&m).await?.data, expected.to_vec())
+        }
     };
     let (max_abs, max_rel, passed) = compare(&gpu_values, &cpu_values, case.tolerance);
-    Ok(Outcome {
-        kernel: case.kernel,
-        shape: case.shape.clone(),
-        max_abs,
-        max_rel,
-        passed,
-    })
+    Ok(Outcome { kernel: case.kernel, shape: case.shape.clone(), max_abs, max_rel, passed })
 }

@@ -6,7 +6,10 @@
 
 pub mod check;
 pub mod cpu;
+pub mod exec;
 pub mod gpu;
+pub mod graph;
+pub mod nn;
 pub mod ops;
 pub mod tensor;
 

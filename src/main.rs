@@ -7,11 +7,7 @@ use octconv::check;
 use octconv::gpu::{self, AdapterChoice, Gpu};
 
 #[derive(Parser)]
-#[command(
-    name = "octconv",
-    version,
-    about = "Octave-convolution networks on any GPU through WebGPU"
-)]
+#[command(name = "octconv", version, about = "Octave-convolution networks on any GPU through WebGPU")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -38,10 +34,7 @@ struct AdapterArgs {
 impl AdapterArgs {
     fn choice(&self) -> AdapterChoice {
         let env = AdapterChoice::from_env();
-        AdapterChoice {
-            backends: self.backend.clone().or(env.backends),
-            name: self.adapter.clone().or(env.name),
-        }
+        AdapterChoice { backends: self.backend.clone().or(env.backends), name: self.adapter.clone().or(env.name) }
     }
 }
 
@@ -70,40 +63,17 @@ fn info(choice: &AdapterChoice) -> Result<ExitCode, String> {
         println!("adapter {i}: {}", a.info.name);
         println!("  backend:                       {:?}", a.info.backend);
         println!("  device type:                   {:?}", a.info.device_type);
-        println!(
-            "  driver:                        {} {}",
-            a.info.driver, a.info.driver_info
-        );
-        println!(
-            "  max storage buffer binding:    {} MiB",
-            l.max_storage_buffer_binding_size >> 20
-        );
-        println!(
-            "  max buffer size:               {} MiB",
-            l.max_buffer_size >> 20
-        );
-        println!(
-            "  max storage buffers per stage: {}",
-            l.max_storage_buffers_per_shader_stage
-        );
+        println!("  driver:                        {} {}", a.info.driver, a.info.driver_info);
+        println!("  max storage buffer binding:    {} MiB", l.max_storage_buffer_binding_size >> 20);
+        println!("  max buffer size:               {} MiB", l.max_buffer_size >> 20);
+        println!("  max storage buffers per stage: {}", l.max_storage_buffers_per_shader_stage);
         println!(
             "  max workgroup size (x, y, z):  {}, {}, {}",
-            l.max_compute_workgroup_size_x,
-            l.max_compute_workgroup_size_y,
-            l.max_compute_workgroup_size_z
+            l.max_compute_workgroup_size_x, l.max_compute_workgroup_size_y, l.max_compute_workgroup_size_z
         );
-        println!(
-            "  max invocations per workgroup: {}",
-            l.max_compute_invocations_per_workgroup
-        );
-        println!(
-            "  max workgroups per dimension:  {}",
-            l.max_compute_workgroups_per_dimension
-        );
-        println!(
-            "  max workgroup storage:         {} KiB",
-            l.max_compute_workgroup_storage_size >> 10
-        );
+        println!("  max invocations per workgroup: {}", l.max_compute_invocations_per_workgroup);
+        println!("  max workgroups per dimension:  {}", l.max_compute_workgroups_per_dimension);
+        println!("  max workgroup storage:         {} KiB", l.max_compute_workgroup_storage_size >> 10);
     }
     let chosen = pollster::block_on(Gpu::new(choice)).map_err(|e| e.to_string())?;
     println!("octconv would use: {}", chosen.adapter_name());
@@ -112,23 +82,14 @@ fn info(choice: &AdapterChoice) -> Result<ExitCode, String> {
 
 fn run_check(choice: &AdapterChoice) -> Result<ExitCode, String> {
     let gpu = pollster::block_on(Gpu::new(choice)).map_err(|e| e.to_string())?;
-    println!(
-        "checking every kernel on {} against its CPU twin\n",
-        gpu.adapter_name()
-    );
-    println!(
-        "{:<24} {:<40} {:>12} {:>12}  result",
-        "kernel", "input shapes", "max abs err", "max rel err"
-    );
+    println!("checking every kernel on {} against its CPU twin\n", gpu.adapter_name());
+    println!("{:<24} {:<40} {:>12} {:>12}  result", "kernel", "input shapes", "max abs err", "max rel err");
     let (mut passed, mut failed) = (0, 0);
     for case in check::cases() {
         match pollster::block_on(check::run_case(&gpu, &case)) {
             Ok(o) => {
                 let verdict = if o.passed { "pass" } else { "FAIL" };
-                println!(
-                    "{:<24} {:<40} {:>12.3e} {:>12.3e}  {verdict}",
-                    o.kernel, o.shape, o.max_abs, o.max_rel
-                );
+                println!("{:<24} {:<40} {:>12.3e} {:>12.3e}  {verdict}", o.kernel, o.shape, o.max_abs, o.max_rel);
                 if o.passed {
                     passed += 1
                 } else {
@@ -142,9 +103,5 @@ fn run_check(choice: &AdapterChoice) -> Result<ExitCode, String> {
         }
     }
     println!("\n{passed} passed, {failed} failed");
-    Ok(if failed == 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }

@@ -12,17 +12,9 @@ pub enum Op {
     /// x [N,C,H,W], weight [O,C,K,K], bias [O] -> y [N,O,H',W'].
     Conv2d { stride: usize, padding: usize },
     /// dy [N,O,H',W'], weight [O,C,K,K] -> dx [N,C,H,W]; `input_size` is (H, W).
-    Conv2dBackwardInput {
-        stride: usize,
-        padding: usize,
-        input_size: [usize; 2],
-    },
+    Conv2dBackwardInput { stride: usize, padding: usize, input_size: [usize; 2] },
     /// dy [N,O,H',W'], x [N,C,H,W] -> dweight [O,C,K,K].
-    Conv2dBackwardWeight {
-        stride: usize,
-        padding: usize,
-        kernel: usize,
-    },
+    Conv2dBackwardWeight { stride: usize, padding: usize, kernel: usize },
     /// x [N,C,...] -> [C]: sums over every axis but axis 1 (bias gradients).
     ChannelSum,
     /// x [N,C,H,W] -> [N,C,H/2,W/2], mean of each 2×2 block.
@@ -69,11 +61,7 @@ pub struct ShapeError {
 
 impl fmt::Display for ShapeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} cannot take input shapes {:?}: {}",
-            self.op, self.shapes, self.reason
-        )
+        write!(f, "{} cannot take input shapes {:?}: {}", self.op, self.shapes, self.reason)
     }
 }
 
@@ -131,11 +119,7 @@ impl Op {
             reason,
         };
         if inputs.len() != self.arity() {
-            return Err(fail(format!(
-                "expected {} inputs, got {}",
-                self.arity(),
-                inputs.len()
-            )));
+            return Err(fail(format!("expected {} inputs, got {}", self.arity(), inputs.len())));
         }
         let rank = |i: usize, r: usize, what: &str| -> Result<(), ShapeError> {
             if inputs[i].len() == r {
@@ -159,56 +143,34 @@ impl Op {
                 rank(2, 1, "bias")?;
                 let (x, w, b) = (inputs[0], inputs[1], inputs[2]);
                 if w[1] != x[1] {
-                    return Err(fail(format!(
-                        "weight expects {} input channels but x has {}",
-                        w[1], x[1]
-                    )));
+                    return Err(fail(format!("weight expects {} input channels but x has {}", w[1], x[1])));
                 }
                 if w[2] != w[3] {
                     return Err(fail("the kernel must be square".into()));
                 }
                 if b[0] != w[0] {
-                    return Err(fail(format!(
-                        "bias has {} values for {} output channels",
-                        b[0], w[0]
-                    )));
+                    return Err(fail(format!("bias has {} values for {} output channels", b[0], w[0])));
                 }
-                let [h, wd] =
-                    conv_output_size([x[2], x[3]], w[2], *stride, *padding).map_err(fail)?;
+                let [h, wd] = conv_output_size([x[2], x[3]], w[2], *stride, *padding).map_err(fail)?;
                 Ok(vec![x[0], w[0], h, wd])
             }
-            Op::Conv2dBackwardInput {
-                stride,
-                padding,
-                input_size,
-            } => {
+            Op::Conv2dBackwardInput { stride, padding, input_size } => {
                 rank(0, 4, "dy")?;
                 rank(1, 4, "weight")?;
                 let (dy, w) = (inputs[0], inputs[1]);
                 let out = conv_output_size(*input_size, w[2], *stride, *padding).map_err(fail)?;
                 if dy[1] != w[0] || dy[2..] != out {
-                    return Err(fail(format!(
-                        "dy must be [N, {}, {}, {}]",
-                        w[0], out[0], out[1]
-                    )));
+                    return Err(fail(format!("dy must be [N, {}, {}, {}]", w[0], out[0], out[1])));
                 }
                 Ok(vec![dy[0], w[1], input_size[0], input_size[1]])
             }
-            Op::Conv2dBackwardWeight {
-                stride,
-                padding,
-                kernel,
-            } => {
+            Op::Conv2dBackwardWeight { stride, padding, kernel } => {
                 rank(0, 4, "dy")?;
                 rank(1, 4, "x")?;
                 let (dy, x) = (inputs[0], inputs[1]);
-                let out =
-                    conv_output_size([x[2], x[3]], *kernel, *stride, *padding).map_err(fail)?;
+                let out = conv_output_size([x[2], x[3]], *kernel, *stride, *padding).map_err(fail)?;
                 if dy[0] != x[0] || dy[2..] != out {
-                    return Err(fail(format!(
-                        "dy must be [{}, O, {}, {}]",
-                        x[0], out[0], out[1]
-                    )));
+                    return Err(fail(format!("dy must be [{}, O, {}, {}]", x[0], out[0], out[1])));
                 }
                 Ok(vec![dy[1], x[1], *kernel, *kernel])
             }
@@ -222,9 +184,7 @@ impl Op {
                 rank(0, 4, "x")?;
                 let x = inputs[0];
                 if x[2] < 2 || x[3] < 2 {
-                    return Err(fail(
-                        "2×2 pooling needs height and width of at least 2".into(),
-                    ));
+                    return Err(fail("2×2 pooling needs height and width of at least 2".into()));
                 }
                 Ok(vec![x[0], x[1], x[2] / 2, x[3] / 2])
             }
@@ -232,9 +192,7 @@ impl Op {
                 rank(0, 4, "dy")?;
                 let dy = inputs[0];
                 if dy[2] != input_size[0] / 2 || dy[3] != input_size[1] / 2 {
-                    return Err(fail(format!(
-                        "dy must be half of the input size {input_size:?}"
-                    )));
+                    return Err(fail(format!("dy must be half of the input size {input_size:?}")));
                 }
                 Ok(vec![dy[0], dy[1], input_size[0], input_size[1]])
             }
@@ -273,16 +231,10 @@ impl Op {
                 rank(2, 1, "bias")?;
                 let (x, w, b) = (inputs[0], inputs[1], inputs[2]);
                 if w[1] != x[1] {
-                    return Err(fail(format!(
-                        "weight expects {} input features but x has {}",
-                        w[1], x[1]
-                    )));
+                    return Err(fail(format!("weight expects {} input features but x has {}", w[1], x[1])));
                 }
                 if b[0] != w[0] {
-                    return Err(fail(format!(
-                        "bias has {} values for {} outputs",
-                        b[0], w[0]
-                    )));
+                    return Err(fail(format!("bias has {} values for {} outputs", b[0], w[0])));
                 }
                 Ok(vec![x[0], w[0]])
             }
@@ -308,11 +260,7 @@ impl Op {
                 if inputs[1][0] != inputs[0][0] {
                     return Err(fail("one label per row of logits is needed".into()));
                 }
-                Ok(if *self == Op::CrossEntropy {
-                    vec![1]
-                } else {
-                    inputs[0].to_vec()
-                })
+                Ok(if *self == Op::CrossEntropy { vec![1] } else { inputs[0].to_vec() })
             }
             Op::Argmax => {
                 rank(0, 2, "x")?;
@@ -344,12 +292,7 @@ impl Op {
 }
 
 /// Spatial output size of a convolution, or why there is none.
-pub fn conv_output_size(
-    input: [usize; 2],
-    kernel: usize,
-    stride: usize,
-    padding: usize,
-) -> Result<[usize; 2], String> {
+pub fn conv_output_size(input: [usize; 2], kernel: usize, stride: usize, padding: usize) -> Result<[usize; 2], String> {
     if kernel == 0 || stride == 0 {
         return Err("kernel and stride must be at least 1".into());
     }
@@ -357,9 +300,7 @@ pub fn conv_output_size(
     for (o, i) in out.iter_mut().zip(input) {
         let padded = i + 2 * padding;
         if padded < kernel {
-            return Err(format!(
-                "the {kernel}×{kernel} kernel is larger than the padded input ({padded})"
-            ));
+            return Err(format!("the {kernel}×{kernel} kernel is larger than the padded input ({padded})"));
         }
         *o = (padded - kernel) / stride + 1;
     }

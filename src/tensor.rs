@@ -17,15 +17,8 @@ pub fn numel(shape: &[usize]) -> usize {
 
 impl Tensor {
     pub fn new(shape: &[usize], data: Vec<f32>) -> Self {
-        assert_eq!(
-            numel(shape),
-            data.len(),
-            "tensor data does not fill shape {shape:?}"
-        );
-        Tensor {
-            shape: shape.to_vec(),
-            data,
-        }
+        assert_eq!(numel(shape), data.len(), "tensor data does not fill shape {shape:?}");
+        Tensor { shape: shape.to_vec(), data }
     }
 
     pub fn zeros(shape: &[usize]) -> Self {
@@ -35,18 +28,14 @@ impl Tensor {
     /// Values drawn uniformly from [low, high) with a seeded generator.
     pub fn uniform(shape: &[usize], low: f32, high: f32, seed: u64) -> Self {
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-        let data = (0..numel(shape))
-            .map(|_| rng.random_range(low..high))
-            .collect();
+        let data = (0..numel(shape)).map(|_| rng.random_range(low..high)).collect();
         Tensor::new(shape, data)
     }
 
     /// Class indices in 0..classes, one per row.
     pub fn labels(rows: usize, classes: usize, seed: u64) -> Self {
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-        let data = (0..rows)
-            .map(|_| rng.random_range(0..classes) as f32)
-            .collect();
+        let data = (0..rows).map(|_| rng.random_range(0..classes) as f32).collect();
         Tensor::new(&[rows], data)
     }
 
@@ -60,12 +49,7 @@ impl Tensor {
 
     /// The same values under another shape with as many elements.
     pub fn reshaped(mut self, shape: &[usize]) -> Self {
-        assert_eq!(
-            numel(shape),
-            self.data.len(),
-            "cannot reshape {:?} to {shape:?}",
-            self.shape
-        );
+        assert_eq!(numel(shape), self.data.len(), "cannot reshape {:?} to {shape:?}", self.shape);
         self.shape = shape.to_vec();
         self
     }

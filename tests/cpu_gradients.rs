@@ -20,11 +20,7 @@ fn eval(op: &Op, inputs: &[&Tensor]) -> Tensor {
 }
 
 fn projection(y: &Tensor, r: &Tensor) -> f64 {
-    y.data
-        .iter()
-        .zip(&r.data)
-        .map(|(&a, &b)| a as f64 * b as f64)
-        .sum()
+    y.data.iter().zip(&r.data).map(|(&a, &b)| a as f64 * b as f64).sum()
 }
 
 /// Compares `analytic` = dL/d(inputs[which]) with finite differences of L = Σ r·forward(inputs).
@@ -37,10 +33,7 @@ fn check(
     analytic: &Tensor,
     h: f32,
 ) {
-    assert_eq!(
-        analytic.shape, inputs[which].shape,
-        "{name}: gradient shape"
-    );
+    assert_eq!(analytic.shape, inputs[which].shape, "{name}: gradient shape");
     let count = inputs[which].len();
     let stride = (count / 40).max(1);
     for i in (0..count).step_by(stride) {
@@ -48,8 +41,7 @@ fn check(
         plus[which].data[i] += h;
         let mut minus = inputs.to_vec();
         minus[which].data[i] -= h;
-        let fd =
-            (projection(&forward(&plus), r) - projection(&forward(&minus), r)) / (2.0 * h as f64);
+        let fd = (projection(&forward(&plus), r) - projection(&forward(&minus), r)) / (2.0 * h as f64);
         let a = analytic.data[i] as f64;
         assert!(
             (fd - a).abs() <= ABS_TOL + REL_TOL * a.abs(),
@@ -70,12 +62,9 @@ fn spread(shape: &[usize], seed: u64) -> Tensor {
 
 #[test]
 fn conv2d_gradients() {
-    for (n, c, h, w, o, k, stride, padding) in [
-        (1, 1, 5, 5, 1, 3, 1, 1),
-        (2, 3, 7, 6, 4, 3, 2, 1),
-        (1, 2, 6, 7, 3, 5, 1, 2),
-        (2, 3, 5, 5, 2, 1, 1, 0),
-    ] {
+    for (n, c, h, w, o, k, stride, padding) in
+        [(1, 1, 5, 5, 1, 3, 1, 1), (2, 3, 7, 6, 4, 3, 2, 1), (1, 2, 6, 7, 3, 5, 1, 2), (2, 3, 5, 5, 2, 1, 1, 0)]
+    {
         let op = Op::Conv2d { stride, padding };
         let inputs = [
             Tensor::uniform(&[n, c, h, w], -1.0, 1.0, 1),
@@ -85,22 +74,8 @@ fn conv2d_gradients() {
         let y = eval(&op, &[&inputs[0], &inputs[1], &inputs[2]]);
         let r = Tensor::uniform(&y.shape, -1.0, 1.0, 4);
         let forward = |t: &[Tensor]| eval(&op, &[&t[0], &t[1], &t[2]]);
-        let dx = eval(
-            &Op::Conv2dBackwardInput {
-                stride,
-                padding,
-                input_size: [h, w],
-            },
-            &[&r, &inputs[1]],
-        );
-        let dw = eval(
-            &Op::Conv2dBackwardWeight {
-                stride,
-                padding,
-                kernel: k,
-            },
-            &[&r, &inputs[0]],
-        );
+        let dx = eval(&Op::Conv2dBackwardInput { stride, padding, input_size: [h, w] }, &[&r, &inputs[1]]);
+        let dw = eval(&Op::Conv2dBackwardWeight { stride, padding, kernel: k }, &[&r, &inputs[0]]);
         let db = eval(&Op::ChannelSum, &[&r]);
         check("conv2d dx", forward, &inputs, 0, &r, &dx, 1e-2);
         check("conv2d dw", forward, &inputs, 1, &r, &dw, 1e-2);
@@ -118,33 +93,9 @@ fn linear_gradients() {
         ];
         let r = Tensor::uniform(&[n, o], -1.0, 1.0, 8);
         let forward = |t: &[Tensor]| eval(&Op::Linear, &[&t[0], &t[1], &t[2]]);
-        check(
-            "linear dx",
-            forward,
-            &inputs,
-            0,
-            &r,
-            &eval(&Op::LinearBackwardInput, &[&r, &inputs[1]]),
-            1e-2,
-        );
-        check(
-            "linear dw",
-            forward,
-            &inputs,
-            1,
-            &r,
-            &eval(&Op::LinearBackwardWeight, &[&r, &inputs[0]]),
-            1e-2,
-        );
-        check(
-            "linear db",
-            forward,
-            &inputs,
-            2,
-            &r,
-            &eval(&Op::ChannelSum, &[&r]),
-            1e-2,
-        );
+        check("linear dx", forward, &inputs, 0, &r, &eval(&Op::LinearBackwardInput, &[&r, &inputs[1]]), 1e-2);
+        check("linear dw", forward, &inputs, 1, &r, &eval(&Op::LinearBackwardWeight, &[&r, &inputs[0]]), 1e-2);
+        check("linear db", forward, &inputs, 2, &r, &eval(&Op::ChannelSum, &[&r]), 1e-2);
     }
 }
 
@@ -176,15 +127,7 @@ fn pooling_and_upsampling_gradients() {
         );
         let big = Tensor::uniform(&[n, c, 2 * h, 2 * w], -1.0, 1.0, 11);
         let up = |t: &[Tensor]| eval(&Op::Upsample2, &[&t[0]]);
-        check(
-            "upsample2",
-            up,
-            std::slice::from_ref(&x),
-            0,
-            &big,
-            &eval(&Op::Upsample2Backward, &[&big]),
-            1e-2,
-        );
+        check("upsample2", up, std::slice::from_ref(&x), 0, &big, &eval(&Op::Upsample2Backward, &[&big]), 1e-2);
     }
 }
 
@@ -193,15 +136,7 @@ fn relu_and_add_gradients() {
     let x = spread(&[2, 3, 4, 5], 12);
     let r = Tensor::uniform(&x.shape, -1.0, 1.0, 13);
     let relu = |t: &[Tensor]| eval(&Op::Relu, &[&t[0]]);
-    check(
-        "relu",
-        relu,
-        std::slice::from_ref(&x),
-        0,
-        &r,
-        &eval(&Op::ReluBackward, &[&x, &r]),
-        1e-3,
-    );
+    check("relu", relu, std::slice::from_ref(&x), 0, &r, &eval(&Op::ReluBackward, &[&x, &r]), 1e-3);
     let b = Tensor::uniform(&x.shape, -1.0, 1.0, 14);
     let add = |t: &[Tensor]| eval(&Op::Add, &[&t[0], &t[1]]);
     check("add a", add, &[x.clone(), b.clone()], 0, &r, &r, 1e-2);
@@ -216,14 +151,6 @@ fn cross_entropy_gradient() {
         let one = Tensor::new(&[1], vec![1.0]);
         let loss = |t: &[Tensor]| eval(&Op::CrossEntropy, &[&t[0], &t[1]]);
         let grad = eval(&Op::CrossEntropyBackward, &[&logits, &labels]);
-        check(
-            "cross_entropy",
-            loss,
-            &[logits, labels],
-            0,
-            &one,
-            &grad,
-            1e-2,
-        );
+        check("cross_entropy", loss, &[logits, labels], 0, &one, &grad, 1e-2);
     }
 }

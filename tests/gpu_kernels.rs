@@ -10,16 +10,13 @@ use octconv::check;
 /// Runs every case of `kernel` and fails with the whole table if any differs.
 fn check_kernel(kernel: &str) {
     let Some(gpu) = common::gpu() else { return };
-    let cases: Vec<_> = check::cases()
-        .into_iter()
-        .filter(|c| c.kernel == kernel)
-        .collect();
+    let cases: Vec<_> = check::cases().into_iter().filter(|c| c.kernel == kernel).collect();
     assert!(!cases.is_empty(), "no check cases for kernel {kernel}");
     let mut report = Vec::new();
     let mut failed = false;
     for case in &cases {
-        let outcome = pollster::block_on(check::run_case(&gpu, case))
-            .unwrap_or_else(|e| panic!("{kernel} {}: {e}", case.shape));
+        let outcome =
+            pollster::block_on(check::run_case(&gpu, case)).unwrap_or_else(|e| panic!("{kernel} {}: {e}", case.shape));
         failed |= !outcome.passed;
         report.push(format!(
             "{kernel} {}: max abs {:.3e}, max rel {:.3e}, tolerance {:?} -> {}",
@@ -31,12 +28,7 @@ fn check_kernel(kernel: &str) {
         ));
     }
     println!("{}", report.join("\n"));
-    assert!(
-        !failed,
-        "{kernel} differs from its CPU twin on {}:\n{}",
-        gpu.adapter_name(),
-        report.join("\n")
-    );
+    assert!(!failed, "{kernel} differs from its CPU twin on {}:\n{}", gpu.adapter_name(), report.join("\n"));
 }
 
 macro_rules! kernel_tests {
@@ -66,6 +58,7 @@ kernel_tests!(
     cross_entropy_forward,
     cross_entropy_backward,
     argmax_rows,
+    batch_metrics,
     adam_step,
 );
 
@@ -96,10 +89,6 @@ fn every_kernel_has_a_test() {
         "adam_step",
     ];
     for kernel in octconv::gpu::kernels::ALL_KERNELS {
-        assert!(
-            tested.contains(&kernel.entry),
-            "kernel {} has no test",
-            kernel.entry
-        );
+        assert!(tested.contains(&kernel.entry), "kernel {} has no test", kernel.entry);
     }
 }

@@ -8,11 +8,7 @@ pub fn relu(x: &Tensor) -> Vec<f32> {
 
 /// dx = dy · [x > 0]
 pub fn relu_backward(x: &Tensor, dy: &Tensor) -> Vec<f32> {
-    x.data
-        .iter()
-        .zip(&dy.data)
-        .map(|(&x, &g)| if x > 0.0 { g } else { 0.0 })
-        .collect()
+    x.data.iter().zip(&dy.data).map(|(&x, &g)| if x > 0.0 { g } else { 0.0 }).collect()
 }
 
 pub fn add(a: &Tensor, b: &Tensor) -> Vec<f32> {

@@ -22,9 +22,7 @@ pub fn linear_backward_input(dy: &Tensor, w: &Tensor) -> Vec<f32> {
     let mut dx = vec![0.0; batch * inputs];
     for n in 0..batch {
         for i in 0..inputs {
-            dx[n * inputs + i] = (0..outputs)
-                .map(|o| dy.data[n * outputs + o] * w.data[o * inputs + i])
-                .sum();
+            dx[n * inputs + i] = (0..outputs).map(|o| dy.data[n * outputs + o] * w.data[o * inputs + i]).sum();
         }
     }
     dx
@@ -36,9 +34,7 @@ pub fn linear_backward_weight(dy: &Tensor, x: &Tensor) -> Vec<f32> {
     let mut dw = vec![0.0; outputs * inputs];
     for o in 0..outputs {
         for i in 0..inputs {
-            dw[o * inputs + i] = (0..batch)
-                .map(|n| dy.data[n * outputs + o] * x.data[n * inputs + i])
-                .sum();
+            dw[o * inputs + i] = (0..batch).map(|n| dy.data[n * outputs + o] * x.data[n * inputs + i]).sum();
         }
     }
     dw

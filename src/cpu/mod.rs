@@ -11,10 +11,8 @@ mod pool;
 pub use conv::{conv2d, conv2d_backward_input, conv2d_backward_weight};
 pub use elementwise::{add, channel_sum, relu, relu_backward};
 pub use linear::{linear, linear_backward_input, linear_backward_weight};
-pub use loss::{argmax, cross_entropy, cross_entropy_backward};
-pub use pool::{
-    avg_pool2, avg_pool2_backward, max_pool2, max_pool2_backward, upsample2, upsample2_backward,
-};
+pub use loss::{argmax, batch_metrics, cross_entropy, cross_entropy_backward};
+pub use pool::{avg_pool2, avg_pool2_backward, max_pool2, max_pool2_backward, upsample2, upsample2_backward};
 
 use crate::ops::{Op, ShapeError};
 use crate::tensor::Tensor;
@@ -24,15 +22,13 @@ pub fn eval(op: &Op, inputs: &[&Tensor]) -> Result<Tensor, ShapeError> {
     let shapes: Vec<&[usize]> = inputs.iter().map(|t| t.shape.as_slice()).collect();
     let out_shape = op.output_shape(&shapes)?;
     let data = match op {
-        Op::Conv2d { stride, padding } => conv2d(
-            inputs[0], inputs[1], inputs[2], *stride, *padding, &out_shape,
-        ),
-        Op::Conv2dBackwardInput {
-            stride, padding, ..
-        } => conv2d_backward_input(inputs[0], inputs[1], *stride, *padding, &out_shape),
-        Op::Conv2dBackwardWeight {
-            stride, padding, ..
-        } => conv2d_backward_weight(inputs[0], inputs[1], *stride, *padding, &out_shape),
+        Op::Conv2d { stride, padding } => conv2d(inputs[0], inputs[1], inputs[2], *stride, *padding, &out_shape),
+        Op::Conv2dBackwardInput { stride, padding, .. } => {
+            conv2d_backward_input(inputs[0], inputs[1], *stride, *padding, &out_shape)
+        }
+        Op::Conv2dBackwardWeight { stride, padding, .. } => {
+            conv2d_backward_weight(inputs[0], inputs[1], *stride, *padding, &out_shape)
+        }
         Op::ChannelSum => channel_sum(inputs[0]),
         Op::AvgPool2 => avg_pool2(inputs[0], &out_shape),
         Op::AvgPool2Backward { .. } => avg_pool2_backward(inputs[0], &out_shape),
@@ -65,12 +61,7 @@ pub struct AdamConfig {
 
 impl Default for AdamConfig {
     fn default() -> Self {
-        AdamConfig {
-            lr: 1e-3,
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-8,
-        }
+        AdamConfig { lr: 1e-3, beta1: 0.9, beta2: 0.999, eps: 1e-8 }
     }
 }
 
@@ -84,14 +75,7 @@ impl AdamConfig {
 }
 
 /// One Adam step at step number `t` (1-based), updating param, m and v in place.
-pub fn adam_step(
-    config: &AdamConfig,
-    t: u64,
-    grad: &[f32],
-    param: &mut [f32],
-    m: &mut [f32],
-    v: &mut [f32],
-) {
+pub fn adam_step(config: &AdamConfig, t: u64, grad: &[f32], param: &mut [f32], m: &mut [f32], v: &mut [f32]) {
     let (step_size, bc2_sqrt) = config.bias_corrections(t);
     for i in 0..grad.len() {
         let g = grad[i];

@@ -10,12 +10,8 @@ fn window(i: usize, j: usize, width: usize) -> [usize; 4] {
 
 /// Applies `reduce` to every 2×2 window of every plane.
 fn pool(x: &Tensor, out_shape: &[usize], reduce: impl Fn([f32; 4]) -> f32) -> Vec<f32> {
-    let [_, _, in_h, in_w] = x.shape[..] else {
-        unreachable!()
-    };
-    let [batch, channels, out_h, out_w] = out_shape[..] else {
-        unreachable!()
-    };
+    let [_, _, in_h, in_w] = x.shape[..] else { unreachable!() };
+    let [batch, channels, out_h, out_w] = out_shape[..] else { unreachable!() };
     let mut y = Vec::with_capacity(batch * channels * out_h * out_w);
     for plane in x.data.chunks(in_h * in_w) {
         for i in 0..out_h {
@@ -42,12 +38,8 @@ pub fn max_pool2(x: &Tensor, out_shape: &[usize]) -> Vec<f32> {
 
 /// dx = dy / 4 spread over each window; rows and columns the pool dropped get 0.
 pub fn avg_pool2_backward(dy: &Tensor, dx_shape: &[usize]) -> Vec<f32> {
-    let [_, _, out_h, out_w] = dy.shape[..] else {
-        unreachable!()
-    };
-    let [_, _, in_h, in_w] = dx_shape[..] else {
-        unreachable!()
-    };
+    let [_, _, out_h, out_w] = dy.shape[..] else { unreachable!() };
+    let [_, _, in_h, in_w] = dx_shape[..] else { unreachable!() };
     let mut dx = vec![0.0; dx_shape.iter().product()];
     for (plane, dx_plane) in dx.chunks_mut(in_h * in_w).enumerate() {
         for i in 0..out_h {
@@ -64,19 +56,10 @@ pub fn avg_pool2_backward(dy: &Tensor, dx_shape: &[usize]) -> Vec<f32> {
 
 /// dx = dy routed to each window's argmax (the first on ties), 0 elsewhere.
 pub fn max_pool2_backward(x: &Tensor, dy: &Tensor) -> Vec<f32> {
-    let [_, _, in_h, in_w] = x.shape[..] else {
-        unreachable!()
-    };
-    let [_, _, out_h, out_w] = dy.shape[..] else {
-        unreachable!()
-    };
+    let [_, _, in_h, in_w] = x.shape[..] else { unreachable!() };
+    let [_, _, out_h, out_w] = dy.shape[..] else { unreachable!() };
     let mut dx = vec![0.0; x.len()];
-    for (plane, (x_plane, dx_plane)) in x
-        .data
-        .chunks(in_h * in_w)
-        .zip(dx.chunks_mut(in_h * in_w))
-        .enumerate()
-    {
+    for (plane, (x_plane, dx_plane)) in x.data.chunks(in_h * in_w).zip(dx.chunks_mut(in_h * in_w)).enumerate() {
         for i in 0..out_h {
             for j in 0..out_w {
                 let offsets = window(i, j, in_w);
@@ -90,9 +73,7 @@ pub fn max_pool2_backward(x: &Tensor, dy: &Tensor) -> Vec<f32> {
 
 /// y[r,s] = x[r/2, s/2]
 pub fn upsample2(x: &Tensor, out_shape: &[usize]) -> Vec<f32> {
-    let [_, _, in_h, in_w] = x.shape[..] else {
-        unreachable!()
-    };
+    let [_, _, in_h, in_w] = x.shape[..] else { unreachable!() };
     let mut y = Vec::with_capacity(out_shape.iter().product());
     for plane in x.data.chunks(in_h * in_w) {
         for r in 0..2 * in_h {
@@ -106,9 +87,7 @@ pub fn upsample2(x: &Tensor, out_shape: &[usize]) -> Vec<f32> {
 
 /// dx[i,j] = Σ of dy over the 2×2 block at (2i, 2j)
 pub fn upsample2_backward(dy: &Tensor, dx_shape: &[usize]) -> Vec<f32> {
-    let [_, _, h, w] = dx_shape[..] else {
-        unreachable!()
-    };
+    let [_, _, h, w] = dx_shape[..] else { unreachable!() };
     let mut dx = Vec::with_capacity(dx_shape.iter().product());
     for plane in dy.data.chunks(4 * h * w) {
         for i in 0..h {

@@ -22,10 +22,7 @@ impl AdapterChoice {
     /// Reads `OCTCONV_BACKEND` and `OCTCONV_ADAPTER` from the environment.
     pub fn from_env() -> Self {
         let var = |key| std::env::var(key).ok().filter(|v: &String| !v.is_empty());
-        AdapterChoice {
-            backends: var("OCTCONV_BACKEND"),
-            name: var("OCTCONV_ADAPTER"),
-        }
+        AdapterChoice { backends: var("OCTCONV_BACKEND"), name: var("OCTCONV_ADAPTER") }
     }
 
     /// The chosen backends; by default the primary ones (Vulkan, Metal, DX12,
@@ -91,10 +88,7 @@ pub async fn adapter_summaries(choice: &AdapterChoice) -> Vec<AdapterSummary> {
         .enumerate_adapters(choice.backends())
         .await
         .into_iter()
-        .map(|a| AdapterSummary {
-            info: a.get_info(),
-            limits: a.limits(),
-        })
+        .map(|a| AdapterSummary { info: a.get_info(), limits: a.limits() })
         .collect()
 }
 
@@ -109,23 +103,15 @@ async fn pick_adapter(choice: &AdapterChoice) -> Result<wgpu::Adapter, GpuError>
             .find(|a| a.get_info().name.to_lowercase().contains(&wanted))
             .ok_or_else(|| GpuError::NoAdapter(choice.describe()));
     }
-    let options = wgpu::RequestAdapterOptions {
-        power_preference: wgpu::PowerPreference::HighPerformance,
-        ..Default::default()
-    };
+    let options =
+        wgpu::RequestAdapterOptions { power_preference: wgpu::PowerPreference::HighPerformance, ..Default::default() };
     match instance.request_adapter(&options).await {
         Ok(adapter) => Ok(adapter),
         // Nothing on the chosen backends: try GL as a last resort unless the user chose.
         Err(_) if choice.backends.is_none() => {
-            let gl = AdapterChoice {
-                backends: Some("gl".into()),
-                name: None,
-            };
+            let gl = AdapterChoice { backends: Some("gl".into()), name: None };
             let fallback = new_instance(&gl);
-            fallback
-                .request_adapter(&options)
-                .await
-                .map_err(|_| GpuError::NoAdapter(choice.describe()))
+            fallback.request_adapter(&options).await.map_err(|_| GpuError::NoAdapter(choice.describe()))
         }
         Err(_) => Err(GpuError::NoAdapter(choice.describe())),
     }
@@ -137,19 +123,12 @@ impl Gpu {
         let adapter = pick_adapter(choice).await?;
         let info = adapter.get_info();
         let limits = adapter.limits();
-        let desc = wgpu::DeviceDescriptor {
-            label: Some("octconv"),
-            required_limits: limits.clone(),
-            ..Default::default()
-        };
-        let (device, queue) =
-            adapter
-                .request_device(&desc)
-                .await
-                .map_err(|e| GpuError::Device {
-                    adapter: info.name.clone(),
-                    message: e.to_string(),
-                })?;
+        let desc =
+            wgpu::DeviceDescriptor { label: Some("octconv"), required_limits: limits.clone(), ..Default::default() };
+        let (device, queue) = adapter
+            .request_device(&desc)
+            .await
+            .map_err(|e| GpuError::Device { adapter: info.name.clone(), message: e.to_string() })?;
         Ok(Gpu {
             device,
             queue,
@@ -162,10 +141,7 @@ impl Gpu {
 
     /// "name (backend, device type)" of the adapter in use.
     pub fn adapter_name(&self) -> String {
-        format!(
-            "{} ({:?}, {:?})",
-            self.info.name, self.info.backend, self.info.device_type
-        )
+        format!("{} ({:?}, {:?})", self.info.name, self.info.backend, self.info.device_type)
     }
 
     /// The compiled pipeline of `kernel`, compiling and caching it on first use.
@@ -176,23 +152,19 @@ impl Gpu {
         let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
         let module = self.module(kernel.shader);
         let layout = self.bind_group_layout(kernel);
-        let pipeline_layout = self
-            .device
-            .create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-                label: Some(kernel.entry),
-                bind_group_layouts: &[Some(&layout)],
-                immediate_size: 0,
-            });
-        let pipeline = self
-            .device
-            .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                label: Some(kernel.entry),
-                layout: Some(&pipeline_layout),
-                module: &module,
-                entry_point: Some(kernel.entry),
-                compilation_options: Default::default(),
-                cache: None,
-            });
+        let pipeline_layout = self.device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+            label: Some(kernel.entry),
+            bind_group_layouts: &[Some(&layout)],
+            immediate_size: 0,
+        });
+        let pipeline = self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some(kernel.entry),
+            layout: Some(&pipeline_layout),
+            module: &module,
+            entry_point: Some(kernel.entry),
+            compilation_options: Default::default(),
+            cache: None,
+        });
         if let Some(error) = scope.pop().await {
             // Forget the broken module so a fixed shader file is picked up next time.
             self.modules.lock().unwrap().remove(&kernel.shader);
@@ -203,10 +175,7 @@ impl Gpu {
             });
         }
         let compiled = Arc::new(Pipeline { pipeline, layout });
-        self.pipelines
-            .lock()
-            .unwrap()
-            .insert(kernel.entry, compiled.clone());
+        self.pipelines.lock().unwrap().insert(kernel.entry, compiled.clone());
         Ok(compiled)
     }
 
@@ -216,11 +185,10 @@ impl Gpu {
             .entry(shader)
             .or_insert_with(|| {
                 let source = format!("{COMMON_WGSL}\n{}", shader_source(shader));
-                self.device
-                    .create_shader_module(wgpu::ShaderModuleDescriptor {
-                        label: Some(shader.file_name()),
-                        source: wgpu::ShaderSource::Wgsl(source.into()),
-                    })
+                self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                    label: Some(shader.file_name()),
+                    source: wgpu::ShaderSource::Wgsl(source.into()),
+                })
             })
             .clone()
     }
@@ -229,11 +197,7 @@ impl Gpu {
         let entry = |binding: u32, ty: wgpu::BufferBindingType| wgpu::BindGroupLayoutEntry {
             binding,
             visibility: wgpu::ShaderStages::COMPUTE,
-            ty: wgpu::BindingType::Buffer {
-                ty,
-                has_dynamic_offset: false,
-                min_binding_size: None,
-            },
+            ty: wgpu::BindingType::Buffer { ty, has_dynamic_offset: false, min_binding_size: None },
             count: None,
         };
         let mut entries = vec![entry(0, wgpu::BufferBindingType::Uniform)];
@@ -242,39 +206,40 @@ impl Gpu {
             entries.push(entry(1 + i, wgpu::BufferBindingType::Storage { read_only }));
         }
         self.device
-            .create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-                label: Some(kernel.entry),
-                entries: &entries,
-            })
+            .create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor { label: Some(kernel.entry), entries: &entries })
     }
 
     /// A bind group for `launch`: its parameters, then `buffers` in binding order.
-    pub fn bind(
+    pub fn bind(&self, pipeline: &Pipeline, launch: &Launch, buffers: &[&wgpu::Buffer]) -> wgpu::BindGroup {
+        let params = self.uniform_buffer(&launch.params);
+        self.bind_with_uniform(pipeline, &params, buffers)
+    }
+
+    /// A uniform buffer holding `words` (padded to 16 bytes), writable later.
+    pub fn uniform_buffer(&self, words: &[u32]) -> wgpu::Buffer {
+        use wgpu::util::DeviceExt;
+        let mut padded = words.to_vec();
+        padded.resize(words.len().div_ceil(4).max(1) * 4, 0);
+        self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some("params"),
+            contents: bytemuck::cast_slice(&padded),
+            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+        })
+    }
+
+    /// A bind group of `uniform` at binding 0, then `buffers` in binding order.
+    pub fn bind_with_uniform(
         &self,
         pipeline: &Pipeline,
-        launch: &Launch,
+        uniform: &wgpu::Buffer,
         buffers: &[&wgpu::Buffer],
     ) -> wgpu::BindGroup {
-        use wgpu::util::DeviceExt;
-        let params = self
-            .device
-            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: Some("params"),
-                contents: &launch.param_bytes(),
-                usage: wgpu::BufferUsages::UNIFORM,
-            });
-        let mut entries = vec![wgpu::BindGroupEntry {
-            binding: 0,
-            resource: params.as_entire_binding(),
-        }];
+        let mut entries = vec![wgpu::BindGroupEntry { binding: 0, resource: uniform.as_entire_binding() }];
         for (i, buffer) in buffers.iter().enumerate() {
-            entries.push(wgpu::BindGroupEntry {
-                binding: 1 + i as u32,
-                resource: buffer.as_entire_binding(),
-            });
+            entries.push(wgpu::BindGroupEntry { binding: 1 + i as u32, resource: buffer.as_entire_binding() });
         }
         self.device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some(launch.kernel.entry),
+            label: None,
             layout: &pipeline.layout,
             entries: &entries,
         })
@@ -298,29 +263,19 @@ impl Gpu {
         self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some(label),
             size: (len.max(1) * 4) as u64,
-            usage: wgpu::BufferUsages::STORAGE
-                | wgpu::BufferUsages::COPY_SRC
-                | wgpu::BufferUsages::COPY_DST,
+            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         })
     }
 
     /// Fails with a sentence naming `op` when a tensor of `shape` would not fit one storage binding.
     pub fn check_fits(&self, op: &str, shapes: &[&[usize]]) -> Result<(), GpuError> {
-        let limit = self
-            .limits
-            .max_storage_buffer_binding_size
-            .min(self.limits.max_buffer_size);
+        let limit = self.limits.max_storage_buffer_binding_size.min(self.limits.max_buffer_size);
         for shape in shapes {
             let bytes = shape.iter().product::<usize>() as u64 * 4;
             if bytes > limit {
                 let shapes = shapes.iter().map(|s| s.to_vec()).collect();
-                return Err(GpuError::TooLarge {
-                    op: op.to_string(),
-                    shapes,
-                    bytes,
-                    limit,
-                });
+                return Err(GpuError::TooLarge { op: op.to_string(), shapes, bytes, limit });
             }
         }
         Ok(())
@@ -330,12 +285,8 @@ impl Gpu {
     pub fn upload(&self, tensor: &Tensor) -> Result<GpuTensor, GpuError> {
         self.check_fits("upload", &[&tensor.shape])?;
         let buffer = self.storage_buffer(tensor.len(), "tensor");
-        self.queue
-            .write_buffer(&buffer, 0, bytemuck::cast_slice(&tensor.data));
-        Ok(GpuTensor {
-            buffer,
-            shape: tensor.shape.clone(),
-        })
+        self.queue.write_buffer(&buffer, 0, bytemuck::cast_slice(&tensor.data));
+        Ok(GpuTensor { buffer, shape: tensor.shape.clone() })
     }
 
     /// Copies a GPU tensor back to the host. Awaitable in the browser; native
@@ -346,11 +297,7 @@ impl Gpu {
     }
 
     /// Copies the first `len` f32 values of `buffer` back to the host.
-    pub async fn read_buffer(
-        &self,
-        buffer: &wgpu::Buffer,
-        len: usize,
-    ) -> Result<Vec<f32>, GpuError> {
+    pub async fn read_buffer(&self, buffer: &wgpu::Buffer, len: usize) -> Result<Vec<f32>, GpuError> {
         let size = (len.max(1) * 4) as u64;
         let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("read-back"),
@@ -362,24 +309,17 @@ impl Gpu {
         encoder.copy_buffer_to_buffer(buffer, 0, &staging, 0, size);
         self.queue.submit([encoder.finish()]);
         let (sender, receiver) = futures_channel::oneshot::channel();
-        staging
-            .slice(..)
-            .map_async(wgpu::MapMode::Read, move |result| {
-                let _ = sender.send(result);
-            });
+        staging.slice(..).map_async(wgpu::MapMode::Read, move |result| {
+            let _ = sender.send(result);
+        });
         // Natively the device must be polled for the map to finish; in the
         // browser the event loop does it and this returns at once.
-        self.device
-            .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| GpuError::Readback(e.to_string()))?;
+        self.device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| GpuError::Readback(e.to_string()))?;
         receiver
             .await
             .map_err(|_| GpuError::Readback("the device was lost".into()))?
             .map_err(|e| GpuError::Readback(e.to_string()))?;
-        let view = staging
-            .slice(..)
-            .get_mapped_range()
-            .map_err(|e| GpuError::Readback(e.to_string()))?;
+        let view = staging.slice(..).get_mapped_range().map_err(|e| GpuError::Readback(e.to_string()))?;
         let values: Vec<f32> = bytemuck::cast_slice(&view).to_vec();
         drop(view);
         staging.unmap();
@@ -403,29 +343,15 @@ impl Gpu {
             None => {
                 // Reshape: copy the values into the new tensor.
                 let mut encoder = self.device.create_command_encoder(&Default::default());
-                encoder.copy_buffer_to_buffer(
-                    &inputs[0].buffer,
-                    0,
-                    &output,
-                    0,
-                    (inputs[0].len() * 4) as u64,
-                );
+                encoder.copy_buffer_to_buffer(&inputs[0].buffer, 0, &output, 0, (inputs[0].len() * 4) as u64);
                 self.queue.submit([encoder.finish()]);
             }
         }
-        Ok(GpuTensor {
-            buffer: output,
-            shape: out_shape,
-        })
+        Ok(GpuTensor { buffer: output, shape: out_shape })
     }
 
     /// Records and submits a single dispatch, reporting validation errors as a `GpuError`.
-    pub async fn submit_one(
-        &self,
-        launch: &Launch,
-        buffers: &[&wgpu::Buffer],
-        context: &str,
-    ) -> Result<(), GpuError> {
+    pub async fn submit_one(&self, launch: &Launch, buffers: &[&wgpu::Buffer], context: &str) -> Result<(), GpuError> {
         let pipeline = self.pipeline(launch.kernel).await?;
         let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
         let bind_group = self.bind(&pipeline, launch, buffers);
@@ -436,10 +362,7 @@ impl Gpu {
         }
         self.queue.submit([encoder.finish()]);
         match scope.pop().await {
-            Some(error) => Err(GpuError::Validation {
-                context: context.to_string(),
-                message: error.to_string(),
-            }),
+            Some(error) => Err(GpuError::Validation { context: context.to_string(), message: error.to_string() }),
             None => Ok(()),
         }
     }

@@ -69,12 +69,7 @@ pub struct Kernel {
 }
 
 const fn kernel(shader: Shader, entry: &'static str, reads: u32, writes: u32) -> Kernel {
-    Kernel {
-        shader,
-        entry,
-        reads,
-        writes,
-    }
+    Kernel { shader, entry, reads, writes }
 }
 
 pub const CONV2D_FORWARD: Kernel = kernel(Shader::Conv2d, "conv2d_forward", 3, 1);
@@ -94,15 +89,14 @@ pub const LINEAR_FORWARD: Kernel = kernel(Shader::Linear, "linear_forward", 3, 1
 pub const LINEAR_BACKWARD_INPUT: Kernel = kernel(Shader::Linear, "linear_backward_input", 2, 1);
 pub const LINEAR_BACKWARD_WEIGHT: Kernel = kernel(Shader::Linear, "linear_backward_weight", 2, 1);
 pub const CHANNEL_SUM: Kernel = kernel(Shader::Reduce, "channel_sum", 1, 1);
-pub const CROSS_ENTROPY_FORWARD: Kernel =
-    kernel(Shader::CrossEntropy, "cross_entropy_forward", 2, 1);
-pub const CROSS_ENTROPY_BACKWARD: Kernel =
-    kernel(Shader::CrossEntropy, "cross_entropy_backward", 2, 1);
+pub const CROSS_ENTROPY_FORWARD: Kernel = kernel(Shader::CrossEntropy, "cross_entropy_forward", 2, 1);
+pub const CROSS_ENTROPY_BACKWARD: Kernel = kernel(Shader::CrossEntropy, "cross_entropy_backward", 2, 1);
 pub const ARGMAX: Kernel = kernel(Shader::Argmax, "argmax_rows", 1, 1);
+pub const BATCH_METRICS: Kernel = kernel(Shader::Argmax, "batch_metrics", 3, 1);
 pub const ADAM_STEP: Kernel = kernel(Shader::Adam, "adam_step", 1, 3);
 
 /// Every kernel, for compiling them all up front (`octconv check`).
-pub const ALL_KERNELS: [&Kernel; 21] = [
+pub const ALL_KERNELS: [&Kernel; 22] = [
     &CONV2D_FORWARD,
     &CONV2D_BACKWARD_INPUT,
     &CONV2D_BACKWARD_WEIGHT,
@@ -123,6 +117,7 @@ pub const ALL_KERNELS: [&Kernel; 21] = [
     &CROSS_ENTROPY_FORWARD,
     &CROSS_ENTROPY_BACKWARD,
     &ARGMAX,
+    &BATCH_METRICS,
     &ADAM_STEP,
 ];
 
@@ -144,13 +139,6 @@ impl Launch {
         let x = groups.min(65535);
         [x, groups.div_ceil(x), 1]
     }
-
-    /// The uniform parameters as bytes, padded to 16.
-    pub fn param_bytes(&self) -> Vec<u8> {
-        let mut words = self.params.clone();
-        words.resize(self.params.len().div_ceil(4).max(1) * 4, 0);
-        bytemuck::cast_slice(&words).to_vec()
-    }
 }
 
 fn u(v: usize) -> u32 {
@@ -165,58 +153,34 @@ pub fn launch_for(op: &Op, inputs: &[&[usize]], output: &[usize]) -> Option<Laun
         work_items: u(work_items),
     };
     let conv = |x: &[usize], w: &[usize], y: &[usize], stride: usize, padding: usize| {
-        vec![
-            x[0], x[1], x[2], x[3], w[0], y[2], y[3], w[2], stride, padding,
-        ]
+        vec![x[0], x[1], x[2], x[3], w[0], y[2], y[3], w[2], stride, padding]
     };
     let pool = |x: &[usize], y: &[usize]| vec![x[0] * x[1], x[2], x[3], y[2], y[3]];
     Some(match op {
-        Op::Conv2d { stride, padding } => launch(
-            &CONV2D_FORWARD,
-            conv(inputs[0], inputs[1], output, *stride, *padding),
-            numel(output),
-        ),
-        Op::Conv2dBackwardInput {
-            stride, padding, ..
-        } => launch(
-            &CONV2D_BACKWARD_INPUT,
-            conv(output, inputs[1], inputs[0], *stride, *padding),
-            numel(output),
-        ),
-        Op::Conv2dBackwardWeight {
-            stride, padding, ..
-        } => launch(
-            &CONV2D_BACKWARD_WEIGHT,
-            conv(inputs[1], output, inputs[0], *stride, *padding),
-            numel(output),
-        ),
+        Op::Conv2d { stride, padding } => {
+            launch(&CONV2D_FORWARD, conv(inputs[0], inputs[1], output, *stride, *padding), numel(output))
+        }
+        Op::Conv2dBackwardInput { stride, padding, .. } => {
+            launch(&CONV2D_BACKWARD_INPUT, conv(output, inputs[1], inputs[0], *stride, *padding), numel(output))
+        }
+        Op::Conv2dBackwardWeight { stride, padding, .. } => {
+            launch(&CONV2D_BACKWARD_WEIGHT, conv(inputs[1], output, inputs[0], *stride, *padding), numel(output))
+        }
         Op::ChannelSum => {
             let x = inputs[0];
             launch(&CHANNEL_SUM, vec![x[0], x[1], numel(&x[2..])], x[1])
         }
         Op::AvgPool2 => launch(&AVG_POOL2_FORWARD, pool(inputs[0], output), numel(output)),
-        Op::AvgPool2Backward { .. } => {
-            launch(&AVG_POOL2_BACKWARD, pool(output, inputs[0]), numel(output))
-        }
+        Op::AvgPool2Backward { .. } => launch(&AVG_POOL2_BACKWARD, pool(output, inputs[0]), numel(output)),
         Op::MaxPool2 => launch(&MAX_POOL2_FORWARD, pool(inputs[0], output), numel(output)),
-        Op::MaxPool2Backward => launch(
-            &MAX_POOL2_BACKWARD,
-            pool(inputs[0], inputs[1]),
-            numel(output),
-        ),
+        Op::MaxPool2Backward => launch(&MAX_POOL2_BACKWARD, pool(inputs[0], inputs[1]), numel(output)),
         Op::Upsample2 => {
             let x = inputs[0];
-            launch(
-                &UPSAMPLE2_FORWARD,
-                vec![x[0] * x[1], x[2], x[3]],
-                numel(output),
-            )
+            launch(&UPSAMPLE2_FORWARD, vec![x[0] * x[1], x[2], x[3]], numel(output))
         }
-        Op::Upsample2Backward => launch(
-            &UPSAMPLE2_BACKWARD,
-            vec![output[0] * output[1], output[2], output[3]],
-            numel(output),
-        ),
+        Op::Upsample2Backward => {
+            launch(&UPSAMPLE2_BACKWARD, vec![output[0] * output[1], output[2], output[3]], numel(output))
+        }
         Op::Relu => launch(&RELU_FORWARD, vec![numel(output)], numel(output)),
         Op::ReluBackward => launch(&RELU_BACKWARD, vec![numel(output)], numel(output)),
         Op::Add => launch(&ADD, vec![numel(output)], numel(output)),
@@ -226,28 +190,16 @@ pub fn launch_for(op: &Op, inputs: &[&[usize]], output: &[usize]) -> Option<Laun
         }
         Op::LinearBackwardInput => {
             let (dy, w) = (inputs[0], inputs[1]);
-            launch(
-                &LINEAR_BACKWARD_INPUT,
-                vec![dy[0], w[1], w[0]],
-                numel(output),
-            )
+            launch(&LINEAR_BACKWARD_INPUT, vec![dy[0], w[1], w[0]], numel(output))
         }
         Op::LinearBackwardWeight => {
             let (dy, x) = (inputs[0], inputs[1]);
-            launch(
-                &LINEAR_BACKWARD_WEIGHT,
-                vec![dy[0], x[1], dy[1]],
-                numel(output),
-            )
+            launch(&LINEAR_BACKWARD_WEIGHT, vec![dy[0], x[1], dy[1]], numel(output))
         }
         Op::CrossEntropy => {
             let z = inputs[0];
             // One workgroup reduces the whole batch.
-            launch(
-                &CROSS_ENTROPY_FORWARD,
-                vec![z[0], z[1]],
-                WORKGROUP_SIZE as usize,
-            )
+            launch(&CROSS_ENTROPY_FORWARD, vec![z[0], z[1]], WORKGROUP_SIZE as usize)
         }
         Op::CrossEntropyBackward => {
             let z = inputs[0];
@@ -263,27 +215,22 @@ pub fn launch_for(op: &Op, inputs: &[&[usize]], output: &[usize]) -> Option<Laun
 
 /// `acc += x` over `count` elements.
 pub fn accumulate_launch(count: usize) -> Launch {
-    Launch {
-        kernel: &ACCUMULATE,
-        params: vec![u(count)],
-        work_items: u(count),
-    }
+    Launch { kernel: &ACCUMULATE, params: vec![u(count)], work_items: u(count) }
 }
 
-/// One Adam step at step `t` (1-based) over `count` parameters.
+/// One Adam step at step `t` (1-based) over a parameter buffer of `count` values.
 pub fn adam_launch(config: &crate::cpu::AdamConfig, t: u64, count: usize) -> Launch {
+    Launch { kernel: &ADAM_STEP, params: adam_params(config, t), work_items: u(count) }
+}
+
+/// Adam's uniform parameters at step `t`, shared by every parameter tensor.
+pub fn adam_params(config: &crate::cpu::AdamConfig, t: u64) -> Vec<u32> {
     let (step_size, bc2_sqrt) = config.bias_corrections(t);
-    let params = vec![
-        u(count),
-        config.beta1.to_bits(),
-        config.beta2.to_bits(),
-        config.eps.to_bits(),
-        step_size.to_bits(),
-        bc2_sqrt.to_bits(),
-    ];
-    Launch {
-        kernel: &ADAM_STEP,
-        params,
-        work_items: u(count),
-    }
+    [config.beta1, config.beta2, config.eps, step_size, bc2_sqrt].map(f32::to_bits).to_vec()
+}
+
+/// metrics += (loss · labelled rows, correct rows, labelled rows) for logits [rows, cols].
+pub fn batch_metrics_launch(rows: usize, cols: usize) -> Launch {
+    // One workgroup reduces the whole batch.
+    Launch { kernel: &BATCH_METRICS, params: vec![u(rows), u(cols)], work_items: WORKGROUP_SIZE }
 }

@@ -19,20 +19,11 @@ pub enum GpuError {
     #[error("the adapter {adapter} refused to create a device: {message}")]
     Device { adapter: String, message: String },
     #[error("shader {file}, entry point {entry}, does not compile: {message}")]
-    Shader {
-        file: String,
-        entry: String,
-        message: String,
-    },
+    Shader { file: String, entry: String, message: String },
     #[error(transparent)]
     Shape(#[from] ShapeError),
     #[error("{op} on shapes {shapes:?} needs a buffer of {bytes} bytes, over this device's limit of {limit} bytes per storage binding; use a smaller batch")]
-    TooLarge {
-        op: String,
-        shapes: Vec<Vec<usize>>,
-        bytes: u64,
-        limit: u64,
-    },
+    TooLarge { op: String, shapes: Vec<Vec<usize>>, bytes: u64, limit: u64 },
     #[error("{context}: the device reported {message}")]
     Validation { context: String, message: String },
     #[error("reading a result back from the GPU failed: {0}")]

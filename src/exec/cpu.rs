@@ -1,0 +1,119 @@
+//! The model evaluated node by node with the CPU twins.
+
+use super::{param_names, Metrics, OptimizerState, Schedule};
+use crate::cpu::{self, AdamConfig};
+use crate::graph::{NodeId, Source};
+use crate::nn::{ParamSet, TrainGraph};
+use crate::tensor::Tensor;
+
+pub struct CpuProgram {
+    pub model: TrainGraph,
+    schedule: Schedule,
+    values: Vec<Option<Tensor>>,
+    moments: Vec<(Vec<f32>, Vec<f32>)>,
+    adam: AdamConfig,
+    step: u64,
+    metrics: [f32; 3],
+}
+
+impl CpuProgram {
+    pub fn new(model: TrainGraph, params: &ParamSet, adam: AdamConfig) -> Self {
+        let schedule = Schedule::new(&model);
+        let mut values = vec![None; model.graph.nodes.len()];
+        for (id, node) in model.graph.nodes.iter().enumerate() {
+            if node.source == Source::Input {
+                values[id] = Some(Tensor::zeros(&node.shape));
+            }
+        }
+        let moments = model.grads.iter().map(|&(p, _)| {
+            let len = model.graph.shape(p).iter().product();
+            (vec![0.0; len], vec![0.0; len])
+        });
+        let moments = moments.collect();
+        let mut program = CpuProgram { model, schedule, values, moments, adam, step: 0, metrics: [0.0; 3] };
+        program.load_params(params);
+        program
+    }
+
+    pub fn write_batch(&mut self, images: &[f32], labels: &[f32]) {
+        let (i, l) = (self.model.images, self.model.labels);
+        self.values[i].as_mut().unwrap().data.copy_from_slice(images);
+        self.values[l].as_mut().unwrap().data.copy_from_slice(labels);
+    }
+
+    fn run(&mut self, nodes: &[NodeId]) {
+        for &id in nodes {
+            let node = &self.model.graph.nodes[id];
+            let Source::Op(op) = &node.source else { continue };
+            let inputs: Vec<&Tensor> = node.inputs.iter().map(|&i| self.values[i].as_ref().unwrap()).collect();
+            let value = cpu::eval(op, &inputs).expect("shapes were checked when the graph was built");
+            self.values[id] = Some(value);
+        }
+    }
+
+    fn update_metrics(&mut self) {
+        let value = |id: NodeId| self.values[id].as_ref().unwrap();
+        let loss = value(self.model.loss).data[0];
+        cpu::batch_metrics(value(self.model.logits), value(self.model.labels), loss, &mut self.metrics);
+    }
+
+    pub fn forward(&mut self) {
+        let forward = self.schedule.forward.clone();
+        self.run(&forward);
+        self.update_metrics();
+    }
+
+    pub fn train_step(&mut self) {
+        self.forward();
+        let backward = self.schedule.backward.clone();
+        self.run(&backward);
+        self.step += 1;
+        for (k, &(param, grad)) in self.model.grads.iter().enumerate() {
+            let grad = self.values[grad].as_ref().unwrap().data.clone();
+            let (m, v) = &mut self.moments[k];
+            let p = self.values[param].as_mut().unwrap();
+            cpu::adam_step(&self.adam, self.step, &grad, &mut p.data, m, v);
+        }
+    }
+
+    pub fn metrics(&self) -> Metrics {
+        Metrics::from_sums(&self.metrics)
+    }
+
+    pub fn reset_metrics(&mut self) {
+        self.metrics = [0.0; 3];
+    }
+
+    pub fn read(&self, node: NodeId) -> Tensor {
+        self.values[node].clone().unwrap_or_else(|| Tensor::zeros(self.model.graph.shape(node)))
+    }
+
+    pub fn params(&self) -> ParamSet {
+        let tensors = param_names(&self.model).into_iter().map(|(id, name)| (name, self.read(id))).collect();
+        ParamSet { tensors }
+    }
+
+    pub fn load_params(&mut self, params: &ParamSet) {
+        for (id, name) in param_names(&self.model) {
+            let value = params.get(&name).unwrap_or_else(|| panic!("no value for parameter {name}"));
+            self.values[id] = Some(value.clone());
+        }
+    }
+
+    pub fn optimizer_state(&self) -> OptimizerState {
+        let moments = self.model.grads.iter().zip(&self.moments).map(|(&(p, _), (m, v))| {
+            let shape = self.model.graph.shape(p);
+            let name = self.model.graph.nodes[p].name.clone();
+            (name, Tensor::new(shape, m.clone()), Tensor::new(shape, v.clone()))
+        });
+        OptimizerState { step: self.step, moments: moments.collect() }
+    }
+
+    pub fn load_optimizer_state(&mut self, state: &OptimizerState) {
+        self.step = state.step;
+        for ((m, v), (_, sm, sv)) in self.moments.iter_mut().zip(&state.moments) {
+            m.copy_from_slice(&sm.data);
+            v.copy_from_slice(&sv.data);
+        }
+    }
+}

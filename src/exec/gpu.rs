@@ -1,0 +1,196 @@
+//! The model compiled for a wgpu device: every buffer, pipeline and bind
+//! group is made once; a training step writes the batch and Adam's step
+//! parameters, records every dispatch into one command buffer and submits it.
+
+use std::rc::Rc;
+use std::sync::Arc;
+
+use super::{param_names, BufferPlan, Metrics, OptimizerState, Schedule};
+use crate::cpu::AdamConfig;
+use crate::gpu::kernels::{self, Launch};
+use crate::gpu::{Gpu, GpuError, Pipeline};
+use crate::graph::{NodeId, Source};
+use crate::nn::{ParamSet, TrainGraph};
+use crate::tensor::Tensor;
+
+/// One recorded kernel launch with everything bound.
+struct Dispatch {
+    pipeline: Arc<Pipeline>,
+    bind_group: wgpu::BindGroup,
+    launch: Launch,
+}
+
+pub struct GpuProgram {
+    pub model: TrainGraph,
+    gpu: Rc<Gpu>,
+    plan: BufferPlan,
+    buffers: Vec<wgpu::Buffer>,
+    forward: Vec<Dispatch>,
+    backward: Vec<Dispatch>,
+    adam: Vec<Dispatch>,
+    metrics: Dispatch,
+    /// Adam's per-step parameters, shared by every parameter's update.
+    adam_uniform: wgpu::Buffer,
+    /// (loss · samples, correct, samples) accumulated on the GPU.
+    metrics_buffer: wgpu::Buffer,
+    moments: Vec<(wgpu::Buffer, wgpu::Buffer)>,
+    adam_config: AdamConfig,
+    step: u64,
+}
+
+impl GpuProgram {
+    pub async fn compile(
+        gpu: Rc<Gpu>,
+        model: TrainGraph,
+        params: &ParamSet,
+        adam_config: AdamConfig,
+    ) -> Result<Self, GpuError> {
+        let schedule = Schedule::new(&model);
+        let plan = BufferPlan::new(&model, &schedule);
+        let slot_shapes: Vec<[usize; 1]> = plan.slot_len.iter().map(|&len| [len]).collect();
+        gpu.check_fits("compile", &slot_shapes.iter().map(|s| s.as_slice()).collect::<Vec<_>>())?;
+        let buffers: Vec<wgpu::Buffer> = plan.slot_len.iter().map(|&len| gpu.storage_buffer(len, "value")).collect();
+        let buffer_of = |id: NodeId| &buffers[plan.slot_of[id].expect("every scheduled value has a buffer")];
+
+        let g = &model.graph;
+        let mut record = Vec::new();
+        for id in schedule.all() {
+            let node = &g.nodes[id];
+            let Source::Op(op) = &node.source else { continue };
+            let shapes: Vec<&[usize]> = node.inputs.iter().map(|&i| g.shape(i)).collect();
+            let Some(launch) = kernels::launch_for(op, &shapes, &node.shape) else { continue };
+            let pipeline = gpu.pipeline(launch.kernel).await?;
+            let mut bound: Vec<&wgpu::Buffer> = node.inputs.iter().map(|&i| buffer_of(i)).collect();
+            bound.push(buffer_of(id));
+            let bind_group = gpu.bind(&pipeline, &launch, &bound);
+            record.push((id, Dispatch { pipeline, bind_group, launch }));
+        }
+        let (forward, backward): (Vec<_>, Vec<_>) = record.into_iter().partition(|(id, _)| *id <= model.loss);
+        let strip = |v: Vec<(NodeId, Dispatch)>| v.into_iter().map(|(_, d)| d).collect::<Vec<_>>();
+
+        let adam_params = kernels::adam_params(&adam_config, 1);
+        let adam_uniform = gpu.uniform_buffer(&adam_params);
+        let adam_pipeline = gpu.pipeline(&kernels::ADAM_STEP).await?;
+        let mut adam = Vec::new();
+        let mut moments = Vec::new();
+        for &(param, grad) in &model.grads {
+            let len = g.shape(param).iter().product();
+            let (m, v) = (gpu.storage_buffer(len, "adam m"), gpu.storage_buffer(len, "adam v"));
+            let launch = kernels::adam_launch(&adam_config, 1, len);
+            let bind_group =
+                gpu.bind_with_uniform(&adam_pipeline, &adam_uniform, &[buffer_of(grad), buffer_of(param), &m, &v]);
+            adam.push(Dispatch { pipeline: adam_pipeline.clone(), bind_group, launch });
+            moments.push((m, v));
+        }
+
+        let metrics_buffer = gpu.storage_buffer(3, "metrics");
+        let launch = kernels::batch_metrics_launch(model.batch(), g.shape(model.logits)[1]);
+        let pipeline = gpu.pipeline(launch.kernel).await?;
+        let bound = [buffer_of(model.logits), buffer_of(model.labels), buffer_of(model.loss), &metrics_buffer];
+        let bind_group = gpu.bind(&pipeline, &launch, &bound);
+        let metrics = Dispatch { pipeline, bind_group, launch };
+
+        let mut program = GpuProgram {
+            forward: strip(forward),
+            backward: strip(backward),
+            adam,
+            metrics,
+            adam_uniform,
+            metrics_buffer,
+            moments,
+            adam_config,
+            step: 0,
+            model,
+            gpu,
+            plan,
+            buffers,
+        };
+        program.load_params(params);
+        Ok(program)
+    }
+
+    fn buffer(&self, id: NodeId) -> &wgpu::Buffer {
+        &self.buffers[self.plan.slot_of[id].expect("node has no buffer: it is not computed by this program")]
+    }
+
+    /// Bytes of GPU memory the values take (after buffer reuse).
+    pub fn value_bytes(&self) -> usize {
+        self.plan.bytes()
+    }
+
+    pub fn write_batch(&mut self, images: &[f32], labels: &[f32]) {
+        self.gpu.queue.write_buffer(self.buffer(self.model.images), 0, bytemuck::cast_slice(images));
+        self.gpu.queue.write_buffer(self.buffer(self.model.labels), 0, bytemuck::cast_slice(labels));
+    }
+
+    fn submit(&self, groups: &[&[Dispatch]]) {
+        let mut encoder = self.gpu.device.create_command_encoder(&Default::default());
+        {
+            let mut pass = encoder.begin_compute_pass(&Default::default());
+            for d in groups.iter().flat_map(|g| g.iter()) {
+                Gpu::dispatch(&mut pass, &d.pipeline, &d.bind_group, &d.launch);
+            }
+        }
+        self.gpu.queue.submit([encoder.finish()]);
+    }
+
+    pub fn forward(&mut self) {
+        self.submit(&[&self.forward, std::slice::from_ref(&self.metrics)]);
+    }
+
+    pub fn train_step(&mut self) {
+        self.step += 1;
+        let params = kernels::adam_params(&self.adam_config, self.step);
+        self.gpu.queue.write_buffer(&self.adam_uniform, 0, bytemuck::cast_slice(&params));
+        self.submit(&[&self.forward, std::slice::from_ref(&self.metrics), &self.backward, &self.adam]);
+    }
+
+    pub async fn metrics(&self) -> Result<Metrics, GpuError> {
+        Ok(Metrics::from_sums(&self.gpu.read_buffer(&self.metrics_buffer, 3).await?))
+    }
+
+    pub fn reset_metrics(&mut self) {
+        self.gpu.queue.write_buffer(&self.metrics_buffer, 0, bytemuck::cast_slice(&[0.0f32; 3]));
+    }
+
+    pub async fn read(&self, node: NodeId) -> Result<Tensor, GpuError> {
+        let shape = self.model.graph.shape(node).to_vec();
+        let values = self.gpu.read_buffer(self.buffer(node), shape.iter().product()).await?;
+        Ok(Tensor::new(&shape, values))
+    }
+
+    pub async fn params(&self) -> Result<ParamSet, GpuError> {
+        let mut tensors = Vec::new();
+        for (id, name) in param_names(&self.model) {
+            tensors.push((name, self.read(id).await?));
+        }
+        Ok(ParamSet { tensors })
+    }
+
+    pub fn load_params(&mut self, params: &ParamSet) {
+        for (id, name) in param_names(&self.model) {
+            let value = params.get(&name).unwrap_or_else(|| panic!("no value for parameter {name}"));
+            self.gpu.queue.write_buffer(self.buffer(id), 0, bytemuck::cast_slice(&value.data));
+        }
+    }
+
+    pub async fn optimizer_state(&self) -> Result<OptimizerState, GpuError> {
+        let mut moments = Vec::new();
+        for (&(param, _), (m, v)) in self.model.grads.iter().zip(&self.moments) {
+            let shape = self.model.graph.shape(param);
+            let len = shape.iter().product();
+            let m = Tensor::new(shape, self.gpu.read_buffer(m, len).await?);
+            let v = Tensor::new(shape, self.gpu.read_buffer(v, len).await?);
+            moments.push((self.model.graph.nodes[param].name.clone(), m, v));
+        }
+        Ok(OptimizerState { step: self.step, moments })
+    }
+
+    pub fn load_optimizer_state(&mut self, state: &OptimizerState) {
+        self.step = state.step;
+        for ((m, v), (_, sm, sv)) in self.moments.iter().zip(&state.moments) {
+            self.gpu.queue.write_buffer(m, 0, bytemuck::cast_slice(&sm.data));
+            self.gpu.queue.write_buffer(v, 0, bytemuck::cast_slice(&sv.data));
+        }
+    }
+}

@@ -1,0 +1,214 @@
+//! Octave convolution (Chen et al. 2019): the channels are split into a
+//! full-resolution high-frequency branch and a half-resolution low-frequency
+//! branch, with up to four convolution paths between them:
+//!
+//!   Y_H = conv_H→H(X_H) + upsample2(conv_L→H(X_L))
+//!   Y_L = conv_L→L(X_L) + conv_H→L(avgpool2(X_H))
+//!
+//! A path exists only when both its channel counts are non-zero, which gives
+//! the four cases of the reference code: general, first layer (alpha_in = 0),
+//! last layer (alpha_out = 0) and plain convolution.
+
+use super::ParamSpec;
+use crate::graph::{Graph, GraphError, NodeId};
+use crate::ops::Op;
+
+/// The (high, low) frequency branches of a feature map; a branch with no channels is `None`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Branches {
+    pub high: Option<NodeId>,
+    pub low: Option<NodeId>,
+}
+
+#[derive(Clone, Debug)]
+pub struct OctaveConv {
+    pub name: String,
+    pub in_high: usize,
+    pub in_low: usize,
+    pub out_high: usize,
+    pub out_low: usize,
+    pub kernel: usize,
+    pub padding: usize,
+    /// 1, or 2 for an average pool of both branches before the convolutions.
+    pub stride: usize,
+}
+
+/// One convolution path: its state_dict prefix and channel counts.
+struct Path {
+    suffix: &'static str,
+    from_high: bool,
+    to_high: bool,
+    in_channels: usize,
+    out_channels: usize,
+}
+
+impl OctaveConv {
+    /// Splits channels as the reference implementation: the low branch gets
+    /// int(alpha · channels), the high branch the rest.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        name: &str,
+        in_channels: usize,
+        out_channels: usize,
+        alpha_in: f64,
+        alpha_out: f64,
+        kernel: usize,
+        padding: usize,
+        stride: usize,
+    ) -> Result<Self, GraphError> {
+        for (what, alpha) in [("alpha_in", alpha_in), ("alpha_out", alpha_out)] {
+            if !(0.0..=1.0).contains(&alpha) {
+                return Err(GraphError::Invalid(format!("{name}: {what} must be between 0 and 1, got {alpha}")));
+            }
+        }
+        if stride != 1 && stride != 2 {
+            return Err(GraphError::Invalid(format!("{name}: stride must be 1 or 2, got {stride}")));
+        }
+        let in_low = (alpha_in * in_channels as f64) as usize;
+        let out_low = (alpha_out * out_channels as f64) as usize;
+        Ok(OctaveConv {
+            name: name.to_string(),
+            in_high: in_channels - in_low,
+            in_low,
+            out_high: out_channels - out_low,
+            out_low,
+            kernel,
+            padding,
+            stride,
+        })
+    }
+
+    fn paths(&self) -> Vec<Path> {
+        let all = [
+            Path {
+                suffix: "convH2H",
+                from_high: true,
+                to_high: true,
+                in_channels: self.in_high,
+                out_channels: self.out_high,
+            },
+            Path {
+                suffix: "convH2L",
+                from_high: true,
+                to_high: false,
+                in_channels: self.in_high,
+                out_channels: self.out_low,
+            },
+            Path {
+                suffix: "convL2H",
+                from_high: false,
+                to_high: true,
+                in_channels: self.in_low,
+                out_channels: self.out_high,
+            },
+            Path {
+                suffix: "convL2L",
+                from_high: false,
+                to_high: false,
+                in_channels: self.in_low,
+                out_channels: self.out_low,
+            },
+        ];
+        all.into_iter().filter(|p| p.in_channels > 0 && p.out_channels > 0).collect()
+    }
+
+    /// Each path's weight [out, in, k, k] and bias [out], named as the seed's state_dict.
+    pub fn params(&self) -> Vec<ParamSpec> {
+        let mut specs = Vec::new();
+        for path in self.paths() {
+            let fan_in = path.in_channels * self.kernel * self.kernel;
+            let name = |what: &str| format!("{}.{}.{what}", self.name, path.suffix);
+            specs.push(ParamSpec {
+                name: name("weight"),
+                shape: vec![path.out_channels, path.in_channels, self.kernel, self.kernel],
+                fan_in,
+            });
+            specs.push(ParamSpec { name: name("bias"), shape: vec![path.out_channels], fan_in });
+        }
+        specs
+    }
+
+    /// Applies the layer to `x`, declaring its parameters in `g`.
+    pub fn apply(&self, g: &mut Graph, x: Branches) -> Result<Branches, GraphError> {
+        self.check_input(g, x)?;
+        let node = |suffix: &str| format!("{}.{suffix}", self.name);
+        let pool_if_strided = |g: &mut Graph, branch: Option<NodeId>, label: &str| match branch {
+            Some(b) if self.stride == 2 => g.apply(&node(label), Op::AvgPool2, &[b]).map(Some),
+            other => Ok(other),
+        };
+        let high = pool_if_strided(g, x.high, "pool_high")?;
+        let low = pool_if_strided(g, x.low, "pool_low")?;
+        // H→L reads the high branch average-pooled to the low resolution.
+        let high_pooled = match (high, self.out_low > 0) {
+            (Some(h), true) => Some(g.apply(&node("h2l_pool"), Op::AvgPool2, &[h])?),
+            _ => None,
+        };
+
+        let (mut to_high, mut to_low) = (Vec::new(), Vec::new());
+        for path in self.paths() {
+            let source = match (path.from_high, path.to_high) {
+                (true, true) => high,
+                (true, false) => high_pooled,
+                (false, _) => low,
+            }
+            .expect("a path exists only when its input branch does");
+            let prefix = format!("{}.{}", self.name, path.suffix);
+            let weight =
+                g.param(&format!("{prefix}.weight"), &[path.out_channels, path.in_channels, self.kernel, self.kernel]);
+            let bias = g.param(&format!("{prefix}.bias"), &[path.out_channels]);
+            let conv = Op::Conv2d { stride: 1, padding: self.padding };
+            let mut y = g.apply(&prefix, conv, &[source, weight, bias])?;
+            if !path.from_high && path.to_high {
+                y = g.apply(&format!("{prefix}.upsample"), Op::Upsample2, &[y])?;
+            }
+            if path.to_high {
+                to_high.push(y)
+            } else {
+                to_low.push(y)
+            }
+        }
+        let sum = |g: &mut Graph, terms: Vec<NodeId>, label: &str| -> Result<Option<NodeId>, GraphError> {
+            let mut terms = terms.into_iter();
+            let Some(first) = terms.next() else { return Ok(None) };
+            terms.try_fold(first, |acc, t| g.apply(&node(label), Op::Add, &[acc, t])).map(Some)
+        };
+        Ok(Branches { high: sum(g, to_high, "high")?, low: sum(g, to_low, "low")? })
+    }
+
+    /// The branches must match the declared channels, and the low branch
+    /// needs even sizes (it is, or is made, half the high resolution).
+    fn check_input(&self, g: &Graph, x: Branches) -> Result<(), GraphError> {
+        let channels = |b: Option<NodeId>| b.map_or(0, |id| g.shape(id)[1]);
+        if channels(x.high) != self.in_high || channels(x.low) != self.in_low {
+            return Err(GraphError::Invalid(format!(
+                "{}: expects {} high- and {} low-frequency input channels, got {} and {}",
+                self.name,
+                self.in_high,
+                self.in_low,
+                channels(x.high),
+                channels(x.low)
+            )));
+        }
+        let needs_low = self.in_low > 0 || self.out_low > 0 || self.stride == 2;
+        if let (Some(h), true) = (x.high, needs_low) {
+            let shape = g.shape(h);
+            if !shape[2].is_multiple_of(2) || !shape[3].is_multiple_of(2) {
+                return Err(GraphError::Invalid(format!(
+                    "{}: the low-frequency branch needs an even height and width, but the high branch is {}×{}; \
+                     pad or resize the input to an even size",
+                    self.name, shape[2], shape[3]
+                )));
+            }
+            if let Some(l) = x.low {
+                let low = g.shape(l);
+                if low[2] * 2 != shape[2] || low[3] * 2 != shape[3] {
+                    return Err(GraphError::Invalid(format!(
+                        "{}: the low branch ({}×{}) must be half the high branch ({}×{})",
+                        self.name, low[2], low[3], shape[2], shape[3]
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,103 @@
+//! The seed's Octave MNIST network, with the reference PyTorch module's names:
+//!
+//! conv1 = OctaveConv(1 → 16, alpha 0 → 0.5)   → H 8×28×28, L 8×14×14
+//! max-pool 2 + relu on both branches
+//! conv2 = OctaveConv(16 → 32, alpha 0.5 → 0.5) → H 16×14×14, L 16×7×7
+//! conv3 = OctaveConv(32 → 64, alpha 0.5 → 0)   → 64×14×14
+//! relu, max-pool 2, flatten 3136 → fc1 256 → fc2 10
+//!
+//! (No activation between conv2 and conv3 nor after fc1, as in the seed.)
+
+use super::{Branches, Linear, OctaveConv, ParamSpec};
+use crate::graph::{Graph, GraphError, NodeId};
+use crate::ops::Op;
+
+/// Side of the square input image.
+pub const IMAGE_SIDE: usize = 28;
+pub const CLASSES: usize = 10;
+
+#[derive(Clone, Debug)]
+pub struct SeedNet {
+    pub conv1: OctaveConv,
+    pub conv2: OctaveConv,
+    pub conv3: OctaveConv,
+    pub fc1: Linear,
+    pub fc2: Linear,
+}
+
+/// A model's graph with the nodes a runner needs to find.
+#[derive(Clone, Debug)]
+pub struct TrainGraph {
+    pub graph: Graph,
+    /// [batch, 1, 28, 28] pixels in [0, 1].
+    pub images: NodeId,
+    /// [batch] class indices; −1 marks a padding row.
+    pub labels: NodeId,
+    pub logits: NodeId,
+    pub loss: NodeId,
+    /// (parameter, its gradient), empty for an inference-only graph.
+    pub grads: Vec<(NodeId, NodeId)>,
+    /// Named feature maps kept for display: conv1/conv2, high and low.
+    pub features: Vec<(String, NodeId)>,
+}
+
+impl TrainGraph {
+    pub fn batch(&self) -> usize {
+        self.graph.shape(self.images)[0]
+    }
+}
+
+impl Default for SeedNet {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl SeedNet {
+    pub fn new() -> Self {
+        let conv = |name, cin, cout, ain, aout| OctaveConv::new(name, cin, cout, ain, aout, 3, 1, 1).unwrap();
+        SeedNet {
+            conv1: conv("conv1", 1, 16, 0.0, 0.5),
+            conv2: conv("conv2", 16, 32, 0.5, 0.5),
+            conv3: conv("conv3", 32, 64, 0.5, 0.0),
+            fc1: Linear::new("fc1", 64 * 7 * 7, 256),
+            fc2: Linear::new("fc2", 256, CLASSES),
+        }
+    }
+
+    /// Every parameter in state_dict order.
+    pub fn params(&self) -> Vec<ParamSpec> {
+        [self.conv1.params(), self.conv2.params(), self.conv3.params(), self.fc1.params(), self.fc2.params()].concat()
+    }
+
+    /// The graph for `batch` images, with the gradient nodes when `with_gradients`.
+    pub fn graph(&self, batch: usize, with_gradients: bool) -> Result<TrainGraph, GraphError> {
+        let mut g = Graph::new();
+        let images = g.input("images", &[batch, 1, IMAGE_SIDE, IMAGE_SIDE]);
+        let labels = g.input("labels", &[batch]);
+
+        let c1 = self.conv1.apply(&mut g, Branches { high: Some(images), low: None })?;
+        let mut features = vec![];
+        let mut pooled = Branches { high: None, low: None };
+        for (branch, out, label) in [(c1.high, &mut pooled.high, "high"), (c1.low, &mut pooled.low, "low")] {
+            let Some(b) = branch else { continue };
+            features.push((format!("conv1.{label}"), b));
+            let p = g.apply(&format!("pool1.{label}"), Op::MaxPool2, &[b])?;
+            *out = Some(g.apply(&format!("relu1.{label}"), Op::Relu, &[p])?);
+        }
+        let c2 = self.conv2.apply(&mut g, pooled)?;
+        features.extend(c2.high.map(|h| ("conv2.high".to_string(), h)));
+        features.extend(c2.low.map(|l| ("conv2.low".to_string(), l)));
+        let c3 = self.conv3.apply(&mut g, c2)?;
+        let c3 = c3.high.expect("conv3 has a high-frequency output");
+        let r = g.apply("relu3", Op::Relu, &[c3])?;
+        let p = g.apply("pool3", Op::MaxPool2, &[r])?;
+        let flat_len = g.shape(p)[1..].iter().product();
+        let flat = g.apply("flatten", Op::Reshape { shape: vec![batch, flat_len] }, &[p])?;
+        let h = self.fc1.apply(&mut g, flat)?;
+        let logits = self.fc2.apply(&mut g, h)?;
+        let loss = g.apply("loss", Op::CrossEntropy, &[logits, labels])?;
+        let grads = if with_gradients { g.backward(loss)? } else { vec![] };
+        Ok(TrainGraph { graph: g, images, labels, logits, loss, grads, features })
+    }
+}

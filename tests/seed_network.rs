@@ -1,0 +1,98 @@
+//! The seed network as a whole: the GPU program against the CPU program,
+//! autodiff against finite differences, and the odd-size error.
+
+mod common;
+
+use std::rc::Rc;
+
+use octconv::cpu::AdamConfig;
+use octconv::exec::{Device, Runner};
+use octconv::nn::{Branches, OctaveConv, ParamSet, SeedNet};
+use octconv::tensor::Tensor;
+
+/// A random batch: pixels in [0, 1] and labels 0..10, the last row padding when `pad`.
+fn batch(size: usize, seed: u64, pad: bool) -> (Vec<f32>, Vec<f32>) {
+    let images = Tensor::uniform(&[size, 1, 28, 28], 0.0, 1.0, seed).data;
+    let mut labels = Tensor::labels(size, 10, seed + 1).data;
+    if pad {
+        *labels.last_mut().unwrap() = -1.0;
+    }
+    (images, labels)
+}
+
+fn runner(device: &Device, batch: usize, params: &ParamSet) -> Runner {
+    let model = SeedNet::new().graph(batch, true).unwrap();
+    pollster::block_on(Runner::compile(device, model, params, AdamConfig::default())).unwrap()
+}
+
+#[test]
+fn gpu_training_steps_match_the_cpu() {
+    let Some(gpu) = common::gpu() else { return };
+    let params = ParamSet::init(&SeedNet::new().params(), 7);
+    let mut on_gpu = runner(&Device::Gpu(Rc::new(gpu)), 5, &params);
+    let mut on_cpu = runner(&Device::Cpu, 5, &params);
+    for step in 0..3 {
+        let (images, labels) = batch(5, 100 + step, step == 2);
+        for r in [&mut on_gpu, &mut on_cpu] {
+            r.write_batch(&images, &labels);
+            r.train_step();
+        }
+    }
+    let (mg, mc) = (pollster::block_on(on_gpu.metrics()).unwrap(), pollster::block_on(on_cpu.metrics()).unwrap());
+    assert_eq!(mg.samples, 14.0);
+    assert_eq!(mg.correct, mc.correct);
+    assert!((mg.loss_sum - mc.loss_sum).abs() < 1e-4 * mc.loss_sum.abs(), "{mg:?} vs {mc:?}");
+    let (pg, pc) = (pollster::block_on(on_gpu.params()).unwrap(), pollster::block_on(on_cpu.params()).unwrap());
+    for ((name, g), (_, c)) in pg.tensors.iter().zip(&pc.tensors) {
+        let worst = g.data.iter().zip(&c.data).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
+        assert!(worst < 1e-5, "{name} differs by {worst} after 3 steps");
+    }
+}
+
+#[test]
+fn autodiff_matches_finite_differences_on_the_whole_network() {
+    let net = SeedNet::new();
+    let params = ParamSet::init(&net.params(), 3);
+    let (images, labels) = batch(2, 40, false);
+    let mut r = runner(&Device::Cpu, 2, &params);
+    let loss_at = |r: &mut Runner, p: &ParamSet| -> f64 {
+        r.load_params(p);
+        r.reset_metrics();
+        r.write_batch(&images, &labels);
+        r.forward();
+        pollster::block_on(r.metrics()).unwrap().loss()
+    };
+    // Central differences for a few entries of every parameter tensor.
+    let h = 1e-3f32;
+    let mut numeric = Vec::new();
+    for (k, (name, tensor)) in params.tensors.iter().enumerate() {
+        for i in [0, tensor.len() / 2, tensor.len() - 1] {
+            let mut plus = params.clone();
+            plus.tensors[k].1.data[i] += h;
+            let mut minus = params.clone();
+            minus.tensors[k].1.data[i] -= h;
+            let fd = (loss_at(&mut r, &plus) - loss_at(&mut r, &minus)) / (2.0 * h as f64);
+            numeric.push((name.clone(), k, i, fd));
+        }
+    }
+    r.load_params(&params);
+    r.write_batch(&images, &labels);
+    r.train_step();
+    let grads = r.model().grads.clone();
+    for (name, k, i, fd) in numeric {
+        let analytic = pollster::block_on(r.read(grads[k].1)).unwrap().data[i] as f64;
+        assert!(
+            (fd - analytic).abs() <= 2e-3 + 0.05 * analytic.abs(),
+            "{name}[{i}]: finite difference {fd:.6}, autodiff {analytic:.6}"
+        );
+    }
+}
+
+#[test]
+fn an_odd_size_on_the_low_branch_is_a_clear_error() {
+    let mut g = octconv::graph::Graph::new();
+    let x = g.input("images", &[1, 1, 27, 27]);
+    let conv = OctaveConv::new("conv1", 1, 16, 0.0, 0.5, 3, 1, 1).unwrap();
+    let err = conv.apply(&mut g, Branches { high: Some(x), low: None }).unwrap_err().to_string();
+    assert!(err.contains("conv1") && err.contains("even") && err.contains("27×27"), "{err}");
+}
