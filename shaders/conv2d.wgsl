@@ -1,5 +1,11 @@
 // 2-D convolution (NCHW, square kernel, bias), forward and both backwards.
-// One invocation computes one output element by direct summation.
+//
+// The kernels are register-blocked: one conv2d_forward invocation computes
+// 8 output channels × 4 neighbouring output columns, so every input value it
+// loads feeds eight multiply-adds and every weight four. It needs no workgroup memory
+// and no barriers, which software drivers (llvmpipe, SwiftShader) punish.
+// The same kernel computes the input gradient of a stride-1 convolution as a
+// convolution of dy with the flipped, transposed weights.
 
 struct Conv2dParams {
     batch: u32,
@@ -12,6 +18,13 @@ struct Conv2dParams {
     kernel: u32,
     stride: u32,
     padding: u32,
+    // Weight element (out channel a, in channel b, u, v) is at
+    // a·weight_out_stride + b·weight_in_stride + (u·k + v), or the flipped
+    // (k−1−u)·k + (k−1−v) when flip = 1.
+    weight_out_stride: u32,
+    weight_in_stride: u32,
+    flip: u32,
+    has_bias: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Conv2dParams;
@@ -29,42 +42,99 @@ struct Conv2dParams {
 @group(0) @binding(3) var<storage, read_write> dx: array<f32>;
 @group(0) @binding(3) var<storage, read_write> dw: array<f32>;
 
-// y[n,o,i,j] = bias[o] + Σ_c,u,v weight[o,c,u,v] · x[n,c, stride·i+u−pad, stride·j+v−pad]
+const TILE: u32 = 4u;
+// conv2d_forward's tile is OUT_TILE output channels × TILE output columns.
+const OUT_TILE: u32 = 8u;
+
+// y[n,o,i,j] = bias[o] + Σ_c,u,v weight[o,c,u,v] · x[n,c, stride·i+u−pad, stride·j+v−pad],
+// one invocation per 8 output channels × 4 output columns
 @compute @workgroup_size(64)
-fn conv2d_forward(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
-    let index = flat_index(id, groups);
-    if index >= p.batch * p.out_channels * p.out_height * p.out_width {
+fn conv2d_forward(@builtin(global_invocation_id) id: vec3<u32>, @builtin(workgroup_id) group: vec3<u32>) {
+    // The grid is (spatial tiles, channel tiles, batch): the channel tile and
+    // the image are the same for the whole workgroup, so weight addresses are
+    // uniform and a software driver loads each weight once for all lanes.
+    let col_tiles = (p.out_width + TILE - 1u) / TILE;
+    if id.x >= p.out_height * col_tiles {
         return;
     }
-    let j = index % p.out_width;
-    let i = (index / p.out_width) % p.out_height;
-    let o = (index / (p.out_width * p.out_height)) % p.out_channels;
-    let n = index / (p.out_width * p.out_height * p.out_channels);
+    let j0 = (id.x % col_tiles) * TILE;
+    let i = id.x / col_tiles;
+    let o0 = group.y * OUT_TILE;
+    let n = group.z;
 
-    var sum = bias[o];
+    // Rows of the tile past the last channel reuse the last channel; they are not written.
+    // (Named accumulators rather than an array: llvmpipe keeps them in registers.)
+    let last = p.out_channels - 1u;
+    var w_base: array<u32, 8>;
+    var acc_init: array<f32, 8>;
+    for (var a = 0u; a < OUT_TILE; a++) {
+        w_base[a] = min(o0 + a, last) * p.weight_out_stride;
+        acc_init[a] = select(0.0, bias[min(o0 + a, last)], p.has_bias == 1u);
+    }
+    let w0 = w_base[0];
+    let w1 = w_base[1];
+    let w2 = w_base[2];
+    let w3 = w_base[3];
+    let w4 = w_base[4];
+    let w5 = w_base[5];
+    let w6 = w_base[6];
+    let w7 = w_base[7];
+    var acc0 = vec4<f32>(acc_init[0]);
+    var acc1 = vec4<f32>(acc_init[1]);
+    var acc2 = vec4<f32>(acc_init[2]);
+    var acc3 = vec4<f32>(acc_init[3]);
+    var acc4 = vec4<f32>(acc_init[4]);
+    var acc5 = vec4<f32>(acc_init[5]);
+    var acc6 = vec4<f32>(acc_init[6]);
+    var acc7 = vec4<f32>(acc_init[7]);
+    let k = p.kernel;
     for (var c = 0u; c < p.in_channels; c++) {
         let x_plane = (n * p.in_channels + c) * p.in_height * p.in_width;
-        let w_plane = (o * p.in_channels + c) * p.kernel * p.kernel;
-        for (var u = 0u; u < p.kernel; u++) {
+        let w_c = c * p.weight_in_stride;
+        for (var u = 0u; u < k; u++) {
             let row = i32(i * p.stride + u) - i32(p.padding);
             if row < 0 || row >= i32(p.in_height) {
                 continue;
             }
-            for (var v = 0u; v < p.kernel; v++) {
-                let col = i32(j * p.stride + v) - i32(p.padding);
-                if col < 0 || col >= i32(p.in_width) {
-                    continue;
+            let x_row = x_plane + u32(row) * p.in_width;
+            for (var v = 0u; v < k; v++) {
+                var inputs = vec4<f32>(0.0);
+                for (var b = 0u; b < TILE; b++) {
+                    let col = i32((j0 + b) * p.stride + v) - i32(p.padding);
+                    if col >= 0 && col < i32(p.in_width) {
+                        inputs[b] = x[x_row + u32(col)];
+                    }
                 }
-                sum += weight[w_plane + u * p.kernel + v] * x[x_plane + u32(row) * p.in_width + u32(col)];
+                let tap = w_c + select(u * k + v, (k - 1u - u) * k + (k - 1u - v), p.flip == 1u);
+                acc0 += weight[w0 + tap] * inputs;
+                acc1 += weight[w1 + tap] * inputs;
+                acc2 += weight[w2 + tap] * inputs;
+                acc3 += weight[w3 + tap] * inputs;
+                acc4 += weight[w4 + tap] * inputs;
+                acc5 += weight[w5 + tap] * inputs;
+                acc6 += weight[w6 + tap] * inputs;
+                acc7 += weight[w7 + tap] * inputs;
             }
         }
     }
-    y[index] = sum;
+    let acc = array<vec4<f32>, 8>(acc0, acc1, acc2, acc3, acc4, acc5, acc6, acc7);
+    for (var a = 0u; a < OUT_TILE; a++) {
+        if o0 + a >= p.out_channels {
+            break;
+        }
+        let y_row = ((n * p.out_channels + o0 + a) * p.out_height + i) * p.out_width;
+        for (var b = 0u; b < TILE; b++) {
+            if j0 + b < p.out_width {
+                y[y_row + j0 + b] = acc[a][b];
+            }
+        }
+    }
 }
 
-// dx[n,c,r,s] = Σ_o,u,v dy[n,o,i,j] · weight[o,c,u,v] over (i,j) with stride·i+u−pad = r, stride·j+v−pad = s
+// dx[n,c,r,s] = Σ_o,u,v dy[n,o,i,j] · weight[o,c,u,v] over (i,j) with stride·i+u−pad = r, stride·j+v−pad = s;
+// for strides above 1 (stride 1 runs conv2d_forward on dy with flipped weights)
 @compute @workgroup_size(64)
-fn conv2d_backward_input(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+fn conv2d_backward_input_strided(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
     let index = flat_index(id, groups);
     if index >= p.batch * p.in_channels * p.in_height * p.in_width {
         return;
@@ -97,22 +167,45 @@ fn conv2d_backward_input(@builtin(global_invocation_id) id: vec3<u32>, @builtin(
     dx[index] = sum;
 }
 
-// dw[o,c,u,v] = Σ_n,i,j dy[n,o,i,j] · x[n,c, stride·i+u−pad, stride·j+v−pad]
+// dw[o,c,u,v] = Σ_n,i,j dy[n,o,i,j] · x[n,c, stride·i+u−pad, stride·j+v−pad],
+// one invocation per 4 output channels × 4 input channels at one tap (u, v)
 @compute @workgroup_size(64)
-fn conv2d_backward_weight(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
-    let index = flat_index(id, groups);
-    if index >= p.out_channels * p.in_channels * p.kernel * p.kernel {
+fn conv2d_backward_weight(@builtin(global_invocation_id) id: vec3<u32>, @builtin(workgroup_id) group: vec3<u32>) {
+    // The grid is (input-channel tiles × taps, output-channel tiles): the
+    // output-channel tile is uniform per workgroup, and so are the dy addresses.
+    let in_tiles = (p.in_channels + TILE - 1u) / TILE;
+    let taps = p.kernel * p.kernel;
+    let index = id.x;
+    if index >= in_tiles * taps {
         return;
     }
-    let v = index % p.kernel;
-    let u = (index / p.kernel) % p.kernel;
-    let c = (index / (p.kernel * p.kernel)) % p.in_channels;
-    let o = index / (p.kernel * p.kernel * p.in_channels);
+    let tap = index % taps;
+    let u = tap / p.kernel;
+    let v = tap % p.kernel;
+    let c0 = (index / taps) * TILE;
+    let o0 = group.y * TILE;
 
-    var sum = 0.0;
+    let out_plane = p.out_height * p.out_width;
+    let in_plane = p.in_height * p.in_width;
+    // Channels past the last repeat it and are not written; four named
+    // accumulators rather than an array keep llvmpipe in registers.
+    let last_out = p.out_channels - 1u;
+    let last_in = p.in_channels - 1u;
+    let d0 = min(o0, last_out) * out_plane;
+    let d1 = min(o0 + 1u, last_out) * out_plane;
+    let d2 = min(o0 + 2u, last_out) * out_plane;
+    let d3 = min(o0 + 3u, last_out) * out_plane;
+    let x0 = min(c0, last_in) * in_plane;
+    let x1 = min(c0 + 1u, last_in) * in_plane;
+    let x2 = min(c0 + 2u, last_in) * in_plane;
+    let x3 = min(c0 + 3u, last_in) * in_plane;
+    var acc0 = vec4<f32>(0.0);
+    var acc1 = vec4<f32>(0.0);
+    var acc2 = vec4<f32>(0.0);
+    var acc3 = vec4<f32>(0.0);
     for (var n = 0u; n < p.batch; n++) {
-        let dy_plane = (n * p.out_channels + o) * p.out_height * p.out_width;
-        let x_plane = (n * p.in_channels + c) * p.in_height * p.in_width;
+        let dy_n = n * p.out_channels * out_plane;
+        let x_n = n * p.in_channels * in_plane;
         for (var i = 0u; i < p.out_height; i++) {
             let row = i32(i * p.stride + u) - i32(p.padding);
             if row < 0 || row >= i32(p.in_height) {
@@ -123,9 +216,27 @@ fn conv2d_backward_weight(@builtin(global_invocation_id) id: vec3<u32>, @builtin
                 if col < 0 || col >= i32(p.in_width) {
                     continue;
                 }
-                sum += dy[dy_plane + i * p.out_width + j] * x_for_weight_grad[x_plane + u32(row) * p.in_width + u32(col)];
+                let pixel = x_n + u32(row) * p.in_width + u32(col);
+                let inputs = vec4<f32>(
+                    x_for_weight_grad[pixel + x0],
+                    x_for_weight_grad[pixel + x1],
+                    x_for_weight_grad[pixel + x2],
+                    x_for_weight_grad[pixel + x3],
+                );
+                let dy_pixel = dy_n + i * p.out_width + j;
+                acc0 += dy[dy_pixel + d0] * inputs;
+                acc1 += dy[dy_pixel + d1] * inputs;
+                acc2 += dy[dy_pixel + d2] * inputs;
+                acc3 += dy[dy_pixel + d3] * inputs;
             }
         }
     }
-    dw[index] = sum;
+    let acc = array<vec4<f32>, 4>(acc0, acc1, acc2, acc3);
+    for (var a = 0u; a < TILE; a++) {
+        for (var b = 0u; b < TILE; b++) {
+            if o0 + a < p.out_channels && c0 + b < p.in_channels {
+                dw[((o0 + a) * p.in_channels + c0 + b) * taps + tap] = acc[a][b];
+            }
+        }
+    }
 }

@@ -1,70 +1,76 @@
-// Fully connected layer y = x·Wᵀ + b with PyTorch's weight layout [out, in].
+// Fully connected layers as one strided matrix product, C = A·B (+ bias per
+// column), which serves the forward pass and both gradients of y = x·Wᵀ + b
+// (weight layout [out, in], as PyTorch) by choosing the strides:
+//
+//   linear forward          y[n,o]  = Σ_i x[n,i] · W[o,i] + b[o]   A = x,   B = Wᵀ
+//   linear backward input   dx[n,i] = Σ_o dy[n,o] · W[o,i]         A = dy,  B = W
+//   linear backward weight  dW[o,i] = Σ_n dy[n,o] · x[n,i]         A = dyᵀ, B = x
+//
+// Register-blocked: one invocation computes a 4×4 tile of C, so each loaded
+// value feeds four multiply-adds; no workgroup memory, no barriers.
 
-struct LinearParams {
-    batch: u32,
-    in_features: u32,
-    out_features: u32,
+struct MatmulParams {
+    rows: u32,          // M
+    cols: u32,          // N
+    depth: u32,         // K
+    a_row_stride: u32,  // A[m,k] = a[m·a_row_stride + k·a_depth_stride]
+    a_depth_stride: u32,
+    b_depth_stride: u32,  // B[k,n] = b[k·b_depth_stride + n·b_col_stride]
+    b_col_stride: u32,
+    has_bias: u32,      // 1: add bias[n] to every row
 }
 
-@group(0) @binding(0) var<uniform> p: LinearParams;
-
-// linear_forward: x, weight, bias -> y
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read> weight: array<f32>;
+@group(0) @binding(0) var<uniform> p: MatmulParams;
+@group(0) @binding(1) var<storage, read> a: array<f32>;
+@group(0) @binding(2) var<storage, read> b: array<f32>;
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
-@group(0) @binding(4) var<storage, read_write> y: array<f32>;
+@group(0) @binding(4) var<storage, read_write> c: array<f32>;
 
-// linear_backward_input: dy, weight -> dx
-// linear_backward_weight: dy, x -> dw
-@group(0) @binding(1) var<storage, read> dy: array<f32>;
-@group(0) @binding(2) var<storage, read> x_for_weight_grad: array<f32>;
-@group(0) @binding(3) var<storage, read_write> dx: array<f32>;
-@group(0) @binding(3) var<storage, read_write> dw: array<f32>;
+const TILE: u32 = 4u;
 
-// y[n,o] = bias[o] + Σ_i x[n,i] · weight[o,i]
+// c[m,n] = Σ_k A[m,k] · B[k,n] (+ bias[n]), one invocation per 4×4 tile
 @compute @workgroup_size(64)
-fn linear_forward(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
-    let index = flat_index(id, groups);
-    if index >= p.batch * p.out_features {
+fn matmul(@builtin(global_invocation_id) id: vec3<u32>, @builtin(workgroup_id) group: vec3<u32>) {
+    // The grid is (column tiles, row tiles): the row tile is uniform per
+    // workgroup, so A's addresses are too and a software driver loads each
+    // A value once for all lanes.
+    if id.x * TILE >= p.cols {
         return;
     }
-    let o = index % p.out_features;
-    let n = index / p.out_features;
-    var sum = bias[o];
-    for (var i = 0u; i < p.in_features; i++) {
-        sum += x[n * p.in_features + i] * weight[o * p.in_features + i];
+    let n0 = id.x * TILE;
+    let m0 = group.y * TILE;
+    // Tile rows and columns past the edge repeat the last one and are not written.
+    var a_base: array<u32, 4>;
+    var b_base: array<u32, 4>;
+    for (var t = 0u; t < TILE; t++) {
+        a_base[t] = min(m0 + t, p.rows - 1u) * p.a_row_stride;
+        b_base[t] = min(n0 + t, p.cols - 1u) * p.b_col_stride;
     }
-    y[index] = sum;
-}
-
-// dx[n,i] = Σ_o dy[n,o] · weight[o,i]
-@compute @workgroup_size(64)
-fn linear_backward_input(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
-    let index = flat_index(id, groups);
-    if index >= p.batch * p.in_features {
-        return;
+    var row_bias = vec4<f32>(0.0);
+    if p.has_bias == 1u {
+        for (var t = 0u; t < TILE; t++) {
+            row_bias[t] = bias[min(n0 + t, p.cols - 1u)];
+        }
     }
-    let i = index % p.in_features;
-    let n = index / p.in_features;
-    var sum = 0.0;
-    for (var o = 0u; o < p.out_features; o++) {
-        sum += dy[n * p.out_features + o] * weight[o * p.in_features + i];
+    var acc0 = row_bias;
+    var acc1 = row_bias;
+    var acc2 = row_bias;
+    var acc3 = row_bias;
+    for (var k = 0u; k < p.depth; k++) {
+        let a_k = k * p.a_depth_stride;
+        let b_k = k * p.b_depth_stride;
+        let bk = vec4<f32>(b[b_k + b_base[0]], b[b_k + b_base[1]], b[b_k + b_base[2]], b[b_k + b_base[3]]);
+        acc0 += a[a_k + a_base[0]] * bk;
+        acc1 += a[a_k + a_base[1]] * bk;
+        acc2 += a[a_k + a_base[2]] * bk;
+        acc3 += a[a_k + a_base[3]] * bk;
     }
-    dx[index] = sum;
-}
-
-// dw[o,i] = Σ_n dy[n,o] · x[n,i]
-@compute @workgroup_size(64)
-fn linear_backward_weight(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
-    let index = flat_index(id, groups);
-    if index >= p.out_features * p.in_features {
-        return;
+    let acc = array<vec4<f32>, 4>(acc0, acc1, acc2, acc3);
+    for (var t = 0u; t < TILE; t++) {
+        for (var s = 0u; s < TILE; s++) {
+            if m0 + t < p.rows && n0 + s < p.cols {
+                c[(m0 + t) * p.cols + n0 + s] = acc[t][s];
+            }
+        }
     }
-    let i = index % p.in_features;
-    let o = index / p.in_features;
-    var sum = 0.0;
-    for (var n = 0u; n < p.batch; n++) {
-        sum += dy[n * p.out_features + o] * x_for_weight_grad[n * p.in_features + i];
-    }
-    dw[index] = sum;
 }

@@ -51,6 +51,9 @@ pub enum Work {
 
 /// One kernel on one set of inputs.
 pub struct Case {
+    /// The op computed (an op may run on another op's kernel, e.g. a stride-1
+    /// conv input gradient on the forward conv kernel).
+    pub op: &'static str,
     pub kernel: &'static str,
     pub shape: String,
     pub tolerance: Tolerance,
@@ -60,6 +63,7 @@ pub struct Case {
 /// The measured difference of one case.
 #[derive(Clone, Debug)]
 pub struct Outcome {
+    pub op: &'static str,
     pub kernel: &'static str,
     pub shape: String,
     pub max_abs: f32,
@@ -99,16 +103,11 @@ fn random(shape: &[usize], seed: u64) -> Tensor {
 }
 
 fn op_case(op: Op, inputs: Vec<Tensor>, tolerance: Tolerance) -> Case {
-    let shape = inputs.iter().map(|t| format!("{:?}", t.shape)).collect::<Vec<_>>().join(" ");
-    let kernel = kernel_name(&op);
-    Case { kernel, shape, tolerance, work: Work::Op { op, inputs } }
-}
-
-fn kernel_name(op: &Op) -> &'static str {
-    let inputs: Vec<Vec<usize>> = vec![vec![1, 1, 2, 2], vec![1, 1, 1, 1], vec![1]];
-    let shapes: Vec<&[usize]> = inputs.iter().map(|s| s.as_slice()).collect();
-    // The kernel is chosen by the op alone; the shapes here only satisfy the signature.
-    kernels::launch_for(op, &shapes[..op.arity()], &[1, 1, 1, 1]).map(|l| l.kernel.entry).unwrap_or("reshape")
+    let shapes: Vec<&[usize]> = inputs.iter().map(|t| t.shape.as_slice()).collect();
+    let output = op.output_shape(&shapes).expect("check cases have valid shapes");
+    let kernel = kernels::launch_for(&op, &shapes, &output).map_or("none", |l| l.kernel.entry);
+    let shape = shapes.iter().map(|s| format!("{s:?}")).collect::<Vec<_>>().join(" ");
+    Case { op: op.name(), kernel, shape, tolerance, work: Work::Op { op, inputs } }
 }
 
 /// Conv cases: (batch, in channels, height, width, out channels, kernel, stride, padding).
@@ -168,6 +167,7 @@ pub fn cases() -> Vec<Case> {
         cases.push(op_case(Op::Add, vec![random(&shape, next()), random(&shape, next())], EXACT));
         let (acc, x) = (random(&shape, next()), random(&shape, next()));
         cases.push(Case {
+            op: "accumulate",
             kernel: "accumulate",
             shape: format!("{shape:?}"),
             tolerance: EXACT,
@@ -192,7 +192,13 @@ pub fn cases() -> Vec<Case> {
         }
         let loss = Tensor::new(&[1], vec![cpu::cross_entropy(&logits, &labels)]);
         let work = Work::Metrics { logits: coarse(&[n, k], next()), labels: labels.clone(), loss };
-        cases.push(Case { kernel: "batch_metrics", shape: format!("[{n}, {k}] [{n}]"), tolerance: SMALL_SUMS, work });
+        cases.push(Case {
+            op: "batch_metrics",
+            kernel: "batch_metrics",
+            shape: format!("[{n}, {k}] [{n}]"),
+            tolerance: SMALL_SUMS,
+            work,
+        });
         cases.push(op_case(Op::CrossEntropy, vec![logits.clone(), labels.clone()], TRANSCENDENTAL));
         cases.push(op_case(Op::CrossEntropyBackward, vec![logits, labels], TRANSCENDENTAL));
         cases.push(op_case(Op::Argmax, vec![coarse(&[n, k], next())], EXACT));
@@ -201,6 +207,7 @@ pub fn cases() -> Vec<Case> {
         let param = random(&[len], next());
         let grads = (0..3).map(|_| random(&[len], next())).collect();
         cases.push(Case {
+            op: "adam",
             kernel: "adam_step",
             shape: format!("[{len}] × 3 steps"),
             tolerance: SMALL_SUMS,
@@ -255,5 +262,5 @@ pub async fn run_case(gpu: &Gpu, case: &Case) -> Result<Outcome, GpuError> {
         }
     };
     let (max_abs, max_rel, passed) = compare(&gpu_values, &cpu_values, case.tolerance);
-    Ok(Outcome { kernel: case.kernel, shape: case.shape.clone(), max_abs, max_rel, passed })
+    Ok(Outcome { op: case.op, kernel: case.kernel, shape: case.shape.clone(), max_abs, max_rel, passed })
 }

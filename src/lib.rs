@@ -5,13 +5,16 @@
 //! with a plain-Rust twin ([`cpu`]) that tests compare it against.
 
 pub mod check;
+pub mod checkpoint;
 pub mod cpu;
+pub mod data;
 pub mod exec;
 pub mod gpu;
 pub mod graph;
 pub mod nn;
 pub mod ops;
 pub mod tensor;
+pub mod train;
 
 pub use ops::Op;
 pub use tensor::Tensor;

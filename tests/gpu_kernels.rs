@@ -34,12 +34,13 @@ fn check_kernel(kernel: &str) {
 macro_rules! kernel_tests {
     ($($name:ident),* $(,)?) => {
         $(#[test] fn $name() { check_kernel(stringify!($name)); })*
+        const TESTED: &[&str] = &[$(stringify!($name)),*];
     };
 }
 
 kernel_tests!(
     conv2d_forward,
-    conv2d_backward_input,
+    conv2d_backward_input_strided,
     conv2d_backward_weight,
     channel_sum,
     avg_pool2_forward,
@@ -52,9 +53,7 @@ kernel_tests!(
     relu_backward,
     add,
     accumulate,
-    linear_forward,
-    linear_backward_input,
-    linear_backward_weight,
+    matmul,
     cross_entropy_forward,
     cross_entropy_backward,
     argmax_rows,
@@ -62,33 +61,12 @@ kernel_tests!(
     adam_step,
 );
 
-/// The list above covers every kernel the engine has.
+/// The list above covers every kernel the engine has, and every kernel has check cases.
 #[test]
 fn every_kernel_has_a_test() {
-    let tested = [
-        "conv2d_forward",
-        "conv2d_backward_input",
-        "conv2d_backward_weight",
-        "channel_sum",
-        "avg_pool2_forward",
-        "avg_pool2_backward",
-        "max_pool2_forward",
-        "max_pool2_backward",
-        "upsample2_forward",
-        "upsample2_backward",
-        "relu_forward",
-        "relu_backward",
-        "add",
-        "accumulate",
-        "linear_forward",
-        "linear_backward_input",
-        "linear_backward_weight",
-        "cross_entropy_forward",
-        "cross_entropy_backward",
-        "argmax_rows",
-        "adam_step",
-    ];
+    let cases = check::cases();
     for kernel in octconv::gpu::kernels::ALL_KERNELS {
-        assert!(tested.contains(&kernel.entry), "kernel {} has no test", kernel.entry);
+        assert!(TESTED.contains(&kernel.entry), "kernel {} has no test", kernel.entry);
+        assert!(cases.iter().any(|c| c.kernel == kernel.entry), "kernel {} has no check cases", kernel.entry);
     }
 }

@@ -18,6 +18,18 @@ struct Dispatch {
     pipeline: Arc<Pipeline>,
     bind_group: wgpu::BindGroup,
     launch: Launch,
+    /// The graph node it computes (for profiles) and its floating-point operations.
+    label: String,
+    flops: u64,
+}
+
+/// The measured time of one dispatch of a training step.
+#[derive(Clone, Debug)]
+pub struct DispatchTime {
+    pub kernel: &'static str,
+    pub node: String,
+    pub seconds: f64,
+    pub flops: u64,
 }
 
 pub struct GpuProgram {
@@ -60,10 +72,10 @@ impl GpuProgram {
             let shapes: Vec<&[usize]> = node.inputs.iter().map(|&i| g.shape(i)).collect();
             let Some(launch) = kernels::launch_for(op, &shapes, &node.shape) else { continue };
             let pipeline = gpu.pipeline(launch.kernel).await?;
-            let mut bound: Vec<&wgpu::Buffer> = node.inputs.iter().map(|&i| buffer_of(i)).collect();
-            bound.push(buffer_of(id));
-            let bind_group = gpu.bind(&pipeline, &launch, &bound);
-            record.push((id, Dispatch { pipeline, bind_group, launch }));
+            let inputs: Vec<&wgpu::Buffer> = node.inputs.iter().map(|&i| buffer_of(i)).collect();
+            let bind_group = gpu.bind(&pipeline, &launch, &launch.buffers(&inputs, buffer_of(id)));
+            let flops = op.flops(&shapes, &node.shape);
+            record.push((id, Dispatch { pipeline, bind_group, launch, label: node.name.clone(), flops }));
         }
         let (forward, backward): (Vec<_>, Vec<_>) = record.into_iter().partition(|(id, _)| *id <= model.loss);
         let strip = |v: Vec<(NodeId, Dispatch)>| v.into_iter().map(|(_, d)| d).collect::<Vec<_>>();
@@ -79,7 +91,8 @@ impl GpuProgram {
             let launch = kernels::adam_launch(&adam_config, 1, len);
             let bind_group =
                 gpu.bind_with_uniform(&adam_pipeline, &adam_uniform, &[buffer_of(grad), buffer_of(param), &m, &v]);
-            adam.push(Dispatch { pipeline: adam_pipeline.clone(), bind_group, launch });
+            let label = format!("{}.adam", g.nodes[param].name);
+            adam.push(Dispatch { pipeline: adam_pipeline.clone(), bind_group, launch, label, flops: 10 * len as u64 });
             moments.push((m, v));
         }
 
@@ -88,7 +101,7 @@ impl GpuProgram {
         let pipeline = gpu.pipeline(launch.kernel).await?;
         let bound = [buffer_of(model.logits), buffer_of(model.labels), buffer_of(model.loss), &metrics_buffer];
         let bind_group = gpu.bind(&pipeline, &launch, &bound);
-        let metrics = Dispatch { pipeline, bind_group, launch };
+        let metrics = Dispatch { pipeline, bind_group, launch, label: "metrics".into(), flops: 0 };
 
         let mut program = GpuProgram {
             forward: strip(forward),
@@ -143,6 +156,32 @@ impl GpuProgram {
         let params = kernels::adam_params(&self.adam_config, self.step);
         self.gpu.queue.write_buffer(&self.adam_uniform, 0, bytemuck::cast_slice(&params));
         self.submit(&[&self.forward, std::slice::from_ref(&self.metrics), &self.backward, &self.adam]);
+    }
+
+    /// Times every dispatch of a training step on its own: the median of
+    /// `repeats` submissions, each waited for. For benchmarks, not training.
+    pub fn profile(&mut self, repeats: usize) -> Vec<DispatchTime> {
+        let wait = |gpu: &Gpu| {
+            let _ = gpu.device.poll(wgpu::PollType::wait_indefinitely());
+        };
+        self.train_step();
+        wait(&self.gpu);
+        let mut times = Vec::new();
+        let all = self.forward.iter().chain([&self.metrics]).chain(&self.backward).chain(&self.adam);
+        for d in all {
+            let mut samples: Vec<f64> = (0..repeats.max(1))
+                .map(|_| {
+                    let start = crate::exec::now();
+                    self.submit(&[std::slice::from_ref(d)]);
+                    wait(&self.gpu);
+                    crate::exec::now() - start
+                })
+                .collect();
+            samples.sort_by(f64::total_cmp);
+            let seconds = samples[samples.len() / 2];
+            times.push(DispatchTime { kernel: d.launch.kernel.entry, node: d.label.clone(), seconds, flops: d.flops });
+        }
+        times
     }
 
     pub async fn metrics(&self) -> Result<Metrics, GpuError> {

@@ -7,7 +7,7 @@ mod gpu;
 mod plan;
 
 pub use cpu::CpuProgram;
-pub use gpu::GpuProgram;
+pub use gpu::{DispatchTime, GpuProgram};
 pub use plan::{BufferPlan, Schedule};
 
 use std::rc::Rc;
@@ -65,6 +65,7 @@ pub struct OptimizerState {
 }
 
 /// A compiled model on one device.
+#[allow(clippy::large_enum_variant)] // one runner per model; never moved in a hot path
 pub enum Runner {
     Gpu(GpuProgram),
     Cpu(CpuProgram),
@@ -166,6 +167,20 @@ impl Runner {
             Runner::Gpu(p) => p.load_optimizer_state(state),
             Runner::Cpu(p) => p.load_optimizer_state(state),
         }
+    }
+}
+
+/// Seconds since an arbitrary start, for timing on native and in the browser.
+pub fn now() -> f64 {
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        use std::sync::OnceLock;
+        static START: OnceLock<std::time::Instant> = OnceLock::new();
+        START.get_or_init(std::time::Instant::now).elapsed().as_secs_f64()
+    }
+    #[cfg(target_arch = "wasm32")]
+    {
+        js_sys::Date::now() / 1000.0
     }
 }
 

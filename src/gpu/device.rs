@@ -336,9 +336,8 @@ impl Gpu {
         let output = self.storage_buffer(out_shape.iter().product(), op.name());
         match launch_for(op, &shapes, &out_shape) {
             Some(launch) => {
-                let mut buffers: Vec<&wgpu::Buffer> = inputs.iter().map(|t| &t.buffer).collect();
-                buffers.push(&output);
-                self.submit_one(&launch, &buffers, op.name()).await?;
+                let inputs: Vec<&wgpu::Buffer> = inputs.iter().map(|t| &t.buffer).collect();
+                self.submit_one(&launch, &launch.buffers(&inputs, &output), op.name()).await?;
             }
             None => {
                 // Reshape: copy the values into the new tensor.

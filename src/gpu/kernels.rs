@@ -73,7 +73,7 @@ const fn kernel(shader: Shader, entry: &'static str, reads: u32, writes: u32) ->
 }
 
 pub const CONV2D_FORWARD: Kernel = kernel(Shader::Conv2d, "conv2d_forward", 3, 1);
-pub const CONV2D_BACKWARD_INPUT: Kernel = kernel(Shader::Conv2d, "conv2d_backward_input", 2, 1);
+pub const CONV2D_BACKWARD_INPUT_STRIDED: Kernel = kernel(Shader::Conv2d, "conv2d_backward_input_strided", 2, 1);
 pub const CONV2D_BACKWARD_WEIGHT: Kernel = kernel(Shader::Conv2d, "conv2d_backward_weight", 2, 1);
 pub const AVG_POOL2_FORWARD: Kernel = kernel(Shader::Pool, "avg_pool2_forward", 1, 1);
 pub const AVG_POOL2_BACKWARD: Kernel = kernel(Shader::Pool, "avg_pool2_backward", 1, 1);
@@ -85,9 +85,7 @@ pub const RELU_FORWARD: Kernel = kernel(Shader::Elementwise, "relu_forward", 1, 
 pub const RELU_BACKWARD: Kernel = kernel(Shader::Elementwise, "relu_backward", 2, 1);
 pub const ADD: Kernel = kernel(Shader::Elementwise, "add", 2, 1);
 pub const ACCUMULATE: Kernel = kernel(Shader::Elementwise, "accumulate", 1, 1);
-pub const LINEAR_FORWARD: Kernel = kernel(Shader::Linear, "linear_forward", 3, 1);
-pub const LINEAR_BACKWARD_INPUT: Kernel = kernel(Shader::Linear, "linear_backward_input", 2, 1);
-pub const LINEAR_BACKWARD_WEIGHT: Kernel = kernel(Shader::Linear, "linear_backward_weight", 2, 1);
+pub const MATMUL: Kernel = kernel(Shader::Linear, "matmul", 3, 1);
 pub const CHANNEL_SUM: Kernel = kernel(Shader::Reduce, "channel_sum", 1, 1);
 pub const CROSS_ENTROPY_FORWARD: Kernel = kernel(Shader::CrossEntropy, "cross_entropy_forward", 2, 1);
 pub const CROSS_ENTROPY_BACKWARD: Kernel = kernel(Shader::CrossEntropy, "cross_entropy_backward", 2, 1);
@@ -96,9 +94,9 @@ pub const BATCH_METRICS: Kernel = kernel(Shader::Argmax, "batch_metrics", 3, 1);
 pub const ADAM_STEP: Kernel = kernel(Shader::Adam, "adam_step", 1, 3);
 
 /// Every kernel, for compiling them all up front (`octconv check`).
-pub const ALL_KERNELS: [&Kernel; 22] = [
+pub const ALL_KERNELS: [&Kernel; 20] = [
     &CONV2D_FORWARD,
-    &CONV2D_BACKWARD_INPUT,
+    &CONV2D_BACKWARD_INPUT_STRIDED,
     &CONV2D_BACKWARD_WEIGHT,
     &AVG_POOL2_FORWARD,
     &AVG_POOL2_BACKWARD,
@@ -110,9 +108,7 @@ pub const ALL_KERNELS: [&Kernel; 22] = [
     &RELU_BACKWARD,
     &ADD,
     &ACCUMULATE,
-    &LINEAR_FORWARD,
-    &LINEAR_BACKWARD_INPUT,
-    &LINEAR_BACKWARD_WEIGHT,
+    &MATMUL,
     &CHANNEL_SUM,
     &CROSS_ENTROPY_FORWARD,
     &CROSS_ENTROPY_BACKWARD,
@@ -124,17 +120,51 @@ pub const ALL_KERNELS: [&Kernel; 22] = [
 /// Invocations per workgroup of every kernel (`WORKGROUP_SIZE` in common.wgsl).
 pub const WORKGROUP_SIZE: u32 = 64;
 
+/// Side of the register tile of the conv and matmul kernels (`TILE` in their WGSL).
+const TILE: usize = 4;
+/// Output channels per conv2d_forward invocation (`OUT_TILE` in conv2d.wgsl).
+const CONV_OUT_TILE: usize = 8;
+
 /// A kernel with its parameters and the number of work items to cover.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Launch {
     pub kernel: &'static Kernel,
     pub params: Vec<u32>,
     pub work_items: u32,
+    /// For each storage binding of the kernel, which of the op's buffers
+    /// (its inputs, then its output) to bind there. A kernel binding the op
+    /// does not use (a bias it is told to skip) gets a repeat of another.
+    pub bind: Vec<usize>,
+    /// An explicit dispatch grid; otherwise `work_items` are spread flat.
+    pub grid: Option<[u32; 3]>,
 }
 
 impl Launch {
+    /// A launch binding the op's inputs and output in order.
+    pub fn new(kernel: &'static Kernel, params: Vec<u32>, work_items: u32) -> Self {
+        let bind = (0..(kernel.reads + kernel.writes) as usize).collect();
+        Launch { kernel, params, work_items, bind, grid: None }
+    }
+
+    /// A launch over a grid of `x_items` work items along x (in workgroups of
+    /// 64) by `y` by `z` workgroups, for kernels that read their tile from the
+    /// workgroup id.
+    pub fn grid(kernel: &'static Kernel, params: Vec<u32>, x_items: usize, y: usize, z: usize) -> Self {
+        let mut launch = Launch::new(kernel, params, (x_items * y * z) as u32);
+        launch.grid = Some([(x_items as u32).div_ceil(WORKGROUP_SIZE).max(1), y as u32, z as u32]);
+        launch
+    }
+
+    /// The buffers to bind, picked from the op's `inputs` and `output`.
+    pub fn buffers<'a, T: ?Sized>(&self, inputs: &[&'a T], output: &'a T) -> Vec<&'a T> {
+        self.bind.iter().map(|&k| if k < inputs.len() { inputs[k] } else { output }).collect()
+    }
+
     /// The dispatch grid: up to 65535 workgroups along x, the rest along y.
     pub fn workgroups(&self) -> [u32; 3] {
+        if let Some(grid) = self.grid {
+            return grid;
+        }
         let groups = self.work_items.div_ceil(WORKGROUP_SIZE).max(1);
         let x = groups.min(65535);
         [x, groups.div_ceil(x), 1]
@@ -145,26 +175,59 @@ fn u(v: usize) -> u32 {
     v as u32
 }
 
+fn to_u32(values: Vec<usize>) -> Vec<u32> {
+    values.into_iter().map(u).collect()
+}
+
 /// The kernel launch that computes `op`, or None for ops that move no data (reshape).
 pub fn launch_for(op: &Op, inputs: &[&[usize]], output: &[usize]) -> Option<Launch> {
-    let launch = |kernel: &'static Kernel, params: Vec<usize>, work_items: usize| Launch {
-        kernel,
-        params: params.into_iter().map(u).collect(),
-        work_items: u(work_items),
+    let launch = |kernel: &'static Kernel, params: Vec<usize>, work_items: usize| {
+        Launch::new(kernel, to_u32(params), u(work_items))
     };
-    let conv = |x: &[usize], w: &[usize], y: &[usize], stride: usize, padding: usize| {
-        vec![x[0], x[1], x[2], x[3], w[0], y[2], y[3], w[2], stride, padding]
-    };
+    let tiles = |n: usize| n.div_ceil(TILE);
     let pool = |x: &[usize], y: &[usize]| vec![x[0] * x[1], x[2], x[3], y[2], y[3]];
     Some(match op {
         Op::Conv2d { stride, padding } => {
-            launch(&CONV2D_FORWARD, conv(inputs[0], inputs[1], output, *stride, *padding), numel(output))
+            let (x, w, y) = (inputs[0], inputs[1], output);
+            let k = w[2];
+            let params =
+                vec![x[0], x[1], x[2], x[3], w[0], y[2], y[3], k, *stride, *padding, w[1] * k * k, k * k, 0, 1];
+            Launch::grid(&CONV2D_FORWARD, to_u32(params), y[2] * tiles(y[3]), w[0].div_ceil(CONV_OUT_TILE), x[0])
         }
         Op::Conv2dBackwardInput { stride, padding, .. } => {
-            launch(&CONV2D_BACKWARD_INPUT, conv(output, inputs[1], inputs[0], *stride, *padding), numel(output))
+            let (dy, w, dx) = (inputs[0], inputs[1], output);
+            let k = w[2];
+            if *stride == 1 && *padding < k {
+                // dx = conv(dy, weights flipped and with in/out channels swapped, padding k−1−p).
+                let params = vec![
+                    dy[0],
+                    dy[1],
+                    dy[2],
+                    dy[3],
+                    dx[1],
+                    dx[2],
+                    dx[3],
+                    k,
+                    1,
+                    k - 1 - padding,
+                    k * k,
+                    dx[1] * k * k,
+                    1,
+                    0,
+                ];
+                let (x_items, y) = (dx[2] * tiles(dx[3]), dx[1].div_ceil(CONV_OUT_TILE));
+                let mut l = Launch::grid(&CONV2D_FORWARD, to_u32(params), x_items, y, dx[0]);
+                l.bind = vec![0, 1, 1, 2]; // the weights stand in for the unused bias
+                l
+            } else {
+                let params = vec![dx[0], dx[1], dx[2], dx[3], w[0], dy[2], dy[3], k, *stride, *padding, 0, 0, 0, 0];
+                launch(&CONV2D_BACKWARD_INPUT_STRIDED, params, numel(dx))
+            }
         }
-        Op::Conv2dBackwardWeight { stride, padding, .. } => {
-            launch(&CONV2D_BACKWARD_WEIGHT, conv(inputs[1], output, inputs[0], *stride, *padding), numel(output))
+        Op::Conv2dBackwardWeight { stride, padding, kernel } => {
+            let (dy, x) = (inputs[0], inputs[1]);
+            let params = vec![x[0], x[1], x[2], x[3], dy[1], dy[2], dy[3], *kernel, *stride, *padding, 0, 0, 0, 0];
+            Launch::grid(&CONV2D_BACKWARD_WEIGHT, to_u32(params), tiles(x[1]) * kernel * kernel, tiles(dy[1]), 1)
         }
         Op::ChannelSum => {
             let x = inputs[0];
@@ -184,17 +247,27 @@ pub fn launch_for(op: &Op, inputs: &[&[usize]], output: &[usize]) -> Option<Laun
         Op::Relu => launch(&RELU_FORWARD, vec![numel(output)], numel(output)),
         Op::ReluBackward => launch(&RELU_BACKWARD, vec![numel(output)], numel(output)),
         Op::Add => launch(&ADD, vec![numel(output)], numel(output)),
+        // Matmul parameters: rows, cols, depth, A's row and depth strides, B's depth and column strides, bias.
         Op::Linear => {
             let (x, w) = (inputs[0], inputs[1]);
-            launch(&LINEAR_FORWARD, vec![x[0], x[1], w[0]], numel(output))
+            let (batch, ins, outs) = (x[0], x[1], w[0]);
+            Launch::grid(&MATMUL, to_u32(vec![batch, outs, ins, ins, 1, 1, ins, 1]), tiles(outs), tiles(batch), 1)
         }
         Op::LinearBackwardInput => {
             let (dy, w) = (inputs[0], inputs[1]);
-            launch(&LINEAR_BACKWARD_INPUT, vec![dy[0], w[1], w[0]], numel(output))
+            let (batch, outs, ins) = (dy[0], w[0], w[1]);
+            let params = to_u32(vec![batch, ins, outs, outs, 1, ins, 1, 0]);
+            let mut l = Launch::grid(&MATMUL, params, tiles(ins), tiles(batch), 1);
+            l.bind = vec![0, 1, 1, 2];
+            l
         }
         Op::LinearBackwardWeight => {
             let (dy, x) = (inputs[0], inputs[1]);
-            launch(&LINEAR_BACKWARD_WEIGHT, vec![dy[0], x[1], dy[1]], numel(output))
+            let (batch, outs, ins) = (dy[0], dy[1], x[1]);
+            let params = to_u32(vec![outs, ins, batch, 1, outs, ins, 1, 0]);
+            let mut l = Launch::grid(&MATMUL, params, tiles(ins), tiles(outs), 1);
+            l.bind = vec![0, 1, 1, 2];
+            l
         }
         Op::CrossEntropy => {
             let z = inputs[0];
@@ -215,12 +288,12 @@ pub fn launch_for(op: &Op, inputs: &[&[usize]], output: &[usize]) -> Option<Laun
 
 /// `acc += x` over `count` elements.
 pub fn accumulate_launch(count: usize) -> Launch {
-    Launch { kernel: &ACCUMULATE, params: vec![u(count)], work_items: u(count) }
+    Launch::new(&ACCUMULATE, vec![u(count)], u(count))
 }
 
 /// One Adam step at step `t` (1-based) over a parameter buffer of `count` values.
 pub fn adam_launch(config: &crate::cpu::AdamConfig, t: u64, count: usize) -> Launch {
-    Launch { kernel: &ADAM_STEP, params: adam_params(config, t), work_items: u(count) }
+    Launch::new(&ADAM_STEP, adam_params(config, t), u(count))
 }
 
 /// Adam's uniform parameters at step `t`, shared by every parameter tensor.
@@ -232,5 +305,5 @@ pub fn adam_params(config: &crate::cpu::AdamConfig, t: u64) -> Vec<u32> {
 /// metrics += (loss · labelled rows, correct rows, labelled rows) for logits [rows, cols].
 pub fn batch_metrics_launch(rows: usize, cols: usize) -> Launch {
     // One workgroup reduces the whole batch.
-    Launch { kernel: &BATCH_METRICS, params: vec![u(rows), u(cols)], work_items: WORKGROUP_SIZE }
+    Launch::new(&BATCH_METRICS, vec![u(rows), u(cols)], WORKGROUP_SIZE)
 }

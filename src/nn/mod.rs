@@ -7,7 +7,7 @@ mod seed;
 
 pub use linear::Linear;
 pub use octave::{Branches, OctaveConv};
-pub use seed::{SeedNet, TrainGraph};
+pub use seed::{SeedNet, TrainGraph, CLASSES, IMAGE_SIDE};
 
 use rand::{Rng, SeedableRng};
 

@@ -1,0 +1,158 @@
+//! Checkpoints as safetensors with PyTorch's state_dict names and layouts,
+//! so a file exported from PyTorch loads here and ours load in PyTorch.
+//! Adam's state, for resuming, goes in a sibling `.adam.safetensors` file.
+
+use std::collections::HashMap;
+
+use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+
+use crate::exec::OptimizerState;
+use crate::nn::{ParamSet, ParamSpec};
+use crate::tensor::Tensor;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointError {
+    #[error("{path}: {problem}")]
+    Invalid { path: String, problem: String },
+    #[error("{path}: cannot be {action}: {source}")]
+    Io { path: String, action: &'static str, source: std::io::Error },
+}
+
+/// Parameters with their metadata (epoch, accuracy, recipe …).
+#[derive(Clone, Debug)]
+pub struct Checkpoint {
+    pub params: ParamSet,
+    pub metadata: HashMap<String, String>,
+}
+
+/// Serialises named f32 tensors with metadata as safetensors bytes.
+pub fn to_bytes(tensors: &[(String, &Tensor)], metadata: &HashMap<String, String>) -> Vec<u8> {
+    let views = tensors.iter().map(|(name, t)| {
+        let view = TensorView::new(Dtype::F32, t.shape.clone(), bytemuck::cast_slice(&t.data))
+            .expect("f32 data fills its shape");
+        (name.clone(), view)
+    });
+    safetensors::serialize(views, Some(metadata.clone())).expect("f32 tensors serialise")
+}
+
+/// Reads every f32 tensor of a safetensors file's bytes; `path` names it in errors.
+pub fn from_bytes(bytes: &[u8], path: &str) -> Result<Checkpoint, CheckpointError> {
+    let invalid = |problem: String| CheckpointError::Invalid { path: path.to_string(), problem };
+    let file = SafeTensors::deserialize(bytes).map_err(|e| invalid(format!("is not a safetensors file ({e})")))?;
+    let (_, header) = SafeTensors::read_metadata(bytes).map_err(|e| invalid(e.to_string()))?;
+    let metadata = header.metadata().clone().unwrap_or_default();
+    let mut tensors = Vec::new();
+    for (name, view) in file.tensors() {
+        if view.dtype() != Dtype::F32 {
+            return Err(invalid(format!(
+                "tensor {name} is {:?}; only float32 checkpoints are supported",
+                view.dtype()
+            )));
+        }
+        let data: Vec<f32> = view.data().chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect();
+        tensors.push((name, Tensor::new(view.shape(), data)));
+    }
+    Ok(Checkpoint { params: ParamSet { tensors }, metadata })
+}
+
+impl Checkpoint {
+    /// The parameters in the model's order, after checking that every name
+    /// and shape the model expects is present, and nothing else.
+    pub fn params_for(&self, specs: &[ParamSpec], path: &str) -> Result<ParamSet, CheckpointError> {
+        let invalid = |problem: String| CheckpointError::Invalid { path: path.to_string(), problem };
+        let mut tensors = Vec::new();
+        for spec in specs {
+            let tensor = self
+                .params
+                .get(&spec.name)
+                .ok_or_else(|| invalid(format!("has no tensor {}; it is not a checkpoint of this model", spec.name)))?;
+            if tensor.shape != spec.shape {
+                return Err(invalid(format!(
+                    "has {} of shape {:?}, but the model needs {:?}; it is a checkpoint of another model",
+                    spec.name, tensor.shape, spec.shape
+                )));
+            }
+            tensors.push((spec.name.clone(), tensor.clone()));
+        }
+        if let Some((extra, _)) = self.params.tensors.iter().find(|(n, _)| !specs.iter().any(|s| &s.name == n)) {
+            return Err(invalid(format!("has tensor {extra}, which this model does not have")));
+        }
+        Ok(ParamSet { tensors })
+    }
+}
+
+/// Serialises Adam's state as PyTorch names it: `<param>.exp_avg`, `<param>.exp_avg_sq`.
+pub fn optimizer_to_bytes(state: &OptimizerState) -> Vec<u8> {
+    let mut tensors = Vec::new();
+    for (name, m, v) in &state.moments {
+        tensors.push((format!("{name}.exp_avg"), m));
+        tensors.push((format!("{name}.exp_avg_sq"), v));
+    }
+    let metadata = HashMap::from([("step".to_string(), state.step.to_string())]);
+    to_bytes(&tensors, &metadata)
+}
+
+/// Reads Adam's state back for the parameters `specs`.
+pub fn optimizer_from_bytes(bytes: &[u8], specs: &[ParamSpec], path: &str) -> Result<OptimizerState, CheckpointError> {
+    let file = from_bytes(bytes, path)?;
+    let invalid = |problem: String| CheckpointError::Invalid { path: path.to_string(), problem };
+    let step =
+        file.metadata.get("step").and_then(|s| s.parse().ok()).ok_or_else(|| invalid("has no step count".into()))?;
+    let mut moments = Vec::new();
+    for spec in specs {
+        let get = |suffix: &str| {
+            let name = format!("{}.{suffix}", spec.name);
+            match file.params.get(&name) {
+                Some(t) if t.shape == spec.shape => Ok(t.clone()),
+                _ => Err(invalid(format!("has no {name} of shape {:?}", spec.shape))),
+            }
+        };
+        moments.push((spec.name.clone(), get("exp_avg")?, get("exp_avg_sq")?));
+    }
+    Ok(OptimizerState { step, moments })
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+mod files {
+    use std::path::{Path, PathBuf};
+
+    use super::*;
+
+    /// Writes `bytes` to `path` via a temporary file in the same folder and a
+    /// rename, so a crash never leaves a half-written checkpoint.
+    pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
+        let io = |action, source| CheckpointError::Io { path: path.display().to_string(), action, source };
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|e| io("created", e))?;
+        }
+        let mut tmp = path.as_os_str().to_owned();
+        tmp.push(".tmp");
+        std::fs::write(&tmp, bytes).map_err(|e| io("written", e))?;
+        std::fs::rename(&tmp, path).map_err(|e| io("written", e))
+    }
+
+    pub fn read(path: &Path) -> Result<Vec<u8>, CheckpointError> {
+        std::fs::read(path).map_err(|source| CheckpointError::Io {
+            path: path.display().to_string(),
+            action: "read",
+            source,
+        })
+    }
+
+    /// The file holding Adam's state beside checkpoint `path`: `model.safetensors` → `model.adam.safetensors`.
+    pub fn optimizer_path(path: &Path) -> PathBuf {
+        path.with_extension("adam.safetensors")
+    }
+
+    pub fn save(path: &Path, params: &ParamSet, metadata: &HashMap<String, String>) -> Result<(), CheckpointError> {
+        let tensors: Vec<(String, &Tensor)> = params.tensors.iter().map(|(n, t)| (n.clone(), t)).collect();
+        write_atomically(path, &to_bytes(&tensors, metadata))
+    }
+
+    pub fn load(path: &Path) -> Result<Checkpoint, CheckpointError> {
+        from_bytes(&read(path)?, &path.display().to_string())
+    }
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+pub use files::{load, optimizer_path, read, save, write_atomically};

@@ -1,0 +1,65 @@
+//! `octconv eval`: test accuracy and confusion matrix of a checkpoint.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+use octconv::checkpoint;
+use octconv::cpu::AdamConfig;
+use octconv::data::{load_split, Split};
+use octconv::exec::Runner;
+use octconv::nn::{SeedNet, CLASSES};
+use octconv::train::predictions;
+
+use super::RunArgs;
+
+#[derive(Args, Debug)]
+pub struct EvalArgs {
+    /// Checkpoint (safetensors, PyTorch state_dict names)
+    #[arg(long)]
+    model: PathBuf,
+    /// Examples per forward pass
+    #[arg(long, default_value_t = 500)]
+    batch: usize,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+pub fn run(args: EvalArgs) -> Result<ExitCode, String> {
+    if args.batch == 0 {
+        return Err("--batch must be at least 1".into());
+    }
+    let net = SeedNet::new();
+    let name = args.model.display().to_string();
+    let params =
+        checkpoint::load(&args.model).and_then(|c| c.params_for(&net.params(), &name)).map_err(|e| e.to_string())?;
+    let kind = args.run.dataset_kind();
+    let test = load_split(kind, &args.run.data_dir(), Split::Test).map_err(|e| e.to_string())?;
+    let device = args.run.device()?;
+    let model = net.graph(args.batch, false).map_err(|e| e.to_string())?;
+    let mut runner = pollster::block_on(Runner::compile(&device, model, &params, AdamConfig::default()))
+        .map_err(|e| e.to_string())?;
+    let predicted = pollster::block_on(predictions(&mut runner, &test)).map_err(|e| e.to_string())?;
+
+    let mut confusion = [[0usize; CLASSES]; CLASSES];
+    for (&p, &label) in predicted.iter().zip(&test.labels) {
+        confusion[label as usize][p] += 1;
+    }
+    let correct: usize = (0..CLASSES).map(|c| confusion[c][c]).sum();
+    println!("{name} on the {} test set ({} images), device: {}", kind.label(), test.len(), device.describe());
+    println!("test accuracy: {:.4} ({correct}/{})\n", correct as f64 / test.len() as f64, test.len());
+    println!("confusion matrix (rows: true class, columns: predicted)");
+    print!("      ");
+    for c in 0..CLASSES {
+        print!("{c:>6}");
+    }
+    println!();
+    for (label, row) in confusion.iter().enumerate() {
+        print!("{label:>6}");
+        for count in row {
+            print!("{count:>6}");
+        }
+        println!();
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,130 @@
+//! Subcommands of `octconv`. Each returns Err(one sentence) on bad input.
+
+mod adapters;
+mod eval;
+mod plot;
+mod predict;
+mod train;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::rc::Rc;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use octconv::data::DatasetKind;
+use octconv::exec::Device;
+use octconv::gpu::{AdapterChoice, Gpu};
+
+#[derive(Parser)]
+#[command(name = "octconv", version, about = "Octave-convolution networks on any GPU through WebGPU")]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Train the seed Octave MNIST network (defaults: the seed recipe).
+    Train(train::TrainArgs),
+    /// Test accuracy and confusion matrix of a checkpoint.
+    Eval(eval::EvalArgs),
+    /// Recognise digits in image files with a checkpoint.
+    Predict(predict::PredictArgs),
+    /// List the GPU adapters and the limits that matter to octconv.
+    Info(AdapterArgs),
+    /// Run every kernel on the GPU against its CPU twin and print the errors.
+    Check(AdapterArgs),
+}
+
+pub fn run(cli: Cli) -> Result<ExitCode, String> {
+    match cli.command {
+        Command::Train(args) => train::run(args),
+        Command::Eval(args) => eval::run(args),
+        Command::Predict(args) => predict::run(args),
+        Command::Info(args) => adapters::info(&args.choice()),
+        Command::Check(args) => adapters::check(&args.choice()),
+    }
+}
+
+#[derive(Args, Clone, Debug)]
+pub struct AdapterArgs {
+    /// Backends to consider: vulkan, metal, dx12, gl (comma list) [env: OCTCONV_BACKEND]
+    #[arg(long)]
+    backend: Option<String>,
+    /// Use the adapter whose name contains this text, e.g. llvmpipe [env: OCTCONV_ADAPTER]
+    #[arg(long)]
+    adapter: Option<String>,
+}
+
+impl AdapterArgs {
+    fn choice(&self) -> AdapterChoice {
+        let env = AdapterChoice::from_env();
+        AdapterChoice { backends: self.backend.clone().or(env.backends), name: self.adapter.clone().or(env.name) }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum DeviceKind {
+    /// The GPU if one is found, else the CPU (with a notice).
+    Auto,
+    Gpu,
+    Cpu,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum DatasetArg {
+    /// MNIST handwritten digits.
+    Mnist,
+    /// Fashion-MNIST (Debian: dataset-fashion-mnist).
+    Fashion,
+}
+
+/// Where the data lives and where the model runs; shared by train and eval.
+#[derive(Args, Clone, Debug)]
+pub struct RunArgs {
+    /// Folder with the four IDX files (fetched there when missing)
+    #[arg(long, default_value = "data/mnist")]
+    data: PathBuf,
+    #[arg(long, value_enum, default_value = "mnist")]
+    dataset: DatasetArg,
+    #[arg(long, value_enum, default_value = "auto")]
+    device: DeviceKind,
+    #[command(flatten)]
+    adapter: AdapterArgs,
+}
+
+impl RunArgs {
+    fn dataset_kind(&self) -> DatasetKind {
+        match self.dataset {
+            DatasetArg::Mnist => DatasetKind::Digits,
+            DatasetArg::Fashion => DatasetKind::Fashion,
+        }
+    }
+
+    /// The data folder: Fashion-MNIST defaults to data/fashion-mnist.
+    fn data_dir(&self) -> PathBuf {
+        if self.dataset == DatasetArg::Fashion && self.data.as_path() == std::path::Path::new("data/mnist") {
+            PathBuf::from("data/fashion-mnist")
+        } else {
+            self.data.clone()
+        }
+    }
+
+    fn device(&self) -> Result<Device, String> {
+        open_device(self.device, &self.adapter.choice())
+    }
+}
+
+pub fn open_device(kind: DeviceKind, choice: &AdapterChoice) -> Result<Device, String> {
+    if kind == DeviceKind::Cpu {
+        return Ok(Device::Cpu);
+    }
+    match pollster::block_on(Gpu::new(choice)) {
+        Ok(gpu) => Ok(Device::Gpu(Rc::new(gpu))),
+        Err(e) if kind == DeviceKind::Auto => {
+            eprintln!("notice: {e}; running on the CPU instead");
+            Ok(Device::Cpu)
+        }
+        Err(e) => Err(e.to_string()),
+    }
+}

@@ -1,0 +1,61 @@
+//! `octconv predict`: the digit in each image file, with the ten probabilities.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+use octconv::checkpoint;
+use octconv::cpu::AdamConfig;
+use octconv::data::{to_mnist_input, PIXELS};
+use octconv::exec::Runner;
+use octconv::nn::{SeedNet, CLASSES};
+use octconv::train::softmax_rows;
+
+use super::{open_device, AdapterArgs, DeviceKind};
+
+#[derive(Args, Debug)]
+pub struct PredictArgs {
+    /// Checkpoint (safetensors, PyTorch state_dict names)
+    #[arg(long)]
+    model: PathBuf,
+    /// Images (PNG or JPEG, any size): dark ink on light paper or white on black
+    #[arg(required = true)]
+    images: Vec<PathBuf>,
+    #[arg(long, value_enum, default_value = "auto")]
+    device: DeviceKind,
+    #[command(flatten)]
+    adapter: AdapterArgs,
+}
+
+/// An image file as an MNIST-style input: grayscale, white digit on black, 28×28.
+fn load_image(path: &PathBuf) -> Result<Vec<f32>, String> {
+    let image = image::open(path).map_err(|e| format!("{}: cannot be read as an image: {e}", path.display()))?;
+    let gray = image.to_luma32f();
+    Ok(to_mnist_input(gray.as_raw(), gray.width() as usize, gray.height() as usize))
+}
+
+pub fn run(args: PredictArgs) -> Result<ExitCode, String> {
+    let net = SeedNet::new();
+    let name = args.model.display().to_string();
+    let params =
+        checkpoint::load(&args.model).and_then(|c| c.params_for(&net.params(), &name)).map_err(|e| e.to_string())?;
+    let mut images = Vec::with_capacity(args.images.len() * PIXELS);
+    for path in &args.images {
+        images.extend(load_image(path)?);
+    }
+    let count = args.images.len();
+    let device = open_device(args.device, &args.adapter.choice())?;
+    let model = net.graph(count, false).map_err(|e| e.to_string())?;
+    let mut runner = pollster::block_on(Runner::compile(&device, model, &params, AdamConfig::default()))
+        .map_err(|e| e.to_string())?;
+    runner.write_batch(&images, &vec![-1.0; count]);
+    runner.forward();
+    let logits = pollster::block_on(runner.read(runner.model().logits)).map_err(|e| e.to_string())?;
+    let probabilities = softmax_rows(&logits.data, CLASSES);
+    for (path, p) in args.images.iter().zip(probabilities.chunks(CLASSES)) {
+        let digit = octconv::cpu::argmax(&octconv::tensor::Tensor::new(&[1, CLASSES], p.to_vec()))[0] as usize;
+        let listed: Vec<String> = p.iter().enumerate().map(|(d, q)| format!("{d}:{q:.3}")).collect();
+        println!("{}: {digit}  ({})", path.display(), listed.join(" "));
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,215 @@
+//! `octconv train`: the seed recipe, with progress, per-epoch test accuracy,
+//! checkpoints, a metrics file and the training curve.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use clap::Args;
+use octconv::checkpoint;
+use octconv::cpu::AdamConfig;
+use octconv::data::{load_split, Split};
+use octconv::exec::Runner;
+use octconv::nn::{ParamSet, SeedNet};
+use octconv::train::{evaluate, train_epoch, EpochReport, Recipe};
+
+use super::plot::{self, CurvePoint};
+use super::RunArgs;
+
+#[derive(Args, Debug)]
+pub struct TrainArgs {
+    #[arg(long, default_value_t = 3)]
+    epochs: usize,
+    #[arg(long, default_value_t = 64)]
+    batch: usize,
+    /// Adam's learning rate
+    #[arg(long, default_value_t = 1e-3)]
+    lr: f32,
+    /// Seeds the initial weights and the shuffling
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Train on the first N training images only
+    #[arg(long)]
+    limit: Option<usize>,
+    /// Checkpoint to write (safetensors); the metrics CSV and curve SVG go beside it
+    #[arg(long, default_value = "runs/mnist.safetensors")]
+    out: PathBuf,
+    /// Continue training from this checkpoint (and its .adam.safetensors, when present)
+    #[arg(long)]
+    resume: Option<PathBuf>,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+/// `runs/mnist.safetensors` → `runs/mnist.<suffix>`
+fn beside(out: &Path, suffix: &str) -> PathBuf {
+    out.with_extension(suffix)
+}
+
+pub fn run(args: TrainArgs) -> Result<ExitCode, String> {
+    if args.batch == 0 || args.epochs == 0 {
+        return Err("--batch and --epochs must be at least 1".into());
+    }
+    if !(args.lr > 0.0 && args.lr.is_finite()) {
+        return Err(format!("--lr must be a positive number, got {}", args.lr));
+    }
+    let recipe = Recipe { epochs: args.epochs, batch: args.batch, lr: args.lr, seed: args.seed };
+    let kind = args.run.dataset_kind();
+    let dir = args.run.data_dir();
+    let mut train = load_split(kind, &dir, Split::Train).map_err(|e| e.to_string())?;
+    let test = load_split(kind, &dir, Split::Test).map_err(|e| e.to_string())?;
+    if let Some(n) = args.limit {
+        if n == 0 {
+            return Err("--limit must be at least 1".into());
+        }
+        train = train.take(n);
+    }
+
+    let net = SeedNet::new();
+    let mut params = ParamSet::init(&net.params(), recipe.seed);
+    let mut first_epoch = 0;
+    let mut optimizer = None;
+    if let Some(path) = &args.resume {
+        let name = path.display().to_string();
+        let saved = checkpoint::load(path).map_err(|e| e.to_string())?;
+        params = saved.params_for(&net.params(), &name).map_err(|e| e.to_string())?;
+        first_epoch = saved.metadata.get("epoch").and_then(|e| e.parse().ok()).unwrap_or(0);
+        let adam_path = checkpoint::optimizer_path(path);
+        if adam_path.exists() {
+            let bytes = checkpoint::read(&adam_path).map_err(|e| e.to_string())?;
+            let state = checkpoint::optimizer_from_bytes(&bytes, &net.params(), &adam_path.display().to_string());
+            optimizer = Some(state.map_err(|e| e.to_string())?);
+        } else {
+            eprintln!("notice: {} not found; Adam restarts from zero moments", adam_path.display());
+        }
+        if first_epoch >= recipe.epochs {
+            return Err(format!(
+                "{name} has already trained {first_epoch} epochs; pass --epochs above {first_epoch} to continue"
+            ));
+        }
+    }
+
+    let device = args.run.device()?;
+    let model = net.graph(recipe.batch, true).map_err(|e| e.to_string())?;
+    let adam = AdamConfig { lr: recipe.lr, ..AdamConfig::default() };
+    let mut runner = pollster::block_on(Runner::compile(&device, model, &params, adam)).map_err(|e| e.to_string())?;
+    if let Some(state) = &optimizer {
+        runner.load_optimizer_state(state);
+    }
+
+    println!(
+        "training the Octave MNIST net on {} ({} {} training / {} test images), device: {}",
+        kind.label(),
+        train.len(),
+        if args.limit.is_some() { "limited" } else { "" },
+        test.len(),
+        device.describe()
+    );
+    println!("recipe: {} epochs, batch {}, Adam lr {}, seed {}", recipe.epochs, recipe.batch, recipe.lr, recipe.seed);
+
+    let mut reports: Vec<EpochReport> = Vec::new();
+    let mut curve: Vec<CurvePoint> = Vec::new();
+    let started = Instant::now();
+    for epoch in first_epoch..recipe.epochs {
+        let bar = indicatif::ProgressBar::new(train.len() as u64);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} {msg}")
+                .unwrap()
+                .progress_chars("=> "),
+        );
+        bar.set_prefix(format!("{}/{}", epoch + 1, recipe.epochs));
+        let epoch_start = Instant::now();
+        let metrics = pollster::block_on(train_epoch(&mut runner, &train, recipe.seed, epoch, 20, |done, m| {
+            let rate = done as f64 / epoch_start.elapsed().as_secs_f64();
+            bar.set_position(done as u64);
+            bar.set_message(format!("loss {:.4}  acc {:.4}  {rate:.0} samples/s", m.loss(), m.accuracy()));
+            curve.push(CurvePoint { epoch: epoch as f64 + done as f64 / train.len() as f64, loss: m.loss() });
+        }))
+        .map_err(|e| e.to_string())?;
+        let seconds = epoch_start.elapsed().as_secs_f64();
+        bar.finish_and_clear();
+        let tested = pollster::block_on(evaluate(&mut runner, &test)).map_err(|e| e.to_string())?;
+        let report = EpochReport {
+            epoch: epoch + 1,
+            train_loss: metrics.loss(),
+            train_accuracy: metrics.accuracy(),
+            test_loss: tested.loss(),
+            test_accuracy: tested.accuracy(),
+            seconds,
+        };
+        println!(
+            "epoch {}/{}: train loss {:.4} acc {:.4} | test loss {:.4} acc {:.4} | {:.1} s, {:.0} samples/s",
+            report.epoch,
+            recipe.epochs,
+            report.train_loss,
+            report.train_accuracy,
+            report.test_loss,
+            report.test_accuracy,
+            seconds,
+            train.len() as f64 / seconds
+        );
+        reports.push(report.clone());
+        save(&runner, &args.out, &recipe, &report, &device.describe(), kind.label())?;
+    }
+
+    let metrics_path = beside(&args.out, "metrics.csv");
+    write_metrics(&metrics_path, &reports, args.resume.is_some())?;
+    let curve_path = beside(&args.out, "curve.svg");
+    plot::training_curve(&curve_path, &curve, &reports)?;
+    let last = reports.last().expect("at least one epoch ran");
+    println!(
+        "done in {:.1} s: test accuracy {:.4} after {} epochs\nwrote {}, {}, {}",
+        started.elapsed().as_secs_f64(),
+        last.test_accuracy,
+        last.epoch,
+        args.out.display(),
+        metrics_path.display(),
+        curve_path.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn save(
+    runner: &Runner,
+    out: &Path,
+    recipe: &Recipe,
+    report: &EpochReport,
+    adapter: &str,
+    dataset: &str,
+) -> Result<(), String> {
+    let params = pollster::block_on(runner.params()).map_err(|e| e.to_string())?;
+    let metadata = HashMap::from([
+        ("format".to_string(), "pt".to_string()),
+        ("model".to_string(), "octconv seed Octave MNIST net".to_string()),
+        ("dataset".to_string(), dataset.to_string()),
+        ("epoch".to_string(), report.epoch.to_string()),
+        ("test_accuracy".to_string(), format!("{:.4}", report.test_accuracy)),
+        (
+            "recipe".to_string(),
+            format!("epochs={} batch={} lr={} seed={} adam", recipe.epochs, recipe.batch, recipe.lr, recipe.seed),
+        ),
+        ("device".to_string(), adapter.to_string()),
+    ]);
+    checkpoint::save(out, &params, &metadata).map_err(|e| e.to_string())?;
+    let state = pollster::block_on(runner.optimizer_state()).map_err(|e| e.to_string())?;
+    checkpoint::write_atomically(&checkpoint::optimizer_path(out), &checkpoint::optimizer_to_bytes(&state))
+        .map_err(|e| e.to_string())
+}
+
+fn write_metrics(path: &Path, reports: &[EpochReport], append: bool) -> Result<(), String> {
+    let mut text = String::new();
+    if !(append && path.exists()) {
+        text.push_str("epoch,train_loss,train_accuracy,test_loss,test_accuracy,seconds\n");
+    }
+    for r in reports {
+        text.push_str(&format!(
+            "{},{:.6},{:.6},{:.6},{:.6},{:.3}\n",
+            r.epoch, r.train_loss, r.train_accuracy, r.test_loss, r.test_accuracy, r.seconds
+        ));
+    }
+    let file = std::fs::OpenOptions::new().create(true).append(append).write(true).truncate(!append).open(path);
+    file.and_then(|mut f| f.write_all(text.as_bytes()))
+        .map_err(|e| format!("{}: cannot be written: {e}", path.display()))
+}
