@@ -9,13 +9,19 @@ fn main() {
     let net = SeedNet::new();
     let params = ParamSet::init(&net.params(), 1);
     let model = net.graph(64, true).unwrap();
-    let mut r =
-        pollster::block_on(Runner::compile(&Device::Gpu(gpu.clone()), model, &params, AdamConfig::default())).unwrap();
+    let mut r = pollster::block_on(Runner::compile(
+        &if std::env::var("CPU").is_ok() { Device::Cpu } else { Device::Gpu(gpu.clone()) },
+        model,
+        &params,
+        AdamConfig::default(),
+    ))
+    .unwrap();
     let (images, labels) = if std::env::var("REAL").is_ok() {
         let d = octconv::data::load_split(
             octconv::data::DatasetKind::Digits,
             std::path::Path::new("../shared/data/mnist"),
             octconv::data::Split::Test,
+            false,
         )
         .unwrap();
         d.batch(&(0..64).collect::<Vec<_>>(), 64)
@@ -34,7 +40,7 @@ fn main() {
         for _ in 0..10 {
             r.write_batch(&images, &labels);
             r.train_step();
-            gpu.device.poll(wgpu::PollType::wait_indefinitely()).unwrap();
+            let _ = gpu.device.poll(wgpu::PollType::wait_indefinitely());
         }
         println!("round {round}: {:.1} ms/step (wait each)", t.elapsed().as_secs_f64() * 100.0);
     }

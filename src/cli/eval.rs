@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::Args;
 use octconv::checkpoint;
 use octconv::cpu::AdamConfig;
-use octconv::data::{load_split, Split};
+use octconv::data::Split;
 use octconv::exec::Runner;
 use octconv::nn::{SeedNet, CLASSES};
 use octconv::train::predictions;
@@ -34,7 +34,7 @@ pub fn run(args: EvalArgs) -> Result<ExitCode, String> {
     let params =
         checkpoint::load(&args.model).and_then(|c| c.params_for(&net.params(), &name)).map_err(|e| e.to_string())?;
     let kind = args.run.dataset_kind();
-    let test = load_split(kind, &args.run.data_dir(), Split::Test).map_err(|e| e.to_string())?;
+    let test = args.run.load(Split::Test)?;
     let device = args.run.device()?;
     let model = net.graph(args.batch, false).map_err(|e| e.to_string())?;
     let mut runner = pollster::block_on(Runner::compile(&device, model, &params, AdamConfig::default()))

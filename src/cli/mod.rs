@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use std::rc::Rc;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use octconv::data::DatasetKind;
+use octconv::data::{load_split, Dataset, DatasetKind, Split};
 use octconv::exec::Device;
 use octconv::gpu::{AdapterChoice, Gpu};
 
@@ -87,6 +87,9 @@ pub struct RunArgs {
     data: PathBuf,
     #[arg(long, value_enum, default_value = "mnist")]
     dataset: DatasetArg,
+    /// Never download: fail when the data folder lacks the files
+    #[arg(long)]
+    offline: bool,
     #[arg(long, value_enum, default_value = "auto")]
     device: DeviceKind,
     #[command(flatten)]
@@ -108,6 +111,11 @@ impl RunArgs {
         } else {
             self.data.clone()
         }
+    }
+
+    /// Reads one split, fetching the files unless --offline.
+    fn load(&self, split: Split) -> Result<Dataset, String> {
+        load_split(self.dataset_kind(), &self.data_dir(), split, !self.offline).map_err(|e| e.to_string())
     }
 
     fn device(&self) -> Result<Device, String> {

@@ -2,7 +2,7 @@
 //! checkpoints, a metrics file and the training curve.
 
 use std::collections::HashMap;
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
@@ -10,7 +10,7 @@ use std::time::Instant;
 use clap::Args;
 use octconv::checkpoint;
 use octconv::cpu::AdamConfig;
-use octconv::data::{load_split, Split};
+use octconv::data::Split;
 use octconv::exec::Runner;
 use octconv::nn::{ParamSet, SeedNet};
 use octconv::train::{evaluate, train_epoch, EpochReport, Recipe};
@@ -57,9 +57,8 @@ pub fn run(args: TrainArgs) -> Result<ExitCode, String> {
     }
     let recipe = Recipe { epochs: args.epochs, batch: args.batch, lr: args.lr, seed: args.seed };
     let kind = args.run.dataset_kind();
-    let dir = args.run.data_dir();
-    let mut train = load_split(kind, &dir, Split::Train).map_err(|e| e.to_string())?;
-    let test = load_split(kind, &dir, Split::Test).map_err(|e| e.to_string())?;
+    let mut train = args.run.load(Split::Train)?;
+    let test = args.run.load(Split::Test)?;
     if let Some(n) = args.limit {
         if n == 0 {
             return Err("--limit must be at least 1".into());
@@ -121,10 +120,17 @@ pub fn run(args: TrainArgs) -> Result<ExitCode, String> {
         );
         bar.set_prefix(format!("{}/{}", epoch + 1, recipe.epochs));
         let epoch_start = Instant::now();
+        // Without a terminal (a log file, CI) the bar is hidden: print a line every tenth instead.
+        let mut next_line = if std::io::stderr().is_terminal() { usize::MAX } else { train.len() / 10 };
         let metrics = pollster::block_on(train_epoch(&mut runner, &train, recipe.seed, epoch, 20, |done, m| {
             let rate = done as f64 / epoch_start.elapsed().as_secs_f64();
+            let message = format!("loss {:.4}  acc {:.4}  {rate:.0} samples/s", m.loss(), m.accuracy());
+            if done >= next_line {
+                eprintln!("epoch {}/{}: {done}/{} {message}", epoch + 1, recipe.epochs, train.len());
+                next_line += train.len() / 10;
+            }
             bar.set_position(done as u64);
-            bar.set_message(format!("loss {:.4}  acc {:.4}  {rate:.0} samples/s", m.loss(), m.accuracy()));
+            bar.set_message(message);
             curve.push(CurvePoint { epoch: epoch as f64 + done as f64 / train.len() as f64, loss: m.loss() });
         }))
         .map_err(|e| e.to_string())?;

