@@ -18,3 +18,6 @@ pub mod train;
 
 pub use ops::Op;
 pub use tensor::Tensor;
+
+#[cfg(target_arch = "wasm32")]
+pub mod web;

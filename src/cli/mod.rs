@@ -2,8 +2,10 @@
 
 mod adapters;
 mod eval;
+mod flops;
 mod plot;
 mod predict;
+mod serve;
 mod train;
 
 use std::path::PathBuf;
@@ -30,6 +32,10 @@ enum Command {
     Eval(eval::EvalArgs),
     /// Recognise digits in image files with a checkpoint.
     Predict(predict::PredictArgs),
+    /// Serve the web page on localhost (build it first with web/build.sh).
+    Serve(serve::ServeArgs),
+    /// The seed network's cost per layer and octave path (MACs, parameters).
+    Flops(flops::FlopsArgs),
     /// List the GPU adapters and the limits that matter to octconv.
     Info(AdapterArgs),
     /// Run every kernel on the GPU against its CPU twin and print the errors.
@@ -41,6 +47,8 @@ pub fn run(cli: Cli) -> Result<ExitCode, String> {
         Command::Train(args) => train::run(args),
         Command::Eval(args) => eval::run(args),
         Command::Predict(args) => predict::run(args),
+        Command::Serve(args) => serve::run(args),
+        Command::Flops(args) => flops::run(args),
         Command::Info(args) => adapters::info(&args.choice()),
         Command::Check(args) => adapters::check(&args.choice()),
     }

@@ -141,7 +141,10 @@ impl Gpu {
 
     /// "name (backend, device type)" of the adapter in use.
     pub fn adapter_name(&self) -> String {
-        format!("{} ({:?}, {:?})", self.info.name, self.info.backend, self.info.device_type)
+        // Browsers may hide the adapter's name; the driver string or the type is what is left.
+        let name = [&self.info.name, &self.info.driver].into_iter().find(|n| !n.is_empty());
+        let name = name.map_or_else(|| "unnamed adapter".to_string(), |n| n.to_string());
+        format!("{name} ({:?}, {:?})", self.info.backend, self.info.device_type)
     }
 
     /// The compiled pipeline of `kernel`, compiling and caching it on first use.

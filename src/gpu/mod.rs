@@ -5,7 +5,9 @@ mod device;
 pub mod kernels;
 mod tensor;
 
-pub use device::{adapter_summaries, AdapterChoice, AdapterSummary, Gpu, Pipeline};
+#[cfg(not(target_arch = "wasm32"))]
+pub use device::adapter_summaries;
+pub use device::{AdapterChoice, AdapterSummary, Gpu, Pipeline};
 pub use kernels::{Kernel, Launch, Shader};
 pub use tensor::GpuTensor;
 

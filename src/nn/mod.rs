@@ -6,7 +6,7 @@ mod octave;
 mod seed;
 
 pub use linear::Linear;
-pub use octave::{Branches, OctaveConv};
+pub use octave::{Branches, OctaveConv, PathCost};
 pub use seed::{SeedNet, TrainGraph, CLASSES, IMAGE_SIDE};
 
 use rand::{Rng, SeedableRng};

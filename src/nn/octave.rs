@@ -33,6 +33,19 @@ pub struct OctaveConv {
     pub stride: usize,
 }
 
+/// The cost of one convolution path.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PathCost {
+    pub name: String,
+    pub in_channels: usize,
+    pub out_channels: usize,
+    /// Output pixels per image.
+    pub pixels: usize,
+    /// Multiply-accumulates per image.
+    pub macs: u64,
+    pub params: u64,
+}
+
 /// One convolution path: its state_dict prefix and channel counts.
 struct Path {
     suffix: &'static str,
@@ -110,6 +123,34 @@ impl OctaveConv {
             },
         ];
         all.into_iter().filter(|p| p.in_channels > 0 && p.out_channels > 0).collect()
+    }
+
+    /// Each path's name, multiply-accumulates and parameters for a high-branch
+    /// input of `height` × `width` (after the stride-2 pool, if any).
+    pub fn path_costs(&self, height: usize, width: usize) -> Vec<PathCost> {
+        let (h, w) = if self.stride == 2 { (height / 2, width / 2) } else { (height, width) };
+        self.paths()
+            .into_iter()
+            .map(|path| {
+                // Paths that read or write the low branch run at half resolution.
+                let pixels = if path.from_high && path.to_high { h * w } else { (h / 2) * (w / 2) };
+                let taps = path.in_channels * self.kernel * self.kernel;
+                PathCost {
+                    name: format!("{}.{}", self.name, path.suffix),
+                    in_channels: path.in_channels,
+                    out_channels: path.out_channels,
+                    pixels,
+                    macs: (path.out_channels * taps * pixels) as u64,
+                    params: (path.out_channels * (taps + 1)) as u64,
+                }
+            })
+            .collect()
+    }
+
+    /// Multiply-accumulates of a plain convolution with the same channels at full resolution.
+    pub fn plain_macs(&self, height: usize, width: usize) -> u64 {
+        let (h, w) = if self.stride == 2 { (height / 2, width / 2) } else { (height, width) };
+        ((self.out_high + self.out_low) * (self.in_high + self.in_low) * self.kernel * self.kernel * h * w) as u64
     }
 
     /// Each path's weight [out, in, k, k] and bias [out], named as the seed's state_dict.

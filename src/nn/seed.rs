@@ -55,11 +55,18 @@ impl Default for SeedNet {
 
 impl SeedNet {
     pub fn new() -> Self {
+        Self::with_alpha(0.5)
+    }
+
+    /// The seed architecture with low-frequency share `alpha` inside the
+    /// network (conv1: 0 → alpha, conv2: alpha → alpha, conv3: alpha → 0).
+    /// The seed uses 0.5; other values are for cost analysis.
+    pub fn with_alpha(alpha: f64) -> Self {
         let conv = |name, cin, cout, ain, aout| OctaveConv::new(name, cin, cout, ain, aout, 3, 1, 1).unwrap();
         SeedNet {
-            conv1: conv("conv1", 1, 16, 0.0, 0.5),
-            conv2: conv("conv2", 16, 32, 0.5, 0.5),
-            conv3: conv("conv3", 32, 64, 0.5, 0.0),
+            conv1: conv("conv1", 1, 16, 0.0, alpha),
+            conv2: conv("conv2", 16, 32, alpha, alpha),
+            conv3: conv("conv3", 32, 64, alpha, 0.0),
             fc1: Linear::new("fc1", 64 * 7 * 7, 256),
             fc2: Linear::new("fc2", 256, CLASSES),
         }

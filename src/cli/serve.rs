@@ -1,0 +1,75 @@
+//! `octconv serve`: the web page on localhost, with the MNIST files at /data/.
+
+use std::path::{Component, Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::Args;
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    #[arg(long, default_value_t = 8080)]
+    port: u16,
+    /// Folder with the four MNIST files, served at /data/ for training in the page
+    #[arg(long, default_value = "data/mnist")]
+    data: PathBuf,
+    /// The page's folder (built with web/build.sh)
+    #[arg(long, default_value = "web")]
+    web: PathBuf,
+}
+
+fn content_type(path: &Path) -> &'static str {
+    match path.extension().and_then(|e| e.to_str()).unwrap_or("") {
+        "html" => "text/html; charset=utf-8",
+        "js" | "mjs" => "text/javascript; charset=utf-8",
+        "css" => "text/css; charset=utf-8",
+        "wasm" => "application/wasm",
+        "png" => "image/png",
+        "svg" => "image/svg+xml",
+        "json" => "application/json",
+        _ => "application/octet-stream",
+    }
+}
+
+/// The file a request path names under `root`, refusing anything that climbs out of it.
+fn resolve(root: &Path, url_path: &str) -> Option<PathBuf> {
+    let relative = Path::new(url_path.trim_start_matches('/'));
+    if relative.components().any(|c| !matches!(c, Component::Normal(_))) {
+        return None;
+    }
+    let path = root.join(relative);
+    if path.is_dir() {
+        Some(path.join("index.html"))
+    } else {
+        Some(path)
+    }
+}
+
+pub fn run(args: ServeArgs) -> Result<ExitCode, String> {
+    if !args.web.join("pkg").join("octconv_bg.wasm").exists() {
+        return Err(format!("{} has no built page (pkg/octconv_bg.wasm); run web/build.sh first", args.web.display()));
+    }
+    let server = tiny_http::Server::http(("127.0.0.1", args.port))
+        .map_err(|e| format!("cannot listen on 127.0.0.1:{}: {e}; pick another --port", args.port))?;
+    println!(
+        "serving {} on http://127.0.0.1:{}/ (MNIST from {} at /data/)",
+        args.web.display(),
+        args.port,
+        args.data.display()
+    );
+    for request in server.incoming_requests() {
+        let url = request.url().split('?').next().unwrap_or("/").to_string();
+        let file = match url.strip_prefix("/data/") {
+            Some(name) => resolve(&args.data, name),
+            None => resolve(&args.web, &url),
+        };
+        let response = match file.and_then(|path| std::fs::read(&path).ok().map(|bytes| (path, bytes))) {
+            Some((path, bytes)) => {
+                let header = tiny_http::Header::from_bytes("Content-Type", content_type(&path)).unwrap();
+                tiny_http::Response::from_data(bytes).with_header(header)
+            }
+            None => tiny_http::Response::from_data(format!("{url} not found").into_bytes()).with_status_code(404),
+        };
+        let _ = request.respond(response);
+    }
+    Ok(ExitCode::SUCCESS)
+}

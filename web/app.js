@@ -1,0 +1,271 @@
+// The octconv page: recognise a drawn digit, show the octave feature maps,
+// train the net in the page. All engine calls go through one queue, since
+// the engine (Rust, &mut self) takes one call at a time.
+import init, { Engine } from './pkg/octconv.js';
+
+const $ = (id) => document.getElementById(id);
+let queue = Promise.resolve();
+const serially = (task) => (queue = queue.then(task, task));
+
+await init();
+// `?cpu` forces the WebAssembly CPU path, as a browser without WebGPU gets.
+const forceCpu = new URLSearchParams(location.search).has('cpu');
+const engine = await Engine.create(Boolean(navigator.gpu) && !forceCpu);
+$('backend').textContent = engine.backend;
+$('no-webgpu').hidden = engine.gpu;
+if (!engine.gpu && navigator.gpu) {
+  $('no-webgpu').textContent = forceCpu
+    ? 'WebGPU is switched off (?cpu in the address): the network runs on the CPU (WebAssembly).'
+    : 'This browser offers WebGPU but no adapter could be opened, so the network runs on the CPU (WebAssembly).';
+}
+
+// Pretrained weights (trained natively with `octconv train`) ship with the page.
+const weightsStart = performance.now();
+const weights = new Uint8Array(await (await fetch('weights/seed.safetensors')).arrayBuffer());
+engine.loadWeights(weights);
+const weightsMs = performance.now() - weightsStart;
+$('weights-status').textContent = `· pretrained weights loaded in ${weightsMs.toFixed(0)} ms`;
+
+// ---- Recognise ---------------------------------------------------------------
+const pad = $('pad');
+const padContext = pad.getContext('2d', { willReadFrequently: true });
+function clearPad() {
+  padContext.fillStyle = 'white';
+  padContext.fillRect(0, 0, pad.width, pad.height);
+}
+clearPad();
+
+let drawing = false;
+let last = null;
+function point(event) {
+  const box = pad.getBoundingClientRect();
+  return [(event.clientX - box.left) * (pad.width / box.width), (event.clientY - box.top) * (pad.height / box.height)];
+}
+function stroke(to) {
+  padContext.strokeStyle = 'black';
+  padContext.lineWidth = 20;
+  padContext.lineCap = 'round';
+  padContext.lineJoin = 'round';
+  padContext.beginPath();
+  padContext.moveTo(...(last ?? to));
+  padContext.lineTo(...to);
+  padContext.stroke();
+  last = to;
+}
+pad.addEventListener('pointerdown', (e) => { drawing = true; last = null; pad.setPointerCapture(e.pointerId); stroke(point(e)); scheduleRecognise(); });
+pad.addEventListener('pointermove', (e) => { if (drawing) { stroke(point(e)); scheduleRecognise(); } });
+pad.addEventListener('pointerup', () => { drawing = false; scheduleRecognise(); });
+$('clear').addEventListener('click', () => { clearPad(); showProbabilities(null); });
+
+let timer = null;
+function scheduleRecognise() {
+  clearTimeout(timer);
+  timer = setTimeout(() => recognise(), 120);
+}
+
+// Ten rows: digit, bar, percentage.
+const bars = [];
+for (let d = 0; d < 10; d++) {
+  const label = document.createElement('span');
+  label.textContent = d;
+  const track = document.createElement('div');
+  track.className = 'bar-track';
+  const bar = document.createElement('div');
+  bar.className = 'bar';
+  track.append(bar);
+  const value = document.createElement('span');
+  $('bars').append(label, track, value);
+  bars.push({ bar, value });
+}
+function showProbabilities(probabilities) {
+  bars.forEach(({ bar, value }, d) => {
+    const p = probabilities ? probabilities[d] : 0;
+    bar.style.width = `${(100 * p).toFixed(1)}%`;
+    value.textContent = probabilities ? `${(100 * p).toFixed(1)}%` : '';
+  });
+  $('prediction').textContent = probabilities ? probabilities.indexOf(Math.max(...probabilities)) : '–';
+}
+
+function showInput(pixels) {
+  const context = $('input28').getContext('2d');
+  const image = context.createImageData(28, 28);
+  pixels.forEach((v, i) => {
+    image.data.set([255 * v, 255 * v, 255 * v, 255], 4 * i);
+  });
+  context.putImageData(image, 0, 0);
+}
+
+// The pad as the net sees it, its prediction, and the octave feature maps.
+async function recognise() {
+  return serially(async () => {
+    const image = padContext.getImageData(0, 0, pad.width, pad.height);
+    const pixels = Engine.preprocess(image.data, pad.width, pad.height);
+    showInput(pixels);
+    const probabilities = Array.from(await engine.predict(pixels));
+    showProbabilities(probabilities);
+    await showFeatureMaps();
+    return probabilities.indexOf(Math.max(...probabilities));
+  });
+}
+
+// ---- Octave view ---------------------------------------------------------------
+const mapGroups = engine.featureNames().map((name, index) => {
+  const [channels, height, width] = Array.from(engine.featureShape(index));
+  const branch = name.endsWith('high') ? 'high' : 'low';
+  const group = document.createElement('div');
+  group.className = `map-group ${branch}`;
+  const title = document.createElement('h3');
+  title.innerHTML = `${name.split('.')[0]} ${branch === 'high' ? 'H' : 'L'} <span>(${channels} maps, ${height}×${width})</span>`;
+  const grid = document.createElement('div');
+  grid.className = 'map-grid';
+  const canvases = [];
+  for (let c = 0; c < channels; c++) {
+    const canvas = document.createElement('canvas');
+    canvas.width = width;
+    canvas.height = height;
+    grid.append(canvas);
+    canvases.push(canvas);
+  }
+  group.append(title, grid);
+  $('maps').append(group);
+  return { index, height, width, canvases };
+});
+
+async function showFeatureMaps() {
+  for (const { index, height, width, canvases } of mapGroups) {
+    const values = await engine.featureMap(index);
+    const plane = height * width;
+    canvases.forEach((canvas, c) => {
+      const slice = values.subarray(c * plane, (c + 1) * plane);
+      let low = Infinity, high = -Infinity;
+      for (const v of slice) { low = Math.min(low, v); high = Math.max(high, v); }
+      const scale = high > low ? 255 / (high - low) : 0;
+      const context = canvas.getContext('2d');
+      const image = context.createImageData(width, height);
+      slice.forEach((v, i) => image.data.set([(v - low) * scale, (v - low) * scale, (v - low) * scale, 255], 4 * i));
+      context.putImageData(image, 0, 0);
+    });
+  }
+}
+
+// ---- Train ---------------------------------------------------------------------
+const log = [];   // {epoch, fraction, loss, accuracy, samplesPerSecond}
+let running = false;
+let dataLoaded = false;
+let trainingStarted = false;
+
+async function fetchBytes(name) {
+  const response = await fetch(`data/${name}`);
+  if (!response.ok) throw new Error(`data/${name}: ${response.status}; serve the page with \`octconv serve --data DIR\``);
+  return new Uint8Array(await response.arrayBuffer());
+}
+
+async function loadData() {
+  if (dataLoaded) return;
+  $('train-status').textContent = 'Loading MNIST…';
+  const names = ['train-images-idx3-ubyte.gz', 'train-labels-idx1-ubyte.gz', 't10k-images-idx3-ubyte.gz', 't10k-labels-idx1-ubyte.gz'];
+  const files = await Promise.all(names.map(fetchBytes));
+  await serially(() => engine.setData(...files));
+  dataLoaded = true;
+}
+
+function drawChart(canvas, key, color, low, high) {
+  const context = canvas.getContext('2d');
+  const { width, height } = canvas;
+  context.clearRect(0, 0, width, height);
+  context.strokeStyle = '#ccd';
+  context.strokeRect(30, 5, width - 35, height - 25);
+  context.fillStyle = '#5b6475';
+  context.font = '11px sans-serif';
+  context.fillText(high.toFixed(2), 0, 12);
+  context.fillText(low.toFixed(2), 0, height - 20);
+  const span = Math.max(1, ...log.map((p) => p.epoch + p.fraction));
+  context.fillText(`${span.toFixed(2)} epochs`, width - 70, height - 6);
+  context.strokeStyle = color;
+  context.lineWidth = 2;
+  context.beginPath();
+  log.forEach((p, i) => {
+    const x = 30 + ((p.epoch + p.fraction) / span) * (width - 35);
+    const y = 5 + (1 - (p[key] - low) / (high - low)) * (height - 25);
+    i === 0 ? context.moveTo(x, y) : context.lineTo(x, y);
+  });
+  context.stroke();
+}
+
+function settings() {
+  return {
+    epochs: Number($('epochs').value),
+    batch: Number($('batch').value),
+    lr: Number($('lr').value),
+    limit: Number($('limit').value),
+  };
+}
+
+async function trainLoop({ epochs }) {
+  while (running) {
+    const p = await serially(() => engine.trainSteps(5));
+    log.push({ epoch: p.epoch, fraction: p.done / p.total, loss: p.loss, accuracy: p.accuracy, samplesPerSecond: p.samples_per_second });
+    const maxLoss = Math.max(2.5, ...log.map((q) => q.loss));
+    drawChart($('loss-chart'), 'loss', '#2f6fde', 0, maxLoss);
+    drawChart($('accuracy-chart'), 'accuracy', '#d9822b', 0, 1);
+    $('train-status').textContent =
+      `epoch ${p.epoch + 1}/${epochs}: ${p.done}/${p.total} images · loss ${p.loss.toFixed(4)} · ` +
+      `accuracy ${p.accuracy.toFixed(4)} · ${p.samples_per_second.toFixed(0)} samples/s`;
+    if (p.done === p.total && p.epoch + 1 >= epochs) {
+      running = false;
+      $('start').textContent = 'Start';
+      $('train-status').textContent += ' · testing…';
+      const accuracy = await serially(() => engine.testAccuracy());
+      $('train-status').textContent = $('train-status').textContent.replace('testing…', `test accuracy ${accuracy.toFixed(4)}`);
+      window.octconv.testAccuracy = accuracy;
+    }
+    await new Promise((resolve) => requestAnimationFrame(resolve));
+  }
+}
+
+async function startOrPause(options = settings()) {
+  if (running) {
+    running = false;
+    $('start').textContent = 'Resume';
+    return;
+  }
+  await loadData();
+  if (!trainingStarted) {
+    await serially(() => engine.startTraining(options.batch, options.lr, BigInt(1), options.limit));
+    trainingStarted = true;
+    $('use-weights').disabled = false;
+  }
+  running = true;
+  $('start').textContent = 'Pause';
+  trainLoop(options);
+}
+$('start').addEventListener('click', () => startOrPause().catch((e) => { $('train-status').textContent = `${e}`; }));
+$('use-weights').addEventListener('click', async () => {
+  await serially(() => engine.useTrainedWeights());
+  $('weights-status').textContent = '· using the weights trained in this page';
+  recognise();
+});
+
+// Hooks for the end-to-end test and for experimenting from the console.
+window.octconv = {
+  ready: true,
+  backend: engine.backend,
+  gpu: engine.gpu,
+  weightsMs,
+  log,
+  recognise,
+  // Paints a 28×28 grayscale digit (white on black, 0–255) onto the pad as dark ink, like a pen would.
+  async drawDigit(pixels) {
+    clearPad();
+    const cell = pad.width / 28;
+    pixels.forEach((v, i) => {
+      if (v === 0) return;
+      const shade = 255 - v;
+      padContext.fillStyle = `rgb(${shade},${shade},${shade})`;
+      padContext.fillRect((i % 28) * cell, Math.floor(i / 28) * cell, cell, cell);
+    });
+    return recognise();
+  },
+  train: (options) => startOrPause({ ...settings(), ...options }),
+  pause: () => { if (running) startOrPause(); },
+};

@@ -1,0 +1,122 @@
+// End-to-end: the page in headless Chromium with WebGPU (SwiftShader here).
+// Starts `octconv serve`, asserts the engine runs on WebGPU, draws real MNIST
+// test digits onto the canvas and checks the predictions, trains a few steps
+// in the page and checks the loss falls, and takes a screenshot.
+//
+//   node --test web/e2e.test.mjs      (after web/build.sh and cargo build --release)
+//
+// MNIST comes from OCTCONV_MNIST (default ../shared/data/mnist, then data/mnist).
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { gunzipSync } from 'node:zlib';
+import { fileURLToPath } from 'node:url';
+import path from 'node:path';
+import { chromium } from 'playwright-core';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const mnist = [process.env.OCTCONV_MNIST, path.join(root, '../shared/data/mnist'), path.join(root, 'data/mnist')]
+  .find((dir) => dir && existsSync(path.join(dir, 't10k-images-idx3-ubyte.gz')));
+const port = 18000 + (process.pid % 1000);
+const url = `http://127.0.0.1:${port}/`;
+const DIGITS = 20;
+
+let server, browser, page;
+const consoleLines = [];
+
+function readIdx(file) {
+  const bytes = gunzipSync(readFileSync(path.join(mnist, file)));
+  const dims = bytes[3];
+  return { count: bytes.readUInt32BE(4), data: bytes.subarray(4 + 4 * dims) };
+}
+
+before(async () => {
+  assert.ok(mnist, 'MNIST files not found: set OCTCONV_MNIST to the folder with t10k-images-idx3-ubyte.gz');
+  const binary = path.join(root, 'target/release/octconv');
+  server = spawn(binary, ['serve', '--port', String(port), '--data', mnist, '--web', path.join(root, 'web')], { stdio: 'inherit' });
+  for (let i = 0; ; i++) {
+    try { if ((await fetch(url)).ok) break; } catch { /* not listening yet */ }
+    if (i > 100) throw new Error('octconv serve did not start');
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
+    args: ['--enable-unsafe-webgpu', '--no-sandbox', '--disable-background-networking', '--disable-component-update',
+      '--disable-sync', '--no-first-run', '--enable-features=Vulkan', '--use-angle=swiftshader', '--use-webgpu-adapter=swiftshader'],
+  });
+  page = await browser.newPage({ viewport: { width: 1100, height: 1500 } });
+  page.on('console', (m) => consoleLines.push(`${m.type()}: ${m.text()}`));
+  page.on('pageerror', (e) => consoleLines.push(`pageerror: ${e.message}`));
+  await page.goto(url);
+  await page.waitForFunction(() => window.octconv?.ready, null, { timeout: 180_000 }).catch((e) => {
+    throw new Error(`${e.message}\npage console:\n${consoleLines.join('\n')}`);
+  });
+});
+
+after(async () => {
+  await browser?.close();
+  server?.kill();
+});
+
+test('the engine runs on WebGPU and the weights load quickly', async () => {
+  const { backend, gpu, weightsMs } = await page.evaluate(() => window.octconv);
+  console.log(`# backend: ${backend}; weights loaded in ${weightsMs.toFixed(0)} ms`);
+  assert.ok(gpu && backend.startsWith('WebGPU'), `expected WebGPU, got ${backend}`);
+  assert.ok(weightsMs < 1000, `weights took ${weightsMs} ms`);
+});
+
+test('real MNIST test digits drawn on the canvas are recognised', async () => {
+  const images = readIdx('t10k-images-idx3-ubyte.gz');
+  const labels = readIdx('t10k-labels-idx1-ubyte.gz');
+  let correct = 0;
+  const seen = [];
+  for (let i = 0; i < DIGITS; i++) {
+    const pixels = Array.from(images.data.subarray(i * 784, (i + 1) * 784));
+    const predicted = await page.evaluate((p) => window.octconv.drawDigit(p), pixels);
+    seen.push(`${labels.data[i]}→${predicted}`);
+    if (predicted === labels.data[i]) correct++;
+  }
+  console.log(`# recognised ${correct}/${DIGITS} drawn test digits: ${seen.join(' ')}`);
+  assert.ok(correct >= DIGITS - 2, `only ${correct}/${DIGITS} correct: ${seen.join(' ')}`);
+});
+
+test('training in the page lowers the loss', async () => {
+  await page.evaluate(() => window.octconv.train({ epochs: 1, batch: 32, lr: 0.002, limit: 2048 }));
+  await page.waitForFunction(() => window.octconv.log.length >= 8, null, { timeout: 300_000 });
+  await page.evaluate(() => window.octconv.pause());
+  const log = await page.evaluate(() => window.octconv.log);
+  const first = log[0];
+  const last = log[log.length - 1];
+  console.log(`# in-page training: loss ${first.loss.toFixed(3)} → ${last.loss.toFixed(3)} after ${Math.round(last.fraction * 2048)} images, ` +
+    `${last.samplesPerSecond.toFixed(1)} samples/s`);
+  assert.ok(last.loss < 0.8 * first.loss, `loss did not fall: ${first.loss} → ${last.loss}`);
+});
+
+test('without WebGPU the CPU path (WebAssembly) still recognises digits', async () => {
+  const cpuPage = await browser.newPage();
+  await cpuPage.goto(`${url}?cpu`);
+  await cpuPage.waitForFunction(() => window.octconv?.ready, null, { timeout: 180_000 });
+  const { backend, gpu } = await cpuPage.evaluate(() => window.octconv);
+  assert.ok(!gpu && backend.startsWith('CPU'), `expected the CPU path, got ${backend}`);
+  assert.ok(await cpuPage.isVisible('#no-webgpu'), 'the page says plainly that WebGPU is not used');
+  const images = readIdx('t10k-images-idx3-ubyte.gz');
+  const labels = readIdx('t10k-labels-idx1-ubyte.gz');
+  let correct = 0;
+  for (let i = 0; i < 5; i++) {
+    const pixels = Array.from(images.data.subarray(i * 784, (i + 1) * 784));
+    if ((await cpuPage.evaluate((p) => window.octconv.drawDigit(p), pixels)) === labels.data[i]) correct++;
+  }
+  console.log(`# CPU path (${backend}): recognised ${correct}/5`);
+  assert.ok(correct >= 4, `only ${correct}/5 on the CPU path`);
+  await cpuPage.close();
+});
+
+test('screenshot of the page', async () => {
+  // Draw one more digit so the Recognise and Octave panels are filled in the picture.
+  const images = readIdx('t10k-images-idx3-ubyte.gz');
+  await page.evaluate((p) => window.octconv.drawDigit(p), Array.from(images.data.subarray(0, 784)));
+  const file = path.join(root, 'web/screenshot.png');
+  await page.screenshot({ path: file, fullPage: true });
+  console.log(`# screenshot: ${file}`);
+});
