@@ -1,6 +1,7 @@
 //! Subcommands of `octconv`. Each returns Err(one sentence) on bad input.
 
 mod adapters;
+mod bench;
 mod eval;
 mod flops;
 mod plot;
@@ -34,6 +35,8 @@ enum Command {
     Predict(predict::PredictArgs),
     /// Serve the web page on localhost (build it first with web/build.sh).
     Serve(serve::ServeArgs),
+    /// Time every kernel, the training step and inference (and the octave sweep).
+    Bench(bench::BenchArgs),
     /// The seed network's cost per layer and octave path (MACs, parameters).
     Flops(flops::FlopsArgs),
     /// List the GPU adapters and the limits that matter to octconv.
@@ -49,6 +52,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, String> {
         Command::Predict(args) => predict::run(args),
         Command::Serve(args) => serve::run(args),
         Command::Flops(args) => flops::run(args),
+        Command::Bench(args) => bench::run(args),
         Command::Info(args) => adapters::info(&args.choice()),
         Command::Check(args) => adapters::check(&args.choice()),
     }
