@@ -25,6 +25,11 @@ fn runner(device: &Device, batch: usize, params: &ParamSet) -> Runner {
     pollster::block_on(Runner::compile(device, model, params, AdamConfig::default())).unwrap()
 }
 
+/// Largest |a − b| over two tensors.
+fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
+    a.data.iter().zip(&b.data).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+}
+
 #[test]
 fn gpu_training_steps_match_the_cpu() {
     let Some(gpu) = common::gpu() else { return };
@@ -37,15 +42,28 @@ fn gpu_training_steps_match_the_cpu() {
             r.write_batch(&images, &labels);
             r.train_step();
         }
+        if step == 0 {
+            // Every gradient of the first step, before Adam: the kernels and
+            // the CPU's GEMMs sum in different orders, so allow 1e-4 of the largest.
+            for &(param, grad) in &on_gpu.model().grads.clone() {
+                let (g, c) =
+                    (pollster::block_on(on_gpu.read(grad)).unwrap(), pollster::block_on(on_cpu.read(grad)).unwrap());
+                let scale = c.data.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+                let name = &on_gpu.model().graph.nodes[param].name;
+                assert!(max_diff(&g, &c) <= 1e-4 * scale + 1e-7, "gradient of {name} differs by {}", max_diff(&g, &c));
+            }
+        }
     }
     let (mg, mc) = (pollster::block_on(on_gpu.metrics()).unwrap(), pollster::block_on(on_cpu.metrics()).unwrap());
     assert_eq!(mg.samples, 14.0);
     assert_eq!(mg.correct, mc.correct);
     assert!((mg.loss_sum - mc.loss_sum).abs() < 1e-4 * mc.loss_sum.abs(), "{mg:?} vs {mc:?}");
+    // Adam divides by sqrt(v): for a gradient near zero, rounding can move an
+    // update by up to lr (1e-3) per step, so parameters agree to 1e-4 of the
+    // 3e-3 they can move in three steps, not to float precision.
     let (pg, pc) = (pollster::block_on(on_gpu.params()).unwrap(), pollster::block_on(on_cpu.params()).unwrap());
     for ((name, g), (_, c)) in pg.tensors.iter().zip(&pc.tensors) {
-        let worst = g.data.iter().zip(&c.data).map(|(a, b)| (a - b).abs()).fold(0.0, f32::max);
-        assert!(worst < 1e-5, "{name} differs by {worst} after 3 steps");
+        assert!(max_diff(g, c) < 1e-4, "{name} differs by {} after 3 steps", max_diff(g, c));
     }
 }
 
@@ -95,4 +113,33 @@ fn an_odd_size_on_the_low_branch_is_a_clear_error() {
     let conv = OctaveConv::new("conv1", 1, 16, 0.0, 0.5, 3, 1, 1).unwrap();
     let err = conv.apply(&mut g, Branches { high: Some(x), low: None }).unwrap_err().to_string();
     assert!(err.contains("conv1") && err.contains("even") && err.contains("27×27"), "{err}");
+}
+
+#[test]
+fn octave_conv_has_a_path_only_where_both_channel_counts_are_nonzero() {
+    let names = |conv: &OctaveConv| -> Vec<String> {
+        conv.params().iter().filter(|p| p.name.ends_with("weight")).map(|p| p.name.clone()).collect()
+    };
+    let general = OctaveConv::new("c", 16, 32, 0.5, 0.5, 3, 1, 1).unwrap();
+    assert_eq!(names(&general), ["c.convH2H.weight", "c.convH2L.weight", "c.convL2H.weight", "c.convL2L.weight"]);
+    let first = OctaveConv::new("c", 1, 16, 0.0, 0.5, 3, 1, 1).unwrap();
+    assert_eq!(names(&first), ["c.convH2H.weight", "c.convH2L.weight"]);
+    let last = OctaveConv::new("c", 32, 64, 0.5, 0.0, 3, 1, 1).unwrap();
+    assert_eq!(names(&last), ["c.convH2H.weight", "c.convL2H.weight"]);
+    assert_eq!(names(&OctaveConv::plain("c", 3, 8, 3, 1)), ["c.convH2H.weight"]);
+    let uneven = OctaveConv::new("c", 10, 20, 0.25, 0.75, 3, 1, 1).unwrap();
+    assert_eq!((uneven.in_high, uneven.in_low, uneven.out_high, uneven.out_low), (8, 2, 5, 15));
+    assert!(OctaveConv::new("c", 8, 8, 1.5, 0.5, 3, 1, 1).is_err());
+}
+
+#[test]
+fn a_stride_2_octave_conv_pools_then_convolves() {
+    let mut g = octconv::graph::Graph::new();
+    let high = g.input("high", &[2, 4, 28, 28]);
+    let low = g.input("low", &[2, 4, 14, 14]);
+    let conv = OctaveConv::new("s2", 8, 16, 0.5, 0.5, 3, 1, 2).unwrap();
+    let y = conv.apply(&mut g, Branches { high: Some(high), low: Some(low) }).unwrap();
+    assert_eq!(g.shape(y.high.unwrap()), [2, 8, 14, 14]);
+    assert_eq!(g.shape(y.low.unwrap()), [2, 8, 7, 7]);
+    assert_eq!(conv.path_costs(28, 28)[0].pixels, 14 * 14);
 }

@@ -98,11 +98,11 @@ pub fn run(args: TrainArgs) -> Result<ExitCode, String> {
         runner.load_optimizer_state(state);
     }
 
+    let limited = if args.limit.is_some() { " (limited)" } else { "" };
     println!(
-        "training the Octave MNIST net on {} ({} {} training / {} test images), device: {}",
+        "training the Octave MNIST net on {} ({} training{limited} / {} test images), device: {}",
         kind.label(),
         train.len(),
-        if args.limit.is_some() { "limited" } else { "" },
         test.len(),
         device.describe()
     );

@@ -91,6 +91,13 @@ impl OctaveConv {
         })
     }
 
+    /// A plain convolution (alpha_in = alpha_out = 0): only the H→H path,
+    /// named `<name>.convH2H`.
+    pub fn plain(name: &str, in_channels: usize, out_channels: usize, kernel: usize, padding: usize) -> Self {
+        Self::new(name, in_channels, out_channels, 0.0, 0.0, kernel, padding, 1)
+            .expect("alpha 0 and stride 1 are valid")
+    }
+
     fn paths(&self) -> Vec<Path> {
         let all = [
             Path {
