@@ -46,11 +46,4 @@ impl Tensor {
     pub fn is_empty(&self) -> bool {
         self.data.is_empty()
     }
-
-    /// The same values under another shape with as many elements.
-    pub fn reshaped(mut self, shape: &[usize]) -> Self {
-        assert_eq!(numel(shape), self.data.len(), "cannot reshape {:?} to {shape:?}", self.shape);
-        self.shape = shape.to_vec();
-        self
-    }
 }

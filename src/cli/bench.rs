@@ -88,6 +88,9 @@ pub fn run(args: BenchArgs) -> Result<ExitCode, String> {
     let mut step_flops = 0u64;
     let mut train = compile(&device, net.graph(64, true).map_err(|e| e.to_string())?, 1)?;
     if let Runner::Gpu(program) = &mut train {
+        let mib = program.value_bytes() as f64 / (1 << 20) as f64;
+        println!("the training step's values take {mib:.1} MiB of GPU memory after buffer reuse\n");
+        json.push(format!("\"value_mib\":{mib:.2}"));
         let times: Vec<DispatchTime> = program.profile(args.repeats);
         println!("{:<24} {:<34} {:>10} {:>10}", "kernel", "node (seed net, batch 64)", "ms", "GFLOP/s");
         let mut rows = Vec::new();
