@@ -52,8 +52,10 @@ pub fn run(args: PredictArgs) -> Result<ExitCode, String> {
     runner.forward();
     let logits = pollster::block_on(runner.read(runner.model().logits)).map_err(|e| e.to_string())?;
     let probabilities = softmax_rows(&logits.data, CLASSES);
-    for (path, p) in args.images.iter().zip(probabilities.chunks(CLASSES)) {
-        let digit = octconv::cpu::argmax(&octconv::tensor::Tensor::new(&[1, CLASSES], p.to_vec()))[0] as usize;
+    let digits = octconv::cpu::argmax(&logits);
+    for ((path, p), digit) in
+        args.images.iter().zip(probabilities.chunks(CLASSES)).zip(digits.iter().map(|&d| d as usize))
+    {
         let listed: Vec<String> = p.iter().enumerate().map(|(d, q)| format!("{d}:{q:.3}")).collect();
         println!("{}: {digit}  ({})", path.display(), listed.join(" "));
     }

@@ -55,14 +55,14 @@ pub fn run(args: TrainArgs) -> Result<ExitCode, String> {
     if !(args.lr > 0.0 && args.lr.is_finite()) {
         return Err(format!("--lr must be a positive number, got {}", args.lr));
     }
+    if args.limit == Some(0) {
+        return Err("--limit must be at least 1".into());
+    }
     let recipe = Recipe { epochs: args.epochs, batch: args.batch, lr: args.lr, seed: args.seed };
     let kind = args.run.dataset_kind();
     let mut train = args.run.load(Split::Train)?;
     let test = args.run.load(Split::Test)?;
     if let Some(n) = args.limit {
-        if n == 0 {
-            return Err("--limit must be at least 1".into());
-        }
         train = train.take(n);
     }
 

@@ -41,16 +41,6 @@ impl CpuProgram {
         self.values[l].as_mut().unwrap().data.copy_from_slice(labels);
     }
 
-    fn run(&mut self, nodes: &[NodeId]) {
-        for &id in nodes {
-            let node = &self.model.graph.nodes[id];
-            let Source::Op(op) = &node.source else { continue };
-            let inputs: Vec<&Tensor> = node.inputs.iter().map(|&i| self.values[i].as_ref().unwrap()).collect();
-            let value = cpu::fast::eval(op, &inputs).expect("shapes were checked when the graph was built");
-            self.values[id] = Some(value);
-        }
-    }
-
     fn update_metrics(&mut self) {
         let value = |id: NodeId| self.values[id].as_ref().unwrap();
         let loss = value(self.model.loss).data[0];
@@ -58,21 +48,21 @@ impl CpuProgram {
     }
 
     pub fn forward(&mut self) {
-        let forward = self.schedule.forward.clone();
-        self.run(&forward);
+        run(&self.model, &mut self.values, &self.schedule.forward);
         self.update_metrics();
     }
 
     pub fn train_step(&mut self) {
         self.forward();
-        let backward = self.schedule.backward.clone();
-        self.run(&backward);
+        run(&self.model, &mut self.values, &self.schedule.backward);
         self.step += 1;
         for (k, &(param, grad)) in self.model.grads.iter().enumerate() {
-            let grad = self.values[grad].as_ref().unwrap().data.clone();
+            // The gradient stays in place (readable after the step) while the parameter updates.
+            let [Some(grad), Some(param)] = self.values.get_disjoint_mut([grad, param]).expect("distinct nodes") else {
+                unreachable!("a training step computes every gradient and holds every parameter")
+            };
             let (m, v) = &mut self.moments[k];
-            let p = self.values[param].as_mut().unwrap();
-            cpu::adam_step(&self.adam, self.step, &grad, &mut p.data, m, v);
+            cpu::adam_step(&self.adam, self.step, &grad.data, &mut param.data, m, v);
         }
     }
 
@@ -115,5 +105,16 @@ impl CpuProgram {
             m.copy_from_slice(&sm.data);
             v.copy_from_slice(&sv.data);
         }
+    }
+}
+
+/// Evaluates `nodes` in order, each from values computed before it.
+fn run(model: &TrainGraph, values: &mut [Option<Tensor>], nodes: &[NodeId]) {
+    for &id in nodes {
+        let node = &model.graph.nodes[id];
+        let Source::Op(op) = &node.source else { continue };
+        let inputs: Vec<&Tensor> = node.inputs.iter().map(|&i| values[i].as_ref().unwrap()).collect();
+        let value = cpu::fast::eval(op, &inputs).expect("shapes were checked when the graph was built");
+        values[id] = Some(value);
     }
 }
