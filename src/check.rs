@@ -3,6 +3,7 @@
 //! these, so what a user checks on their GPU is exactly what CI checks.
 
 use crate::cpu::{self, AdamConfig};
+use crate::data::{epoch_order, Dataset, PIXELS};
 use crate::gpu::{kernels, Gpu, GpuError};
 use crate::ops::Op;
 use crate::tensor::Tensor;
@@ -40,6 +41,13 @@ pub enum Work {
     Adam {
         param: Tensor,
         grads: Vec<Tensor>,
+    },
+    /// A batch gathered from a dataset held as bytes, at `first` of a shuffled order.
+    Gather {
+        data: Dataset,
+        order: Vec<usize>,
+        first: usize,
+        batch: usize,
     },
     /// Two accumulations of the batch metrics.
     Metrics {
@@ -203,6 +211,20 @@ pub fn cases() -> Vec<Case> {
         cases.push(op_case(Op::CrossEntropyBackward, vec![logits, labels], TRANSCENDENTAL));
         cases.push(op_case(Op::Argmax, vec![coarse(&[n, k], next())], EXACT));
     }
+    // (examples, batch, first): one example, a padded tail, a batch larger than
+    // the data, an odd count (labels not filling their last word).
+    for [len, batch, first] in [[1, 1, 0], [7, 5, 5], [13, 64, 0], [301, 64, 256]] {
+        let images = Tensor::uniform(&[len * PIXELS], 0.0, 256.0, next()).data.iter().map(|&v| v as u8).collect();
+        let labels = Tensor::labels(len, 10, next()).data.iter().map(|&l| l as u8).collect();
+        let data = Dataset { images, labels };
+        cases.push(Case {
+            op: "gather",
+            kernel: "gather_batch",
+            shape: format!("{len} examples, batch {batch} at {first}"),
+            tolerance: EXACT,
+            work: Work::Gather { data, order: epoch_order(len, next(), 0), first, batch },
+        });
+    }
     for len in [1, 63, 65, 1000] {
         let param = random(&[len], next());
         let grads = (0..3).map(|_| random(&[len], next())).collect();
@@ -248,6 +270,23 @@ pub async fn run_case(gpu: &Gpu, case: &Case) -> Result<Outcome, GpuError> {
                     .await?;
             }
             (gpu.read(&p_gpu).await?.data, p)
+        }
+        Work::Gather { data, order, first, batch } => {
+            let end = (first + batch).min(order.len());
+            let (mut expected, labels) = data.batch(&order[*first..end], *batch);
+            expected.extend(labels);
+            let order_words: Vec<u32> = order.iter().map(|&i| i as u32).collect();
+            let order_gpu = gpu.upload_bytes(bytemuck::cast_slice(&order_words), "order")?;
+            let images = gpu.upload_bytes(&data.images, "images")?;
+            let labels = gpu.upload_bytes(&data.labels, "labels")?;
+            let (images_out, labels_out) =
+                (gpu.upload(&Tensor::zeros(&[batch * PIXELS]))?, gpu.upload(&Tensor::zeros(&[*batch]))?);
+            let launch = kernels::gather_launch(*batch, PIXELS, *first, order.len());
+            let buffers = [&order_gpu, &images, &labels, &images_out.buffer, &labels_out.buffer];
+            gpu.submit_one(&launch, &buffers, "gather_batch").await?;
+            let mut values = gpu.read(&images_out).await?.data;
+            values.extend(gpu.read(&labels_out).await?.data);
+            (values, expected)
         }
         Work::Metrics { logits, labels, loss } => {
             let mut expected = [0.5, 1.0, 2.0];

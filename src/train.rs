@@ -1,8 +1,8 @@
 //! Training and evaluation loops over a compiled runner, shared by the
 //! command line and the web page. Nothing here blocks: every read-back is awaited.
 
-use crate::data::{epoch_order, Dataset};
-use crate::exec::{Metrics, Runner};
+use crate::data::epoch_order;
+use crate::exec::{DeviceData, Metrics, Runner};
 use crate::gpu::GpuError;
 
 /// The seed recipe's defaults.
@@ -31,56 +31,61 @@ pub struct EpochReport {
     pub seconds: f64,
 }
 
-/// Evaluates every example of `data` in batches; the last batch is padded.
-pub async fn evaluate(runner: &mut Runner, data: &Dataset) -> Result<Metrics, GpuError> {
+/// Walks `data` in its own order, one batch after another, calling `each` after
+/// every forward pass with the number of examples in that batch.
+async fn forward_in_order<F>(runner: &mut Runner, data: DeviceData, mut each: F) -> Result<(), GpuError>
+where
+    F: AsyncFnMut(&mut Runner, usize) -> Result<(), GpuError>,
+{
     let batch = runner.model().batch();
-    let order: Vec<usize> = (0..data.len()).collect();
-    runner.reset_metrics();
-    for chunk in order.chunks(batch) {
-        let (images, labels) = data.batch(chunk, batch);
-        runner.write_batch(&images, &labels);
+    runner.set_order(data, &(0..data.len).collect::<Vec<_>>());
+    for first in (0..data.len).step_by(batch) {
+        runner.select_batch(data, first);
         runner.forward();
+        each(runner, batch.min(data.len - first)).await?;
     }
+    Ok(())
+}
+
+/// Evaluates every example of `data` in batches; the last batch is padded.
+pub async fn evaluate(runner: &mut Runner, data: DeviceData) -> Result<Metrics, GpuError> {
+    runner.reset_metrics();
+    forward_in_order(runner, data, async |_, _| Ok(())).await?;
     runner.metrics().await
 }
 
 /// The predicted class of every example of `data`, in order.
-pub async fn predictions(runner: &mut Runner, data: &Dataset) -> Result<Vec<usize>, GpuError> {
-    let batch = runner.model().batch();
-    let order: Vec<usize> = (0..data.len()).collect();
-    let mut predicted = Vec::with_capacity(data.len());
-    for chunk in order.chunks(batch) {
-        let (images, labels) = data.batch(chunk, batch);
-        runner.write_batch(&images, &labels);
-        runner.forward();
+pub async fn predictions(runner: &mut Runner, data: DeviceData) -> Result<Vec<usize>, GpuError> {
+    let mut predicted = Vec::with_capacity(data.len);
+    forward_in_order(runner, data, async |runner, rows| {
         let logits = runner.read(runner.model().logits).await?;
-        predicted.extend(crate::cpu::argmax(&logits).iter().take(chunk.len()).map(|&c| c as usize));
-    }
+        predicted.extend(crate::cpu::argmax(&logits).iter().take(rows).map(|&c| c as usize));
+        Ok(())
+    })
+    .await?;
     Ok(predicted)
 }
 
-/// Trains one epoch, calling `progress(samples done, running metrics)` every
-/// `report_every` steps and at the end (the only read-backs); returns the epoch's metrics.
+/// Trains one epoch on `data` (already on the runner's device), calling
+/// `progress(samples done, running metrics)` every `report_every` steps and at
+/// the end (the only read-backs); returns the epoch's metrics.
 pub async fn train_epoch(
     runner: &mut Runner,
-    data: &Dataset,
+    data: DeviceData,
     seed: u64,
     epoch: usize,
     report_every: usize,
     mut progress: impl FnMut(usize, Metrics),
 ) -> Result<Metrics, GpuError> {
     let batch = runner.model().batch();
-    let order = epoch_order(data.len(), seed, epoch);
-    let steps = order.len().div_ceil(batch);
+    let steps = data.len.div_ceil(batch);
+    runner.set_order(data, &epoch_order(data.len, seed, epoch));
     runner.reset_metrics();
-    let mut done = 0;
-    for (step, chunk) in order.chunks(batch).enumerate() {
-        let (images, labels) = data.batch(chunk, batch);
-        runner.write_batch(&images, &labels);
+    for step in 0..steps {
+        runner.select_batch(data, step * batch);
         runner.train_step();
-        done += chunk.len();
         if (step + 1) % report_every == 0 || step + 1 == steps {
-            progress(done, runner.metrics().await?);
+            progress(((step + 1) * batch).min(data.len), runner.metrics().await?);
         }
     }
     runner.metrics().await

@@ -6,7 +6,7 @@ use wasm_bindgen::prelude::*;
 use crate::checkpoint;
 use crate::cpu::AdamConfig;
 use crate::data::{epoch_order, parse_idx, to_mnist_input, Dataset, PIXELS};
-use crate::exec::{now, Device, Metrics, Runner};
+use crate::exec::{now, Device, DeviceData, Metrics, Runner};
 use crate::gpu::{AdapterChoice, Gpu};
 use crate::nn::{ParamSet, SeedNet, CLASSES};
 use crate::train::{evaluate, softmax_rows};
@@ -18,9 +18,10 @@ fn js_error(e: impl std::fmt::Display) -> JsError {
 /// Training state kept between `train_steps` calls.
 struct Training {
     runner: Runner,
-    order: Vec<usize>,
-    /// Trains on the first `examples` training images.
-    examples: usize,
+    /// The first `limit` training images, on the runner's device.
+    train: DeviceData,
+    /// The test set on the runner's device, once asked for.
+    test: Option<DeviceData>,
     position: usize,
     epoch: usize,
     seed: u64,
@@ -183,17 +184,11 @@ impl Engine {
         let model = self.net.graph(batch, true).map_err(js_error)?;
         let params = ParamSet::init(&self.net.params(), seed);
         let adam = AdamConfig { lr, ..AdamConfig::default() };
-        let runner = Runner::compile(&self.device, model, &params, adam).await.map_err(js_error)?;
-        self.training = Some(Training {
-            runner,
-            order: epoch_order(examples, seed, 0),
-            examples,
-            position: 0,
-            epoch: 0,
-            seed,
-            started: now(),
-            samples_done: 0,
-        });
+        let mut runner = Runner::compile(&self.device, model, &params, adam).await.map_err(js_error)?;
+        let train = runner.upload_dataset(&data.clone().take(examples)).await.map_err(js_error)?;
+        runner.set_order(train, &epoch_order(examples, seed, 0));
+        self.training =
+            Some(Training { runner, train, test: None, position: 0, epoch: 0, seed, started: now(), samples_done: 0 });
         Ok(())
     }
 
@@ -201,22 +196,21 @@ impl Engine {
     /// and reports progress; one read-back per call.
     #[wasm_bindgen(js_name = trainSteps)]
     pub async fn train_steps(&mut self, steps: usize) -> Result<Progress, JsError> {
-        let data = self.train_data.as_ref().ok_or_else(|| JsError::new("setData first"))?;
         let t = self.training.as_mut().ok_or_else(|| JsError::new("startTraining first"))?;
-        if t.position >= t.order.len() {
+        let examples = t.train.len;
+        if t.position >= examples {
             t.epoch += 1;
             t.position = 0;
-            t.order = epoch_order(t.examples, t.seed, t.epoch);
+            t.runner.set_order(t.train, &epoch_order(examples, t.seed, t.epoch));
             t.runner.reset_metrics();
         }
         let batch = t.runner.model().batch();
         for _ in 0..steps {
-            if t.position >= t.order.len() {
+            if t.position >= examples {
                 break;
             }
-            let end = (t.position + batch).min(t.order.len());
-            let (images, labels) = data.batch(&t.order[t.position..end], batch);
-            t.runner.write_batch(&images, &labels);
+            let end = (t.position + batch).min(examples);
+            t.runner.select_batch(t.train, t.position);
             t.runner.train_step();
             t.samples_done += end - t.position;
             t.position = end;
@@ -225,7 +219,7 @@ impl Engine {
         Ok(Progress {
             epoch: t.epoch,
             done: t.position,
-            total: t.order.len(),
+            total: examples,
             loss: m.loss(),
             accuracy: m.accuracy(),
             samples_per_second: t.samples_done as f64 / (now() - t.started).max(1e-9),
@@ -237,7 +231,11 @@ impl Engine {
     pub async fn test_accuracy(&mut self) -> Result<f64, JsError> {
         let data = self.test_data.as_ref().ok_or_else(|| JsError::new("setData first"))?;
         let t = self.training.as_mut().ok_or_else(|| JsError::new("startTraining first"))?;
-        let m = evaluate(&mut t.runner, data).await.map_err(js_error)?;
+        let test = match t.test {
+            Some(test) => test,
+            None => *t.test.insert(t.runner.upload_dataset(data).await.map_err(js_error)?),
+        };
+        let m = evaluate(&mut t.runner, test).await.map_err(js_error)?;
         t.runner.reset_metrics();
         Ok(m.accuracy())
     }

@@ -59,6 +59,7 @@ kernel_tests!(
     argmax_rows,
     batch_metrics,
     adam_step,
+    gather_batch,
 );
 
 /// The list above covers every kernel the engine has, and every kernel has check cases.

@@ -18,16 +18,18 @@ fn learns_on(device: Device) {
     let params = ParamSet::init(&net.params(), 5);
     let model = net.graph(32, true).unwrap();
     let mut runner = pollster::block_on(Runner::compile(&device, model, &params, AdamConfig::default())).unwrap();
-    let before = pollster::block_on(evaluate(&mut runner, &held_out)).unwrap();
+    let data = pollster::block_on(runner.upload_dataset(&data)).unwrap();
+    let held_out = pollster::block_on(runner.upload_dataset(&held_out)).unwrap();
+    let before = pollster::block_on(evaluate(&mut runner, held_out)).unwrap();
     let mut first_loss = None;
     for epoch in 0..4 {
-        let m = pollster::block_on(train_epoch(&mut runner, &data, 3, epoch, 1, |_, m| {
+        let m = pollster::block_on(train_epoch(&mut runner, data, 3, epoch, 1, |_, m| {
             first_loss.get_or_insert(m.loss());
         }))
         .unwrap();
         println!("{}: epoch {epoch}: loss {:.4} accuracy {:.3}", device.describe(), m.loss(), m.accuracy());
     }
-    let after = pollster::block_on(evaluate(&mut runner, &held_out)).unwrap();
+    let after = pollster::block_on(evaluate(&mut runner, held_out)).unwrap();
     println!(
         "held out: loss {:.4} → {:.4}, accuracy {:.3} → {:.3}",
         before.loss(),
@@ -63,7 +65,8 @@ fn a_checkpoint_round_trips_with_its_optimizer_state() {
         AdamConfig::default(),
     ))
     .unwrap();
-    pollster::block_on(train_epoch(&mut runner, &data, 1, 0, 100, |_, _| {})).unwrap();
+    let on_device = pollster::block_on(runner.upload_dataset(&data)).unwrap();
+    pollster::block_on(train_epoch(&mut runner, on_device, 1, 0, 100, |_, _| {})).unwrap();
     let params = pollster::block_on(runner.params()).unwrap();
     let state = pollster::block_on(runner.optimizer_state()).unwrap();
     let metadata = std::collections::HashMap::from([("epoch".to_string(), "1".to_string())]);
@@ -86,7 +89,8 @@ fn a_checkpoint_round_trips_with_its_optimizer_state() {
             .unwrap();
     restored.load_optimizer_state(&state);
     for r in [&mut runner, &mut restored] {
-        pollster::block_on(train_epoch(r, &data, 1, 1, 100, |_, _| {})).unwrap();
+        let on_device = pollster::block_on(r.upload_dataset(&data)).unwrap();
+        pollster::block_on(train_epoch(r, on_device, 1, 1, 100, |_, _| {})).unwrap();
     }
     assert_eq!(pollster::block_on(runner.params()).unwrap(), pollster::block_on(restored.params()).unwrap());
 }

@@ -39,7 +39,11 @@ pub fn run(args: EvalArgs) -> Result<ExitCode, String> {
     let model = net.graph(args.batch, false).map_err(|e| e.to_string())?;
     let mut runner = pollster::block_on(Runner::compile(&device, model, &params, AdamConfig::default()))
         .map_err(|e| e.to_string())?;
-    let predicted = pollster::block_on(predictions(&mut runner, &test)).map_err(|e| e.to_string())?;
+    let predicted = pollster::block_on(async {
+        let on_device = runner.upload_dataset(&test).await?;
+        predictions(&mut runner, on_device).await
+    })
+    .map_err(|e| e.to_string())?;
 
     let mut confusion = [[0usize; CLASSES]; CLASSES];
     for (&p, &label) in predicted.iter().zip(&test.labels) {

@@ -12,6 +12,7 @@ use octconv::checkpoint;
 use octconv::cpu::AdamConfig;
 use octconv::data::Split;
 use octconv::exec::Runner;
+use octconv::gpu::GpuError;
 use octconv::nn::{ParamSet, SeedNet};
 use octconv::train::{evaluate, train_epoch, EpochReport, Recipe};
 
@@ -97,6 +98,11 @@ pub fn run(args: TrainArgs) -> Result<ExitCode, String> {
     if let Some(state) = &optimizer {
         runner.load_optimizer_state(state);
     }
+    // Both sets go to the device once; each step then gathers its batch there.
+    let (train_on_device, test_on_device) = pollster::block_on(async {
+        Ok::<_, GpuError>((runner.upload_dataset(&train).await?, runner.upload_dataset(&test).await?))
+    })
+    .map_err(|e| e.to_string())?;
 
     let limited = if args.limit.is_some() { " (limited)" } else { "" };
     println!(
@@ -122,21 +128,22 @@ pub fn run(args: TrainArgs) -> Result<ExitCode, String> {
         let epoch_start = Instant::now();
         // Without a terminal (a log file, CI) the bar is hidden: print a line every tenth instead.
         let mut next_line = if std::io::stderr().is_terminal() { usize::MAX } else { train.len() / 10 };
-        let metrics = pollster::block_on(train_epoch(&mut runner, &train, recipe.seed, epoch, 20, |done, m| {
-            let rate = done as f64 / epoch_start.elapsed().as_secs_f64();
-            let message = format!("loss {:.4}  acc {:.4}  {rate:.0} samples/s", m.loss(), m.accuracy());
-            if done >= next_line {
-                eprintln!("epoch {}/{}: {done}/{} {message}", epoch + 1, recipe.epochs, train.len());
-                next_line += train.len() / 10;
-            }
-            bar.set_position(done as u64);
-            bar.set_message(message);
-            curve.push(CurvePoint { epoch: epoch as f64 + done as f64 / train.len() as f64, loss: m.loss() });
-        }))
-        .map_err(|e| e.to_string())?;
+        let metrics =
+            pollster::block_on(train_epoch(&mut runner, train_on_device, recipe.seed, epoch, 20, |done, m| {
+                let rate = done as f64 / epoch_start.elapsed().as_secs_f64();
+                let message = format!("loss {:.4}  acc {:.4}  {rate:.0} samples/s", m.loss(), m.accuracy());
+                if done >= next_line {
+                    eprintln!("epoch {}/{}: {done}/{} {message}", epoch + 1, recipe.epochs, train.len());
+                    next_line += train.len() / 10;
+                }
+                bar.set_position(done as u64);
+                bar.set_message(message);
+                curve.push(CurvePoint { epoch: epoch as f64 + done as f64 / train.len() as f64, loss: m.loss() });
+            }))
+            .map_err(|e| e.to_string())?;
         let seconds = epoch_start.elapsed().as_secs_f64();
         bar.finish_and_clear();
-        let tested = pollster::block_on(evaluate(&mut runner, &test)).map_err(|e| e.to_string())?;
+        let tested = pollster::block_on(evaluate(&mut runner, test_on_device)).map_err(|e| e.to_string())?;
         let report = EpochReport {
             epoch: epoch + 1,
             train_loss: metrics.loss(),

@@ -2,6 +2,7 @@
 
 use super::{param_names, Metrics, OptimizerState, Schedule};
 use crate::cpu::{self, AdamConfig};
+use crate::data::Dataset;
 use crate::graph::{NodeId, Source};
 use crate::nn::{ParamSet, TrainGraph};
 use crate::tensor::Tensor;
@@ -14,6 +15,8 @@ pub struct CpuProgram {
     adam: AdamConfig,
     step: u64,
     metrics: [f32; 3],
+    /// Datasets handed to the runner, each with its current order.
+    datasets: Vec<(Dataset, Vec<usize>)>,
 }
 
 impl CpuProgram {
@@ -30,7 +33,8 @@ impl CpuProgram {
             (vec![0.0; len], vec![0.0; len])
         });
         let moments = moments.collect();
-        let mut program = CpuProgram { model, schedule, values, moments, adam, step: 0, metrics: [0.0; 3] };
+        let mut program =
+            CpuProgram { model, schedule, values, moments, adam, step: 0, metrics: [0.0; 3], datasets: Vec::new() };
         program.load_params(params);
         program
     }
@@ -39,6 +43,24 @@ impl CpuProgram {
         let (i, l) = (self.model.images, self.model.labels);
         self.values[i].as_mut().unwrap().data.copy_from_slice(images);
         self.values[l].as_mut().unwrap().data.copy_from_slice(labels);
+    }
+
+    /// Keeps a copy of `data`; returns its index.
+    pub fn upload_dataset(&mut self, data: &Dataset) -> usize {
+        self.datasets.push((data.clone(), Vec::new()));
+        self.datasets.len() - 1
+    }
+
+    pub fn set_order(&mut self, index: usize, order: &[usize]) {
+        self.datasets[index].1 = order.to_vec();
+    }
+
+    /// The batch at `first` of dataset `index`'s order, padded as `Dataset::batch` does (the gather kernel's twin).
+    pub fn select_batch(&mut self, index: usize, first: usize) {
+        let (data, order) = &self.datasets[index];
+        let end = (first + self.model.batch()).min(order.len());
+        let (images, labels) = data.batch(&order[first.min(end)..end], self.model.batch());
+        self.write_batch(&images, &labels);
     }
 
     fn update_metrics(&mut self) {

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use super::{param_names, BufferPlan, Metrics, OptimizerState, Schedule};
 use crate::cpu::AdamConfig;
+use crate::data::{Dataset, PIXELS};
 use crate::gpu::kernels::{self, Launch};
 use crate::gpu::{Gpu, GpuError, Pipeline};
 use crate::graph::{NodeId, Source};
@@ -48,6 +49,19 @@ pub struct GpuProgram {
     moments: Vec<(wgpu::Buffer, wgpu::Buffer)>,
     adam_config: AdamConfig,
     step: u64,
+    datasets: Vec<GpuDataset>,
+    /// The dataset whose batch the next submission gathers first.
+    pending_gather: Option<usize>,
+}
+
+/// A dataset kept on the GPU as bytes, with its current order and the
+/// gather dispatch that writes a batch of it into the model's inputs.
+struct GpuDataset {
+    order: wgpu::Buffer,
+    order_len: usize,
+    len: usize,
+    params: wgpu::Buffer,
+    gather: Dispatch,
 }
 
 impl GpuProgram {
@@ -113,6 +127,8 @@ impl GpuProgram {
             moments,
             adam_config,
             step: 0,
+            datasets: Vec::new(),
+            pending_gather: None,
             model,
             gpu,
             plan,
@@ -132,15 +148,51 @@ impl GpuProgram {
     }
 
     pub fn write_batch(&mut self, images: &[f32], labels: &[f32]) {
+        self.pending_gather = None;
         self.gpu.queue.write_buffer(self.buffer(self.model.images), 0, bytemuck::cast_slice(images));
         self.gpu.queue.write_buffer(self.buffer(self.model.labels), 0, bytemuck::cast_slice(labels));
     }
 
-    fn submit(&self, groups: &[&[Dispatch]]) {
+    /// Copies `data` to the GPU once (bytes, four to a word); returns its index.
+    pub async fn upload_dataset(&mut self, data: &Dataset) -> Result<usize, GpuError> {
+        let images = self.gpu.upload_bytes(&data.images, "training images")?;
+        let labels = self.gpu.upload_bytes(&data.labels, "training labels")?;
+        let order = self.gpu.storage_buffer(data.len(), "order");
+        let launch = kernels::gather_launch(self.model.batch(), PIXELS, 0, 0);
+        let params = self.gpu.uniform_buffer(&launch.params);
+        let pipeline = self.gpu.pipeline(launch.kernel).await?;
+        let (inputs, labels_out) = (self.buffer(self.model.images), self.buffer(self.model.labels));
+        let bind_group =
+            self.gpu.bind_with_uniform(&pipeline, &params, &[&order, &images, &labels, inputs, labels_out]);
+        let gather = Dispatch { pipeline, bind_group, launch, label: "gather".into(), flops: 0 };
+        self.datasets.push(GpuDataset { order, order_len: 0, len: data.len(), params, gather });
+        Ok(self.datasets.len() - 1)
+    }
+
+    /// Sets the order in which `select_batch` walks dataset `index` (written once per epoch).
+    pub fn set_order(&mut self, index: usize, order: &[usize]) {
+        let d = &mut self.datasets[index];
+        assert!(order.len() <= d.len && order.iter().all(|&i| i < d.len), "an order of the dataset's examples");
+        let words: Vec<u32> = order.iter().map(|&i| i as u32).collect();
+        self.gpu.queue.write_buffer(&d.order, 0, bytemuck::cast_slice(&words));
+        d.order_len = order.len();
+    }
+
+    /// Makes the next submission start by gathering the batch at `first` of dataset `index`'s order.
+    pub fn select_batch(&mut self, index: usize, first: usize) {
+        let d = &self.datasets[index];
+        let params = kernels::gather_params(self.model.batch(), PIXELS, first, d.order_len);
+        self.gpu.queue.write_buffer(&d.params, 0, bytemuck::cast_slice(&params));
+        self.pending_gather = Some(index);
+    }
+
+    /// Records `groups` (after dataset `gather`'s batch gather, if any) into one command buffer and submits it.
+    fn submit(&self, gather: Option<usize>, groups: &[&[Dispatch]]) {
+        let gather = gather.map(|i| &self.datasets[i].gather);
         let mut encoder = self.gpu.device.create_command_encoder(&Default::default());
         {
             let mut pass = encoder.begin_compute_pass(&Default::default());
-            for d in groups.iter().flat_map(|g| g.iter()) {
+            for d in gather.into_iter().chain(groups.iter().flat_map(|g| g.iter())) {
                 Gpu::dispatch(&mut pass, &d.pipeline, &d.bind_group, &d.launch);
             }
         }
@@ -148,14 +200,16 @@ impl GpuProgram {
     }
 
     pub fn forward(&mut self) {
-        self.submit(&[&self.forward, std::slice::from_ref(&self.metrics)]);
+        let gather = self.pending_gather.take();
+        self.submit(gather, &[&self.forward, std::slice::from_ref(&self.metrics)]);
     }
 
     pub fn train_step(&mut self) {
         self.step += 1;
         let params = kernels::adam_params(&self.adam_config, self.step);
         self.gpu.queue.write_buffer(&self.adam_uniform, 0, bytemuck::cast_slice(&params));
-        self.submit(&[&self.forward, std::slice::from_ref(&self.metrics), &self.backward, &self.adam]);
+        let gather = self.pending_gather.take();
+        self.submit(gather, &[&self.forward, std::slice::from_ref(&self.metrics), &self.backward, &self.adam]);
     }
 
     /// Times every dispatch of a training step on its own: the median of
@@ -172,7 +226,7 @@ impl GpuProgram {
             let mut samples: Vec<f64> = (0..repeats.max(1))
                 .map(|_| {
                     let start = crate::exec::now();
-                    self.submit(&[std::slice::from_ref(d)]);
+                    self.submit(None, &[std::slice::from_ref(d)]);
                     wait(&self.gpu);
                     crate::exec::now() - start
                 })

@@ -13,6 +13,7 @@ pub use plan::{BufferPlan, Schedule};
 use std::rc::Rc;
 
 use crate::cpu::AdamConfig;
+use crate::data::Dataset;
 use crate::gpu::{Gpu, GpuError};
 use crate::graph::NodeId;
 use crate::nn::{ParamSet, TrainGraph};
@@ -64,6 +65,16 @@ pub struct OptimizerState {
     pub moments: Vec<(String, Tensor, Tensor)>,
 }
 
+/// A dataset handed to a runner once (`Runner::upload_dataset`). On a GPU its
+/// bytes stay in GPU memory and every batch is gathered there by a kernel, so
+/// training uploads no images; the CPU runner keeps a copy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DeviceData {
+    index: usize,
+    /// Examples in the dataset.
+    pub len: usize,
+}
+
 /// A compiled model on one device.
 #[allow(clippy::large_enum_variant)] // one runner per model; never moved in a hot path
 pub enum Runner {
@@ -100,6 +111,33 @@ impl Runner {
         match self {
             Runner::Gpu(p) => p.write_batch(images, labels),
             Runner::Cpu(p) => p.write_batch(images, labels),
+        }
+    }
+
+    /// Copies `data` to the device once; batches are then chosen with `set_order` and `select_batch`.
+    pub async fn upload_dataset(&mut self, data: &Dataset) -> Result<DeviceData, GpuError> {
+        let index = match self {
+            Runner::Gpu(p) => p.upload_dataset(data).await?,
+            Runner::Cpu(p) => p.upload_dataset(data),
+        };
+        Ok(DeviceData { index, len: data.len() })
+    }
+
+    /// The order in which `select_batch` walks `data` (a permutation of some of
+    /// its examples); written to the device once, e.g. per epoch.
+    pub fn set_order(&mut self, data: DeviceData, order: &[usize]) {
+        match self {
+            Runner::Gpu(p) => p.set_order(data.index, order),
+            Runner::Cpu(p) => p.set_order(data.index, order),
+        }
+    }
+
+    /// The next step's batch: the examples at positions `first ..` of `data`'s
+    /// order, padded past its end with label −1 (as `Dataset::batch`).
+    pub fn select_batch(&mut self, data: DeviceData, first: usize) {
+        match self {
+            Runner::Gpu(p) => p.select_batch(data.index, first),
+            Runner::Cpu(p) => p.select_batch(data.index, first),
         }
     }
 

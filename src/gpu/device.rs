@@ -271,6 +271,24 @@ impl Gpu {
         })
     }
 
+    /// A storage buffer holding `bytes` packed four to a 32-bit word (the last
+    /// one zero-padded), for kernels that unpack them; `what` names it in errors.
+    pub fn upload_bytes(&self, bytes: &[u8], what: &str) -> Result<wgpu::Buffer, GpuError> {
+        let words = bytes.len().div_ceil(4);
+        self.check_fits(what, &[&[words]])?;
+        let buffer = self.storage_buffer(words, what);
+        let aligned = bytes.len() / 4 * 4;
+        if aligned > 0 {
+            self.queue.write_buffer(&buffer, 0, &bytes[..aligned]);
+        }
+        if aligned < bytes.len() {
+            let mut tail = [0u8; 4];
+            tail[..bytes.len() - aligned].copy_from_slice(&bytes[aligned..]);
+            self.queue.write_buffer(&buffer, aligned as u64, &tail);
+        }
+        Ok(buffer)
+    }
+
     /// Fails with a sentence naming `op` when a tensor of `shape` would not fit one storage binding.
     pub fn check_fits(&self, op: &str, shapes: &[&[usize]]) -> Result<(), GpuError> {
         let limit = self.limits.max_storage_buffer_binding_size.min(self.limits.max_buffer_size);

@@ -22,6 +22,7 @@ pub enum Shader {
     CrossEntropy,
     Argmax,
     Adam,
+    Gather,
 }
 
 /// Prepended to every shader: the launch convention (see `common.wgsl`).
@@ -39,6 +40,7 @@ impl Shader {
             Shader::CrossEntropy => "cross_entropy.wgsl",
             Shader::Argmax => "argmax.wgsl",
             Shader::Adam => "adam.wgsl",
+            Shader::Gather => "gather.wgsl",
         }
     }
 
@@ -54,6 +56,7 @@ impl Shader {
             Shader::CrossEntropy => include_str!("../../shaders/cross_entropy.wgsl"),
             Shader::Argmax => include_str!("../../shaders/argmax.wgsl"),
             Shader::Adam => include_str!("../../shaders/adam.wgsl"),
+            Shader::Gather => include_str!("../../shaders/gather.wgsl"),
         }
     }
 }
@@ -92,9 +95,10 @@ pub const CROSS_ENTROPY_BACKWARD: Kernel = kernel(Shader::CrossEntropy, "cross_e
 pub const ARGMAX: Kernel = kernel(Shader::Argmax, "argmax_rows", 1, 1);
 pub const BATCH_METRICS: Kernel = kernel(Shader::Argmax, "batch_metrics", 3, 1);
 pub const ADAM_STEP: Kernel = kernel(Shader::Adam, "adam_step", 1, 3);
+pub const GATHER_BATCH: Kernel = kernel(Shader::Gather, "gather_batch", 3, 2);
 
 /// Every kernel, for compiling them all up front (`octconv check`).
-pub const ALL_KERNELS: [&Kernel; 20] = [
+pub const ALL_KERNELS: [&Kernel; 21] = [
     &CONV2D_FORWARD,
     &CONV2D_BACKWARD_INPUT_STRIDED,
     &CONV2D_BACKWARD_WEIGHT,
@@ -115,6 +119,7 @@ pub const ALL_KERNELS: [&Kernel; 20] = [
     &ARGMAX,
     &BATCH_METRICS,
     &ADAM_STEP,
+    &GATHER_BATCH,
 ];
 
 /// Invocations per workgroup of every kernel (`WORKGROUP_SIZE` in common.wgsl).
@@ -306,4 +311,15 @@ pub fn adam_params(config: &crate::cpu::AdamConfig, t: u64) -> Vec<u32> {
 pub fn batch_metrics_launch(rows: usize, cols: usize) -> Launch {
     // One workgroup reduces the whole batch.
     Launch::new(&BATCH_METRICS, vec![u(rows), u(cols)], WORKGROUP_SIZE)
+}
+
+/// Gathers `batch` rows of `pixels` bytes each from a dataset on the GPU,
+/// starting at position `first` of an order of `count` examples.
+pub fn gather_launch(batch: usize, pixels: usize, first: usize, count: usize) -> Launch {
+    Launch::new(&GATHER_BATCH, gather_params(batch, pixels, first, count), u(batch * pixels))
+}
+
+/// The gather kernel's uniform parameters (rewritten every step: only `first` changes).
+pub fn gather_params(batch: usize, pixels: usize, first: usize, count: usize) -> Vec<u32> {
+    to_u32(vec![batch, pixels, first, count])
 }
