@@ -10,3 +10,32 @@ const WORKGROUP_SIZE: u32 = 64u;
 fn flat_index(id: vec3<u32>, groups: vec3<u32>) -> u32 {
     return id.x + id.y * groups.x * WORKGROUP_SIZE;
 }
+
+// Workgroup-tiled matrix products, C = A·B (the `_tiled` kernels, for hardware
+// GPUs). A workgroup computes a BLOCK×BLOCK tile of C: per step of the depth
+// it stages A's BLOCK×DEPTH_STEP and B's DEPTH_STEP×BLOCK values in workgroup
+// memory, each loaded once from memory and then read by 8 invocations; each
+// invocation accumulates a 4×4 sub-tile in registers.
+const BLOCK: u32 = 32u;
+const DEPTH_STEP: u32 = 16u;
+// Element (k, i) of a staged tile is at k·BLOCK + i.
+var<workgroup> a_tile: array<f32, 512>;
+var<workgroup> b_tile: array<f32, 512>;
+
+// The first row and column of this invocation's 4×4 sub-tile within the block.
+fn sub_tile_origin(lane: u32) -> vec2<u32> {
+    return vec2<u32>((lane / 8u) * 4u, (lane % 8u) * 4u);
+}
+
+// acc[r][s] += Σ_k A[origin.x + r, k] · B[k, origin.y + s] over the staged tiles.
+fn multiply_staged_tiles(acc: ptr<function, array<vec4<f32>, 4>>, origin: vec2<u32>) {
+    for (var k = 0u; k < DEPTH_STEP; k++) {
+        let a_at = k * BLOCK + origin.x;
+        let b_at = k * BLOCK + origin.y;
+        let b4 = vec4<f32>(b_tile[b_at], b_tile[b_at + 1u], b_tile[b_at + 2u], b_tile[b_at + 3u]);
+        (*acc)[0] += a_tile[a_at] * b4;
+        (*acc)[1] += a_tile[a_at + 1u] * b4;
+        (*acc)[2] += a_tile[a_at + 2u] * b4;
+        (*acc)[3] += a_tile[a_at + 3u] * b4;
+    }
+}

@@ -240,3 +240,129 @@ fn conv2d_backward_weight(@builtin(global_invocation_id) id: vec3<u32>, @builtin
         }
     }
 }
+
+// ---- Workgroup-tiled variants (hardware GPUs): the convolutions as implicit
+// matrix products over im2col, tiled as in common.wgsl. Reduction index r runs
+// over (input channel, tap); output pixel q over (image, row, column).
+
+// The index of the input value that reduction index r contributes to output
+// pixel q, or −1 where that falls in the padding.
+fn im2col_index(r: u32, q: u32) -> i32 {
+    let taps = p.kernel * p.kernel;
+    let c = r / taps;
+    let u = (r % taps) / p.kernel;
+    let v = r % p.kernel;
+    let out_plane = p.out_height * p.out_width;
+    let n = q / out_plane;
+    let i = (q % out_plane) / p.out_width;
+    let j = q % p.out_width;
+    let row = i32(i * p.stride + u) - i32(p.padding);
+    let col = i32(j * p.stride + v) - i32(p.padding);
+    if row < 0 || row >= i32(p.in_height) || col < 0 || col >= i32(p.in_width) {
+        return -1;
+    }
+    return i32(((n * p.in_channels + c) * p.in_height + u32(row)) * p.in_width + u32(col));
+}
+
+// The index of weight (out channel o, reduction index r), flipped when p.flip = 1.
+fn weight_index(o: u32, r: u32) -> u32 {
+    let taps = p.kernel * p.kernel;
+    let tap = select(r % taps, taps - 1u - r % taps, p.flip == 1u);
+    return o * p.weight_out_stride + (r / taps) * p.weight_in_stride + tap;
+}
+
+// The flat index of (image, channel, pixel) for output pixel q of a map with `channels` channels.
+fn output_index(q: u32, channel: u32, channels: u32) -> u32 {
+    let out_plane = p.out_height * p.out_width;
+    return ((q / out_plane) * channels + channel) * out_plane + q % out_plane;
+}
+
+// conv2d_forward as y[o, q] = Σ_r weight[o, r] · im2col(x)[r, q]: one workgroup per 32 channels × 32 pixels
+@compute @workgroup_size(64)
+fn conv2d_forward_tiled(@builtin(local_invocation_index) lane: u32, @builtin(workgroup_id) group: vec3<u32>) {
+    let o0 = group.y * BLOCK;
+    let q0 = group.x * BLOCK;
+    let depth = p.in_channels * p.kernel * p.kernel;
+    let pixels = p.batch * p.out_height * p.out_width;
+    let origin = sub_tile_origin(lane);
+    var acc: array<vec4<f32>, 4>;
+    for (var r0 = 0u; r0 < depth; r0 += DEPTH_STEP) {
+        for (var e = lane; e < BLOCK * DEPTH_STEP; e += WORKGROUP_SIZE) {
+            let r = r0 + e / BLOCK;
+            let o = o0 + e % BLOCK;
+            let q = q0 + e % BLOCK;
+            var w = 0.0;
+            if o < p.out_channels && r < depth {
+                w = weight[weight_index(o, r)];
+            }
+            a_tile[e] = w;
+            var input = 0.0;
+            if q < pixels && r < depth {
+                let at = im2col_index(r, q);
+                if at >= 0 {
+                    input = x[at];
+                }
+            }
+            b_tile[e] = input;
+        }
+        workgroupBarrier();
+        multiply_staged_tiles(&acc, origin);
+        workgroupBarrier();
+    }
+    for (var a = 0u; a < TILE; a++) {
+        let o = o0 + origin.x + a;
+        for (var b = 0u; b < TILE; b++) {
+            let q = q0 + origin.y + b;
+            if o < p.out_channels && q < pixels {
+                var value = acc[a][b];
+                if p.has_bias == 1u {
+                    value += bias[o];
+                }
+                y[output_index(q, o, p.out_channels)] = value;
+            }
+        }
+    }
+}
+
+// conv2d_backward_weight as dw[o, r] = Σ_q dy[o, q] · im2col(x)[r, q]: one workgroup per 32 out channels × 32 (in channel, tap)
+@compute @workgroup_size(64)
+fn conv2d_backward_weight_tiled(@builtin(local_invocation_index) lane: u32, @builtin(workgroup_id) group: vec3<u32>) {
+    let o0 = group.y * BLOCK;
+    let r0 = group.x * BLOCK;
+    let reduction = p.in_channels * p.kernel * p.kernel;
+    let pixels = p.batch * p.out_height * p.out_width;
+    let origin = sub_tile_origin(lane);
+    var acc: array<vec4<f32>, 4>;
+    for (var q0 = 0u; q0 < pixels; q0 += DEPTH_STEP) {
+        for (var e = lane; e < BLOCK * DEPTH_STEP; e += WORKGROUP_SIZE) {
+            let q = q0 + e / BLOCK;
+            let o = o0 + e % BLOCK;
+            let r = r0 + e % BLOCK;
+            var gradient = 0.0;
+            if o < p.out_channels && q < pixels {
+                gradient = dy[output_index(q, o, p.out_channels)];
+            }
+            a_tile[e] = gradient;
+            var input = 0.0;
+            if r < reduction && q < pixels {
+                let at = im2col_index(r, q);
+                if at >= 0 {
+                    input = x_for_weight_grad[at];
+                }
+            }
+            b_tile[e] = input;
+        }
+        workgroupBarrier();
+        multiply_staged_tiles(&acc, origin);
+        workgroupBarrier();
+    }
+    for (var a = 0u; a < TILE; a++) {
+        let o = o0 + origin.x + a;
+        for (var b = 0u; b < TILE; b++) {
+            let r = r0 + origin.y + b;
+            if o < p.out_channels && r < reduction {
+                dw[o * reduction + r] = acc[a][b];
+            }
+        }
+    }
+}

@@ -74,3 +74,49 @@ fn matmul(@builtin(global_invocation_id) id: vec3<u32>, @builtin(workgroup_id) g
         }
     }
 }
+
+fn a_value(m: u32, k: u32) -> f32 {
+    if m >= p.rows || k >= p.depth {
+        return 0.0;
+    }
+    return a[m * p.a_row_stride + k * p.a_depth_stride];
+}
+
+fn b_value(k: u32, n: u32) -> f32 {
+    if k >= p.depth || n >= p.cols {
+        return 0.0;
+    }
+    return b[k * p.b_depth_stride + n * p.b_col_stride];
+}
+
+// The same product, workgroup-tiled (hardware GPUs): one workgroup per 32×32 tile of c
+@compute @workgroup_size(64)
+fn matmul_tiled(@builtin(local_invocation_index) lane: u32, @builtin(workgroup_id) group: vec3<u32>) {
+    let m0 = group.y * BLOCK;
+    let n0 = group.x * BLOCK;
+    let origin = sub_tile_origin(lane);
+    var acc: array<vec4<f32>, 4>;
+    for (var k0 = 0u; k0 < p.depth; k0 += DEPTH_STEP) {
+        for (var e = lane; e < BLOCK * DEPTH_STEP; e += WORKGROUP_SIZE) {
+            let k = k0 + e / BLOCK;
+            a_tile[e] = a_value(m0 + e % BLOCK, k);
+            b_tile[e] = b_value(k, n0 + e % BLOCK);
+        }
+        workgroupBarrier();
+        multiply_staged_tiles(&acc, origin);
+        workgroupBarrier();
+    }
+    for (var r = 0u; r < TILE; r++) {
+        let m = m0 + origin.x + r;
+        for (var s = 0u; s < TILE; s++) {
+            let n = n0 + origin.y + s;
+            if m < p.rows && n < p.cols {
+                var value = acc[r][s];
+                if p.has_bias == 1u {
+                    value += bias[n];
+                }
+                c[m * p.cols + n] = value;
+            }
+        }
+    }
+}

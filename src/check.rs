@@ -4,7 +4,8 @@
 
 use crate::cpu::{self, AdamConfig};
 use crate::data::{epoch_order, Dataset, PIXELS};
-use crate::gpu::{kernels, Gpu, GpuError};
+use crate::gpu::kernels::{self, Tiling};
+use crate::gpu::{Gpu, GpuError};
 use crate::ops::Op;
 use crate::tensor::Tensor;
 
@@ -65,6 +66,8 @@ pub struct Case {
     pub kernel: &'static str,
     pub shape: String,
     pub tolerance: Tolerance,
+    /// The variant of the heavy kernels the case runs (both are checked).
+    pub tiling: Tiling,
     pub work: Work,
 }
 
@@ -111,11 +114,20 @@ fn random(shape: &[usize], seed: u64) -> Tensor {
 }
 
 fn op_case(op: Op, inputs: Vec<Tensor>, tolerance: Tolerance) -> Case {
+    tiled_case(op, inputs, tolerance, Tiling::Registers)
+}
+
+fn tiled_case(op: Op, inputs: Vec<Tensor>, tolerance: Tolerance, tiling: Tiling) -> Case {
     let shapes: Vec<&[usize]> = inputs.iter().map(|t| t.shape.as_slice()).collect();
     let output = op.output_shape(&shapes).expect("check cases have valid shapes");
-    let kernel = kernels::launch_for(&op, &shapes, &output).map_or("none", |l| l.kernel.entry);
+    let kernel = kernels::launch_for(&op, &shapes, &output, tiling).map_or("none", |l| l.kernel.entry);
     let shape = shapes.iter().map(|s| format!("{s:?}")).collect::<Vec<_>>().join(" ");
-    Case { op: op.name(), kernel, shape, tolerance, work: Work::Op { op, inputs } }
+    Case { op: op.name(), kernel, shape, tolerance, tiling, work: Work::Op { op, inputs } }
+}
+
+/// The case of a convolution or matrix product in each tiling variant.
+fn both_tilings(op: Op, inputs: Vec<Tensor>, tolerance: Tolerance) -> [Case; 2] {
+    [Tiling::Registers, Tiling::Workgroup].map(|tiling| tiled_case(op.clone(), inputs.clone(), tolerance, tiling))
 }
 
 /// Conv cases: (batch, in channels, height, width, out channels, kernel, stride, padding).
@@ -150,14 +162,18 @@ pub fn cases() -> Vec<Case> {
         let bias = random(&[o], next());
         let y_shape = Op::Conv2d { stride, padding }.output_shape(&[&x.shape, &weight.shape, &bias.shape]).unwrap();
         let dy = random(&y_shape, next());
-        cases.push(op_case(Op::Conv2d { stride, padding }, vec![x.clone(), weight.clone(), bias], SMALL_SUMS));
+        cases.extend(both_tilings(Op::Conv2d { stride, padding }, vec![x.clone(), weight.clone(), bias], SMALL_SUMS));
         let input_size = [h, w];
-        cases.push(op_case(
+        cases.extend(both_tilings(
             Op::Conv2dBackwardInput { stride, padding, input_size },
             vec![dy.clone(), weight],
             LONG_SUMS,
         ));
-        cases.push(op_case(Op::Conv2dBackwardWeight { stride, padding, kernel: k }, vec![dy.clone(), x], LONG_SUMS));
+        cases.extend(both_tilings(
+            Op::Conv2dBackwardWeight { stride, padding, kernel: k },
+            vec![dy.clone(), x],
+            LONG_SUMS,
+        ));
         cases.push(op_case(Op::ChannelSum, vec![dy], LONG_SUMS));
     }
     for shape in MAP_SHAPES {
@@ -179,6 +195,7 @@ pub fn cases() -> Vec<Case> {
             kernel: "accumulate",
             shape: format!("{shape:?}"),
             tolerance: EXACT,
+            tiling: Tiling::Registers,
             work: Work::Accumulate { acc, x },
         });
     }
@@ -187,9 +204,9 @@ pub fn cases() -> Vec<Case> {
         let weight = random(&[o, i], next());
         let dy = random(&[n, o], next());
         let long = if i > 1000 { LONG_SUMS } else { SMALL_SUMS };
-        cases.push(op_case(Op::Linear, vec![x.clone(), weight.clone(), random(&[o], next())], long));
-        cases.push(op_case(Op::LinearBackwardInput, vec![dy.clone(), weight], SMALL_SUMS));
-        cases.push(op_case(Op::LinearBackwardWeight, vec![dy, x], SMALL_SUMS));
+        cases.extend(both_tilings(Op::Linear, vec![x.clone(), weight.clone(), random(&[o], next())], long));
+        cases.extend(both_tilings(Op::LinearBackwardInput, vec![dy.clone(), weight], SMALL_SUMS));
+        cases.extend(both_tilings(Op::LinearBackwardWeight, vec![dy, x], SMALL_SUMS));
     }
     for [n, k] in [[1, 1], [1, 10], [5, 3], [64, 10], [130, 17]] {
         let logits = Tensor::uniform(&[n, k], -8.0, 8.0, next());
@@ -205,6 +222,7 @@ pub fn cases() -> Vec<Case> {
             kernel: "batch_metrics",
             shape: format!("[{n}, {k}] [{n}]"),
             tolerance: SMALL_SUMS,
+            tiling: Tiling::Registers,
             work,
         });
         cases.push(op_case(Op::CrossEntropy, vec![logits.clone(), labels.clone()], TRANSCENDENTAL));
@@ -222,6 +240,7 @@ pub fn cases() -> Vec<Case> {
             kernel: "gather_batch",
             shape: format!("{len} examples, batch {batch} at {first}"),
             tolerance: EXACT,
+            tiling: Tiling::Registers,
             work: Work::Gather { data, order: epoch_order(len, next(), 0), first, batch },
         });
     }
@@ -233,6 +252,7 @@ pub fn cases() -> Vec<Case> {
             kernel: "adam_step",
             shape: format!("[{len}] × 3 steps"),
             tolerance: SMALL_SUMS,
+            tiling: Tiling::Registers,
             work: Work::Adam { param, grads },
         });
     }
@@ -245,7 +265,7 @@ pub async fn run_case(gpu: &Gpu, case: &Case) -> Result<Outcome, GpuError> {
         Work::Op { op, inputs } => {
             let expected = cpu::eval(op, &inputs.iter().collect::<Vec<_>>())?;
             let uploaded = inputs.iter().map(|t| gpu.upload(t)).collect::<Result<Vec<_>, _>>()?;
-            let result = gpu.run(op, &uploaded.iter().collect::<Vec<_>>()).await?;
+            let result = gpu.run_with(op, &uploaded.iter().collect::<Vec<_>>(), case.tiling).await?;
             (gpu.read(&result).await?.data, expected.data)
         }
         Work::Accumulate { acc, x } => {

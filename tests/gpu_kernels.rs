@@ -40,8 +40,10 @@ macro_rules! kernel_tests {
 
 kernel_tests!(
     conv2d_forward,
+    conv2d_forward_tiled,
     conv2d_backward_input_strided,
     conv2d_backward_weight,
+    conv2d_backward_weight_tiled,
     channel_sum,
     avg_pool2_forward,
     avg_pool2_backward,
@@ -54,6 +56,7 @@ kernel_tests!(
     add,
     accumulate,
     matmul,
+    matmul_tiled,
     cross_entropy_forward,
     cross_entropy_backward,
     argmax_rows,

@@ -7,6 +7,7 @@ use std::rc::Rc;
 
 use octconv::cpu::AdamConfig;
 use octconv::exec::{Device, Runner};
+use octconv::gpu::kernels::Tiling;
 use octconv::nn::{Branches, OctaveConv, ParamSet, SeedNet};
 use octconv::tensor::Tensor;
 
@@ -31,8 +32,21 @@ fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
 }
 
 #[test]
-fn gpu_training_steps_match_the_cpu() {
-    let Some(gpu) = common::gpu() else { return };
+fn gpu_training_steps_match_the_cpu_with_register_tiling() {
+    steps_match_the_cpu(Tiling::Registers);
+}
+
+/// The variant hardware GPUs use, run here too so both are held to the CPU.
+#[test]
+fn gpu_training_steps_match_the_cpu_with_workgroup_tiling() {
+    steps_match_the_cpu(Tiling::Workgroup);
+}
+
+/// Three training steps (the last batch padded) on the GPU with the heavy
+/// kernels in `tiling`'s variant and on the CPU: gradients, metrics, parameters.
+fn steps_match_the_cpu(tiling: Tiling) {
+    let Some(mut gpu) = common::gpu() else { return };
+    gpu.tiling = tiling;
     let params = ParamSet::init(&SeedNet::new().params(), 7);
     let mut on_gpu = runner(&Device::Gpu(Rc::new(gpu)), 5, &params);
     let mut on_cpu = runner(&Device::Cpu, 5, &params);

@@ -28,12 +28,20 @@ pub fn info(choice: &AdapterChoice) -> Result<ExitCode, String> {
     }
     let chosen = pollster::block_on(Gpu::new(choice)).map_err(|e| e.to_string())?;
     println!("octconv uses: {}", chosen.adapter_name());
+    println!(
+        "kernel variant: {} tiling for convolutions and matrix products (OCTCONV_TILING=registers|workgroup overrides)",
+        chosen.tiling.name()
+    );
     Ok(ExitCode::SUCCESS)
 }
 
 pub fn check(choice: &AdapterChoice) -> Result<ExitCode, String> {
     let gpu = pollster::block_on(Gpu::new(choice)).map_err(|e| e.to_string())?;
-    println!("checking every kernel on {} against its CPU twin\n", gpu.adapter_name());
+    println!(
+        "checking every kernel (both tiling variants; {} is used here) on {} against its CPU twin\n",
+        gpu.tiling.name(),
+        gpu.adapter_name()
+    );
     println!(
         "{:<24} {:<30} {:<40} {:>11} {:>11}  result",
         "op", "kernel", "input shapes", "max abs err", "max rel err"

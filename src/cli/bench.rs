@@ -10,6 +10,7 @@ use clap::Args;
 use octconv::cpu::AdamConfig;
 use octconv::data::{Dataset, PIXELS};
 use octconv::exec::{Device, DispatchTime, Runner};
+use octconv::gpu::kernels::Tiling;
 use octconv::graph::Graph;
 use octconv::nn::{Branches, Linear, OctaveConv, ParamSet, SeedNet, TrainGraph};
 use octconv::ops::Op;
@@ -81,7 +82,11 @@ fn json_escape(s: &str) -> String {
 
 pub fn run(args: BenchArgs) -> Result<ExitCode, String> {
     let device = open_device(args.device, &args.adapter.choice())?;
-    println!("octconv bench on {} ({} repeats, median)\n", device.describe(), args.repeats);
+    let tiling = match &device {
+        Device::Gpu(gpu) => format!(", {} tiling", gpu.tiling.name()),
+        Device::Cpu => String::new(),
+    };
+    println!("octconv bench on {}{tiling} ({} repeats, median)\n", device.describe(), args.repeats);
     let mut json = Vec::new();
     let net = SeedNet::new();
 
@@ -112,12 +117,23 @@ pub fn run(args: BenchArgs) -> Result<ExitCode, String> {
         println!("{:<59} {:>10.3}\n", "sum of the dispatches, each submitted alone", sum * 1e3);
     }
 
-    // A larger shape: the 512³ matrix product (the linear kernel), the reference rate for this device.
+    // A larger shape: the 512³ matrix product on the linear kernel in both
+    // variants, the reference rate for this device.
     if let Device::Gpu(gpu) = &device {
-        let seconds = matmul_seconds(gpu, 512, args.repeats)?;
-        let gflops = 2.0 * 512f64.powi(3) / seconds / 1e9;
-        println!("matmul 512×512×512: {:.1} ms, {gflops:.2} GFLOP/s\n", seconds * 1e3);
-        json.push(format!("\"matmul_512\":{{\"seconds\":{seconds:.6},\"gflops\":{gflops:.3}}}"));
+        let mut rates = Vec::new();
+        for tiling in [Tiling::Registers, Tiling::Workgroup] {
+            let seconds = matmul_seconds(gpu, 512, args.repeats, tiling)?;
+            let gflops = 2.0 * 512f64.powi(3) / seconds / 1e9;
+            let used = if tiling == gpu.tiling { " (the variant used here)" } else { "" };
+            println!(
+                "matmul 512×512×512, {} tiling: {:.1} ms, {gflops:.2} GFLOP/s{used}",
+                tiling.name(),
+                seconds * 1e3
+            );
+            rates.push(format!("\"{}\":{{\"seconds\":{seconds:.6},\"gflops\":{gflops:.3}}}", tiling.name()));
+        }
+        println!();
+        json.push(format!("\"matmul_512\":{{{}}}", rates.join(",")));
     }
 
     // The whole step as training runs it: the batch gathered from a dataset on
@@ -192,7 +208,7 @@ fn synthetic_dataset(count: usize) -> Dataset {
 }
 
 /// Median seconds of one n×n×n product on the matmul kernel (y = x·Wᵀ + b).
-fn matmul_seconds(gpu: &octconv::gpu::Gpu, n: usize, repeats: usize) -> Result<f64, String> {
+fn matmul_seconds(gpu: &octconv::gpu::Gpu, n: usize, repeats: usize, tiling: Tiling) -> Result<f64, String> {
     use octconv::gpu::kernels::launch_for;
     use octconv::tensor::Tensor;
     let err = |e: octconv::gpu::GpuError| e.to_string();
@@ -200,7 +216,7 @@ fn matmul_seconds(gpu: &octconv::gpu::Gpu, n: usize, repeats: usize) -> Result<f
     let w = gpu.upload(&Tensor::uniform(&[n, n], -1.0, 1.0, 2)).map_err(err)?;
     let b = gpu.upload(&Tensor::zeros(&[n])).map_err(err)?;
     let y = gpu.storage_buffer(n * n, "y");
-    let launch = launch_for(&Op::Linear, &[&[n, n], &[n, n], &[n]], &[n, n]).expect("linear has a kernel");
+    let launch = launch_for(&Op::Linear, &[&[n, n], &[n, n], &[n]], &[n, n], tiling).expect("linear has a kernel");
     let pipeline = pollster::block_on(gpu.pipeline(launch.kernel)).map_err(err)?;
     let bind_group = gpu.bind(&pipeline, &launch, &[&x.buffer, &w.buffer, &b.buffer, &y]);
     Ok(time(repeats, || {

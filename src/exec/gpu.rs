@@ -84,7 +84,7 @@ impl GpuProgram {
             let node = &g.nodes[id];
             let Source::Op(op) = &node.source else { continue };
             let shapes: Vec<&[usize]> = node.inputs.iter().map(|&i| g.shape(i)).collect();
-            let Some(launch) = kernels::launch_for(op, &shapes, &node.shape) else { continue };
+            let Some(launch) = kernels::launch_for(op, &shapes, &node.shape, gpu.tiling) else { continue };
             let pipeline = gpu.pipeline(launch.kernel).await?;
             let inputs: Vec<&wgpu::Buffer> = node.inputs.iter().map(|&i| buffer_of(i)).collect();
             let bind_group = gpu.bind(&pipeline, &launch, &launch.buffers(&inputs, buffer_of(id)));

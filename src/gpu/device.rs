@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use super::kernels::{launch_for, Kernel, Launch, Shader, COMMON_WGSL};
+use super::kernels::{launch_for, Kernel, Launch, Shader, Tiling, COMMON_WGSL};
 use super::{GpuError, GpuTensor};
 use crate::ops::Op;
 use crate::tensor::Tensor;
@@ -63,6 +63,8 @@ pub struct Gpu {
     pub queue: wgpu::Queue,
     pub info: wgpu::AdapterInfo,
     pub limits: wgpu::Limits,
+    /// The variant of the heavy kernels used on this adapter.
+    pub tiling: Tiling,
     modules: Mutex<HashMap<Shader, wgpu::ShaderModule>>,
     pipelines: Mutex<HashMap<&'static str, Arc<Pipeline>>>,
 }
@@ -132,6 +134,7 @@ impl Gpu {
         Ok(Gpu {
             device,
             queue,
+            tiling: Tiling::for_adapter(&info),
             info,
             limits,
             modules: Mutex::new(HashMap::new()),
@@ -187,7 +190,8 @@ impl Gpu {
         modules
             .entry(shader)
             .or_insert_with(|| {
-                let source = format!("{COMMON_WGSL}\n{}", shader_source(shader));
+                let common = source_from_folder("common.wgsl").unwrap_or_else(|| COMMON_WGSL.to_string());
+                let source = format!("{common}\n{}", shader_source(shader));
                 self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
                     label: Some(shader.file_name()),
                     source: wgpu::ShaderSource::Wgsl(source.into()),
@@ -349,13 +353,18 @@ impl Gpu {
 
     /// Evaluates one op on GPU tensors and returns the result as a new GPU tensor.
     pub async fn run(&self, op: &Op, inputs: &[&GpuTensor]) -> Result<GpuTensor, GpuError> {
+        self.run_with(op, inputs, self.tiling).await
+    }
+
+    /// `run` with the heavy kernels in the given variant (to check or time each).
+    pub async fn run_with(&self, op: &Op, inputs: &[&GpuTensor], tiling: Tiling) -> Result<GpuTensor, GpuError> {
         let shapes: Vec<&[usize]> = inputs.iter().map(|t| t.shape.as_slice()).collect();
         let out_shape = op.output_shape(&shapes)?;
         let mut all_shapes = shapes.clone();
         all_shapes.push(&out_shape);
         self.check_fits(op.name(), &all_shapes)?;
         let output = self.storage_buffer(out_shape.iter().product(), op.name());
-        match launch_for(op, &shapes, &out_shape) {
+        match launch_for(op, &shapes, &out_shape, tiling) {
             Some(launch) => {
                 let inputs: Vec<&wgpu::Buffer> = inputs.iter().map(|t| &t.buffer).collect();
                 self.submit_one(&launch, &launch.buffers(&inputs, &output), op.name()).await?;
@@ -391,12 +400,14 @@ impl Gpu {
 /// The WGSL text of `shader`: from `$OCTCONV_SHADERS/<file>` when that variable
 /// names a folder (edit a kernel and re-run without rebuilding), else built in.
 fn shader_source(shader: Shader) -> String {
+    source_from_folder(shader.file_name()).unwrap_or_else(|| shader.built_in_source().to_string())
+}
+
+/// `$OCTCONV_SHADERS/<file_name>`, if that variable is set and the file readable.
+fn source_from_folder(file_name: &str) -> Option<String> {
     #[cfg(not(target_arch = "wasm32"))]
     if let Ok(dir) = std::env::var("OCTCONV_SHADERS") {
-        let path = std::path::Path::new(&dir).join(shader.file_name());
-        if let Ok(text) = std::fs::read_to_string(&path) {
-            return text;
-        }
+        return std::fs::read_to_string(std::path::Path::new(&dir).join(file_name)).ok();
     }
-    shader.built_in_source().to_string()
+    None
 }

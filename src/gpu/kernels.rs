@@ -76,8 +76,10 @@ const fn kernel(shader: Shader, entry: &'static str, reads: u32, writes: u32) ->
 }
 
 pub const CONV2D_FORWARD: Kernel = kernel(Shader::Conv2d, "conv2d_forward", 3, 1);
+pub const CONV2D_FORWARD_TILED: Kernel = kernel(Shader::Conv2d, "conv2d_forward_tiled", 3, 1);
 pub const CONV2D_BACKWARD_INPUT_STRIDED: Kernel = kernel(Shader::Conv2d, "conv2d_backward_input_strided", 2, 1);
 pub const CONV2D_BACKWARD_WEIGHT: Kernel = kernel(Shader::Conv2d, "conv2d_backward_weight", 2, 1);
+pub const CONV2D_BACKWARD_WEIGHT_TILED: Kernel = kernel(Shader::Conv2d, "conv2d_backward_weight_tiled", 2, 1);
 pub const AVG_POOL2_FORWARD: Kernel = kernel(Shader::Pool, "avg_pool2_forward", 1, 1);
 pub const AVG_POOL2_BACKWARD: Kernel = kernel(Shader::Pool, "avg_pool2_backward", 1, 1);
 pub const MAX_POOL2_FORWARD: Kernel = kernel(Shader::Pool, "max_pool2_forward", 1, 1);
@@ -89,6 +91,7 @@ pub const RELU_BACKWARD: Kernel = kernel(Shader::Elementwise, "relu_backward", 2
 pub const ADD: Kernel = kernel(Shader::Elementwise, "add", 2, 1);
 pub const ACCUMULATE: Kernel = kernel(Shader::Elementwise, "accumulate", 1, 1);
 pub const MATMUL: Kernel = kernel(Shader::Linear, "matmul", 3, 1);
+pub const MATMUL_TILED: Kernel = kernel(Shader::Linear, "matmul_tiled", 3, 1);
 pub const CHANNEL_SUM: Kernel = kernel(Shader::Reduce, "channel_sum", 1, 1);
 pub const CROSS_ENTROPY_FORWARD: Kernel = kernel(Shader::CrossEntropy, "cross_entropy_forward", 2, 1);
 pub const CROSS_ENTROPY_BACKWARD: Kernel = kernel(Shader::CrossEntropy, "cross_entropy_backward", 2, 1);
@@ -98,10 +101,12 @@ pub const ADAM_STEP: Kernel = kernel(Shader::Adam, "adam_step", 1, 3);
 pub const GATHER_BATCH: Kernel = kernel(Shader::Gather, "gather_batch", 3, 2);
 
 /// Every kernel, for compiling them all up front (`octconv check`).
-pub const ALL_KERNELS: [&Kernel; 21] = [
+pub const ALL_KERNELS: [&Kernel; 24] = [
     &CONV2D_FORWARD,
+    &CONV2D_FORWARD_TILED,
     &CONV2D_BACKWARD_INPUT_STRIDED,
     &CONV2D_BACKWARD_WEIGHT,
+    &CONV2D_BACKWARD_WEIGHT_TILED,
     &AVG_POOL2_FORWARD,
     &AVG_POOL2_BACKWARD,
     &MAX_POOL2_FORWARD,
@@ -113,6 +118,7 @@ pub const ALL_KERNELS: [&Kernel; 21] = [
     &ADD,
     &ACCUMULATE,
     &MATMUL,
+    &MATMUL_TILED,
     &CHANNEL_SUM,
     &CROSS_ENTROPY_FORWARD,
     &CROSS_ENTROPY_BACKWARD,
@@ -129,6 +135,43 @@ pub const WORKGROUP_SIZE: u32 = 64;
 const TILE: usize = 4;
 /// Output channels per conv2d_forward invocation (`OUT_TILE` in conv2d.wgsl).
 const CONV_OUT_TILE: usize = 8;
+/// Side of the output tile of one workgroup of a `_tiled` kernel (`BLOCK` in common.wgsl).
+const BLOCK: usize = 32;
+
+/// How the heavy kernels (convolutions and matrix products) divide their work.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Tiling {
+    /// Each invocation accumulates a small tile in registers; no workgroup
+    /// memory, no barriers. Software drivers (llvmpipe, SwiftShader) run a
+    /// workgroup as SIMD lanes of one CPU thread and pay dearly for barriers.
+    Registers,
+    /// A workgroup stages tiles of both operands in workgroup memory and
+    /// shares them, the classic GPU matrix product: for hardware GPUs.
+    Workgroup,
+}
+
+impl Tiling {
+    /// `OCTCONV_TILING=registers|workgroup` if set, else the variant for the adapter's kind.
+    pub fn for_adapter(info: &wgpu::AdapterInfo) -> Tiling {
+        #[cfg(not(target_arch = "wasm32"))]
+        match std::env::var("OCTCONV_TILING").as_deref() {
+            Ok("registers") => return Tiling::Registers,
+            Ok("workgroup") => return Tiling::Workgroup,
+            _ => {}
+        }
+        match info.device_type {
+            wgpu::DeviceType::Cpu => Tiling::Registers,
+            _ => Tiling::Workgroup,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Tiling::Registers => "registers",
+            Tiling::Workgroup => "workgroup",
+        }
+    }
+}
 
 /// A kernel with its parameters and the number of work items to cover.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -184,27 +227,49 @@ fn to_u32(values: Vec<usize>) -> Vec<u32> {
     values.into_iter().map(u).collect()
 }
 
-/// The kernel launch that computes `op`, or None for ops that move no data (reshape).
-pub fn launch_for(op: &Op, inputs: &[&[usize]], output: &[usize]) -> Option<Launch> {
+/// A `_tiled` kernel's launch: one workgroup per BLOCK×BLOCK tile of its
+/// `rows` × `cols` result, or None when the grid would exceed 65535 along x.
+fn tiled(kernel: &'static Kernel, params: Vec<u32>, rows: usize, cols: usize) -> Option<Launch> {
+    let (x, y) = (cols.div_ceil(BLOCK), rows.div_ceil(BLOCK));
+    (x <= 65535 && y <= 65535).then(|| Launch::grid(kernel, params, x * WORKGROUP_SIZE as usize, y, 1))
+}
+
+/// The kernel launch that computes `op` with the heavy kernels in `tiling`'s
+/// variant, or None for ops that move no data (reshape).
+pub fn launch_for(op: &Op, inputs: &[&[usize]], output: &[usize], tiling: Tiling) -> Option<Launch> {
+    let workgroup = tiling == Tiling::Workgroup;
+    let tiles = |n: usize| n.div_ceil(TILE);
+    // Matmul parameters: rows, cols, depth, A's row and depth strides, B's depth and column strides, bias.
+    let matmul = |params: Vec<usize>| {
+        let (rows, cols) = (params[0], params[1]);
+        let params = to_u32(params);
+        match tiled(&MATMUL_TILED, params.clone(), rows, cols).filter(|_| workgroup) {
+            Some(launch) => launch,
+            None => Launch::grid(&MATMUL, params, tiles(cols), tiles(rows), 1),
+        }
+    };
     let launch = |kernel: &'static Kernel, params: Vec<usize>, work_items: usize| {
         Launch::new(kernel, to_u32(params), u(work_items))
     };
-    let tiles = |n: usize| n.div_ceil(TILE);
     let pool = |x: &[usize], y: &[usize]| vec![x[0] * x[1], x[2], x[3], y[2], y[3]];
     Some(match op {
         Op::Conv2d { stride, padding } => {
             let (x, w, y) = (inputs[0], inputs[1], output);
             let k = w[2];
             let params =
-                vec![x[0], x[1], x[2], x[3], w[0], y[2], y[3], k, *stride, *padding, w[1] * k * k, k * k, 0, 1];
-            Launch::grid(&CONV2D_FORWARD, to_u32(params), y[2] * tiles(y[3]), w[0].div_ceil(CONV_OUT_TILE), x[0])
+                to_u32(vec![x[0], x[1], x[2], x[3], w[0], y[2], y[3], k, *stride, *padding, w[1] * k * k, k * k, 0, 1]);
+            let pixels = x[0] * y[2] * y[3];
+            match tiled(&CONV2D_FORWARD_TILED, params.clone(), w[0], pixels).filter(|_| workgroup) {
+                Some(launch) => launch,
+                None => Launch::grid(&CONV2D_FORWARD, params, y[2] * tiles(y[3]), w[0].div_ceil(CONV_OUT_TILE), x[0]),
+            }
         }
         Op::Conv2dBackwardInput { stride, padding, .. } => {
             let (dy, w, dx) = (inputs[0], inputs[1], output);
             let k = w[2];
             if *stride == 1 && *padding < k {
                 // dx = conv(dy, weights flipped and with in/out channels swapped, padding k−1−p).
-                let params = vec![
+                let params = to_u32(vec![
                     dy[0],
                     dy[1],
                     dy[2],
@@ -219,9 +284,13 @@ pub fn launch_for(op: &Op, inputs: &[&[usize]], output: &[usize]) -> Option<Laun
                     dx[1] * k * k,
                     1,
                     0,
-                ];
+                ]);
                 let (x_items, y) = (dx[2] * tiles(dx[3]), dx[1].div_ceil(CONV_OUT_TILE));
-                let mut l = Launch::grid(&CONV2D_FORWARD, to_u32(params), x_items, y, dx[0]);
+                let pixels = dx[0] * dx[2] * dx[3];
+                let mut l = match tiled(&CONV2D_FORWARD_TILED, params.clone(), dx[1], pixels).filter(|_| workgroup) {
+                    Some(launch) => launch,
+                    None => Launch::grid(&CONV2D_FORWARD, params, x_items, y, dx[0]),
+                };
                 l.bind = vec![0, 1, 1, 2]; // the weights stand in for the unused bias
                 l
             } else {
@@ -231,8 +300,13 @@ pub fn launch_for(op: &Op, inputs: &[&[usize]], output: &[usize]) -> Option<Laun
         }
         Op::Conv2dBackwardWeight { stride, padding, kernel } => {
             let (dy, x) = (inputs[0], inputs[1]);
-            let params = vec![x[0], x[1], x[2], x[3], dy[1], dy[2], dy[3], *kernel, *stride, *padding, 0, 0, 0, 0];
-            Launch::grid(&CONV2D_BACKWARD_WEIGHT, to_u32(params), tiles(x[1]) * kernel * kernel, tiles(dy[1]), 1)
+            let params =
+                to_u32(vec![x[0], x[1], x[2], x[3], dy[1], dy[2], dy[3], *kernel, *stride, *padding, 0, 0, 0, 0]);
+            let reduction = x[1] * kernel * kernel;
+            match tiled(&CONV2D_BACKWARD_WEIGHT_TILED, params.clone(), dy[1], reduction).filter(|_| workgroup) {
+                Some(launch) => launch,
+                None => Launch::grid(&CONV2D_BACKWARD_WEIGHT, params, tiles(x[1]) * kernel * kernel, tiles(dy[1]), 1),
+            }
         }
         Op::ChannelSum => {
             let x = inputs[0];
@@ -252,25 +326,22 @@ pub fn launch_for(op: &Op, inputs: &[&[usize]], output: &[usize]) -> Option<Laun
         Op::Relu => launch(&RELU_FORWARD, vec![numel(output)], numel(output)),
         Op::ReluBackward => launch(&RELU_BACKWARD, vec![numel(output)], numel(output)),
         Op::Add => launch(&ADD, vec![numel(output)], numel(output)),
-        // Matmul parameters: rows, cols, depth, A's row and depth strides, B's depth and column strides, bias.
         Op::Linear => {
             let (x, w) = (inputs[0], inputs[1]);
             let (batch, ins, outs) = (x[0], x[1], w[0]);
-            Launch::grid(&MATMUL, to_u32(vec![batch, outs, ins, ins, 1, 1, ins, 1]), tiles(outs), tiles(batch), 1)
+            matmul(vec![batch, outs, ins, ins, 1, 1, ins, 1])
         }
         Op::LinearBackwardInput => {
             let (dy, w) = (inputs[0], inputs[1]);
             let (batch, outs, ins) = (dy[0], w[0], w[1]);
-            let params = to_u32(vec![batch, ins, outs, outs, 1, ins, 1, 0]);
-            let mut l = Launch::grid(&MATMUL, params, tiles(ins), tiles(batch), 1);
+            let mut l = matmul(vec![batch, ins, outs, outs, 1, ins, 1, 0]);
             l.bind = vec![0, 1, 1, 2];
             l
         }
         Op::LinearBackwardWeight => {
             let (dy, x) = (inputs[0], inputs[1]);
             let (batch, outs, ins) = (dy[0], dy[1], x[1]);
-            let params = to_u32(vec![outs, ins, batch, 1, outs, ins, 1, 0]);
-            let mut l = Launch::grid(&MATMUL, params, tiles(ins), tiles(outs), 1);
+            let mut l = matmul(vec![outs, ins, batch, 1, outs, ins, 1, 0]);
             l.bind = vec![0, 1, 1, 2];
             l
         }
