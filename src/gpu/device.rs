@@ -406,8 +406,13 @@ fn shader_source(shader: Shader) -> String {
 /// `$OCTCONV_SHADERS/<file_name>`, if that variable is set and the file readable.
 fn source_from_folder(file_name: &str) -> Option<String> {
     #[cfg(not(target_arch = "wasm32"))]
-    if let Ok(dir) = std::env::var("OCTCONV_SHADERS") {
-        return std::fs::read_to_string(std::path::Path::new(&dir).join(file_name)).ok();
+    {
+        let dir = std::env::var("OCTCONV_SHADERS").ok()?;
+        std::fs::read_to_string(std::path::Path::new(&dir).join(file_name)).ok()
     }
-    None
+    #[cfg(target_arch = "wasm32")]
+    {
+        let _ = file_name; // the browser has no folder to read
+        None
+    }
 }
