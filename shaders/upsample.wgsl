@@ -39,3 +39,24 @@ fn upsample2_backward(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num
     let origin = (plane * 2u * p.in_height + 2u * i) * out_width + 2u * j;
     dst[index] = src[origin] + src[origin + 1u] + src[origin + out_width] + src[origin + out_width + 1u];
 }
+
+
+// add_upsampled2: high, low -> sum (the octave conv's L→H path added to its H output)
+@group(0) @binding(1) var<storage, read> high: array<f32>;
+@group(0) @binding(2) var<storage, read> low: array<f32>;
+@group(0) @binding(3) var<storage, read_write> sum: array<f32>;
+
+// sum[r,s] = high[r,s] + low[r/2, s/2], without the upsampled copy of low
+@compute @workgroup_size(64)
+fn add_upsampled2(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let index = flat_index(id, groups);
+    let out_width = 2u * p.in_width;
+    let out_height = 2u * p.in_height;
+    if index >= p.planes * out_height * out_width {
+        return;
+    }
+    let s = index % out_width;
+    let r = (index / out_width) % out_height;
+    let plane = index / (out_width * out_height);
+    sum[index] = high[index] + low[(plane * p.in_height + r / 2u) * p.in_width + s / 2u];
+}

@@ -189,6 +189,8 @@ pub fn cases() -> Vec<Case> {
         cases.push(op_case(Op::Relu, vec![x.clone()], EXACT));
         cases.push(op_case(Op::ReluBackward, vec![x.clone(), random(&shape, next())], EXACT));
         cases.push(op_case(Op::Add, vec![random(&shape, next()), random(&shape, next())], EXACT));
+        let high = random(&[n, c, 2 * h, 2 * w], next());
+        cases.push(op_case(Op::AddUpsampled2, vec![high, random(&shape, next())], EXACT));
         let (acc, x) = (random(&shape, next()), random(&shape, next()));
         cases.push(Case {
             op: "accumulate",

@@ -185,6 +185,7 @@ impl Graph {
             Op::Upsample2 => vec![want(self, 0, Op::Upsample2Backward, &[dy_or_err()?])?],
             Op::Relu => vec![want(self, 0, Op::ReluBackward, &[inputs[0], dy_or_err()?])?],
             Op::Add => vec![Some(dy_or_err()?), Some(dy_or_err()?)],
+            Op::AddUpsampled2 => vec![Some(dy_or_err()?), want(self, 1, Op::Upsample2Backward, &[dy_or_err()?])?],
             Op::Reshape { .. } => {
                 let shape = self.nodes[inputs[0]].shape.clone();
                 vec![want(self, 0, Op::Reshape { shape }, &[dy_or_err()?])?]

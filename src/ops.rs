@@ -35,6 +35,10 @@ pub enum Op {
     ReluBackward,
     /// a, b -> a + b (same shape).
     Add,
+    /// high [N,C,2H,2W], low [N,C,H,W] -> high + upsample2(low): the octave
+    /// conv's L→H path added to its H output in one pass, without the
+    /// full-resolution upsampled copy.
+    AddUpsampled2,
     /// x [N,I], weight [O,I], bias [O] -> y [N,O] = x·Wᵀ + b.
     Linear,
     /// dy [N,O], weight [O,I] -> dx [N,I] = dy·W.
@@ -84,6 +88,7 @@ impl Op {
             Op::Relu => "relu",
             Op::ReluBackward => "relu_backward",
             Op::Add => "add",
+            Op::AddUpsampled2 => "add_upsampled2",
             Op::Linear => "linear",
             Op::LinearBackwardInput => "linear_backward_input",
             Op::LinearBackwardWeight => "linear_backward_weight",
@@ -219,6 +224,15 @@ impl Op {
                 Ok(vec![dy[0], dy[1], dy[2] / 2, dy[3] / 2])
             }
             Op::Relu => Ok(inputs[0].to_vec()),
+            Op::AddUpsampled2 => {
+                rank(0, 4, "high")?;
+                rank(1, 4, "low")?;
+                let (high, low) = (inputs[0], inputs[1]);
+                if high != [low[0], low[1], 2 * low[2], 2 * low[3]] {
+                    return Err(fail("high must be low's shape with twice its height and width".into()));
+                }
+                Ok(high.to_vec())
+            }
             Op::ReluBackward | Op::Add => {
                 if inputs[0] != inputs[1] {
                     return Err(fail("both inputs must have the same shape".into()));

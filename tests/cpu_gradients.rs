@@ -132,7 +132,7 @@ fn pooling_and_upsampling_gradients() {
 }
 
 #[test]
-fn relu_and_add_gradients() {
+fn relu_add_and_add_upsampled_gradients() {
     let x = spread(&[2, 3, 4, 5], 12);
     let r = Tensor::uniform(&x.shape, -1.0, 1.0, 13);
     let relu = |t: &[Tensor]| eval(&Op::Relu, &[&t[0]]);
@@ -141,6 +141,14 @@ fn relu_and_add_gradients() {
     let add = |t: &[Tensor]| eval(&Op::Add, &[&t[0], &t[1]]);
     check("add a", add, &[x.clone(), b.clone()], 0, &r, &r, 1e-2);
     check("add b", add, &[x, b], 1, &r, &r, 1e-2);
+
+    // The gradient rule of add_upsampled2: dy to the high input, its 2×2 block sums to the low one.
+    let (high, low) = (Tensor::uniform(&[2, 3, 4, 6], -1.0, 1.0, 15), spread(&[2, 3, 2, 3], 16));
+    let r = Tensor::uniform(&high.shape, -1.0, 1.0, 17);
+    let fused = |t: &[Tensor]| eval(&Op::AddUpsampled2, &[&t[0], &t[1]]);
+    check("add_upsampled2 high", fused, &[high.clone(), low.clone()], 0, &r, &r, 1e-2);
+    let dlow = eval(&Op::Upsample2Backward, &[&r]);
+    check("add_upsampled2 low", fused, &[high, low], 1, &r, &dlow, 1e-2);
 }
 
 #[test]

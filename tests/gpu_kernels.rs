@@ -51,6 +51,7 @@ kernel_tests!(
     max_pool2_backward,
     upsample2_forward,
     upsample2_backward,
+    add_upsampled2,
     relu_forward,
     relu_backward,
     add,

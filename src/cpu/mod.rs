@@ -40,6 +40,10 @@ pub fn eval(op: &Op, inputs: &[&Tensor]) -> Result<Tensor, ShapeError> {
         Op::Relu => relu(inputs[0]),
         Op::ReluBackward => relu_backward(inputs[0], inputs[1]),
         Op::Add => add(inputs[0], inputs[1]),
+        Op::AddUpsampled2 => {
+            let low = Tensor::new(&out_shape, upsample2(inputs[1], &out_shape));
+            add(inputs[0], &low)
+        }
         Op::Linear => linear(inputs[0], inputs[1], inputs[2]),
         Op::LinearBackwardInput => linear_backward_input(inputs[0], inputs[1]),
         Op::LinearBackwardWeight => linear_backward_weight(inputs[0], inputs[1]),

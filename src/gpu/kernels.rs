@@ -86,6 +86,7 @@ pub const MAX_POOL2_FORWARD: Kernel = kernel(Shader::Pool, "max_pool2_forward", 
 pub const MAX_POOL2_BACKWARD: Kernel = kernel(Shader::Pool, "max_pool2_backward", 2, 1);
 pub const UPSAMPLE2_FORWARD: Kernel = kernel(Shader::Upsample, "upsample2_forward", 1, 1);
 pub const UPSAMPLE2_BACKWARD: Kernel = kernel(Shader::Upsample, "upsample2_backward", 1, 1);
+pub const ADD_UPSAMPLED2: Kernel = kernel(Shader::Upsample, "add_upsampled2", 2, 1);
 pub const RELU_FORWARD: Kernel = kernel(Shader::Elementwise, "relu_forward", 1, 1);
 pub const RELU_BACKWARD: Kernel = kernel(Shader::Elementwise, "relu_backward", 2, 1);
 pub const ADD: Kernel = kernel(Shader::Elementwise, "add", 2, 1);
@@ -101,7 +102,7 @@ pub const ADAM_STEP: Kernel = kernel(Shader::Adam, "adam_step", 1, 3);
 pub const GATHER_BATCH: Kernel = kernel(Shader::Gather, "gather_batch", 3, 2);
 
 /// Every kernel, for compiling them all up front (`octconv check`).
-pub const ALL_KERNELS: [&Kernel; 24] = [
+pub const ALL_KERNELS: [&Kernel; 25] = [
     &CONV2D_FORWARD,
     &CONV2D_FORWARD_TILED,
     &CONV2D_BACKWARD_INPUT_STRIDED,
@@ -113,6 +114,7 @@ pub const ALL_KERNELS: [&Kernel; 24] = [
     &MAX_POOL2_BACKWARD,
     &UPSAMPLE2_FORWARD,
     &UPSAMPLE2_BACKWARD,
+    &ADD_UPSAMPLED2,
     &RELU_FORWARD,
     &RELU_BACKWARD,
     &ADD,
@@ -322,6 +324,10 @@ pub fn launch_for(op: &Op, inputs: &[&[usize]], output: &[usize], tiling: Tiling
         }
         Op::Upsample2Backward => {
             launch(&UPSAMPLE2_BACKWARD, vec![output[0] * output[1], output[2], output[3]], numel(output))
+        }
+        Op::AddUpsampled2 => {
+            let low = inputs[1];
+            launch(&ADD_UPSAMPLED2, vec![low[0] * low[1], low[2], low[3]], numel(output))
         }
         Op::Relu => launch(&RELU_FORWARD, vec![numel(output)], numel(output)),
         Op::ReluBackward => launch(&RELU_BACKWARD, vec![numel(output)], numel(output)),

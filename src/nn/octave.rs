@@ -5,6 +5,9 @@
 //!   Y_H = conv_H→H(X_H) + upsample2(conv_L→H(X_L))
 //!   Y_L = conv_L→L(X_L) + conv_H→L(avgpool2(X_H))
 //!
+//! The upsample and its add run as one op (`AddUpsampled2`), so the
+//! full-resolution upsampled copy of the L→H result is never written.
+//!
 //! A path exists only when both its channel counts are non-zero, which gives
 //! the four cases of the reference code: general, first layer (alpha_in = 0),
 //! last layer (alpha_out = 0) and plain convolution.
@@ -192,7 +195,7 @@ impl OctaveConv {
             _ => None,
         };
 
-        let (mut to_high, mut to_low) = (Vec::new(), Vec::new());
+        let (mut to_high, mut to_low, mut low_to_high) = (Vec::new(), Vec::new(), None);
         for path in self.paths() {
             let source = match (path.from_high, path.to_high) {
                 (true, true) => high,
@@ -205,14 +208,11 @@ impl OctaveConv {
                 g.param(&format!("{prefix}.weight"), &[path.out_channels, path.in_channels, self.kernel, self.kernel]);
             let bias = g.param(&format!("{prefix}.bias"), &[path.out_channels]);
             let conv = Op::Conv2d { stride: 1, padding: self.padding };
-            let mut y = g.apply(&prefix, conv, &[source, weight, bias])?;
-            if !path.from_high && path.to_high {
-                y = g.apply(&format!("{prefix}.upsample"), Op::Upsample2, &[y])?;
-            }
-            if path.to_high {
-                to_high.push(y)
-            } else {
-                to_low.push(y)
+            let y = g.apply(&prefix, conv, &[source, weight, bias])?;
+            match (path.from_high, path.to_high) {
+                (false, true) => low_to_high = Some((prefix, y)),
+                (true, true) => to_high.push(y),
+                (_, false) => to_low.push(y),
             }
         }
         let sum = |g: &mut Graph, terms: Vec<NodeId>, label: &str| -> Result<Option<NodeId>, GraphError> {
@@ -220,7 +220,14 @@ impl OctaveConv {
             let Some(first) = terms.next() else { return Ok(None) };
             terms.try_fold(first, |acc, t| g.apply(&node(label), Op::Add, &[acc, t])).map(Some)
         };
-        Ok(Branches { high: sum(g, to_high, "high")?, low: sum(g, to_low, "low")? })
+        // The L→H result joins the high branch upsampled: added in one pass
+        // when there is an H→H result, else upsampled on its own.
+        let high_out = match (sum(g, to_high, "high")?, low_to_high) {
+            (Some(h), Some((_, l))) => Some(g.apply(&node("high"), Op::AddUpsampled2, &[h, l])?),
+            (None, Some((prefix, l))) => Some(g.apply(&format!("{prefix}.upsample"), Op::Upsample2, &[l])?),
+            (h, None) => h,
+        };
+        Ok(Branches { high: high_out, low: sum(g, to_low, "low")? })
     }
 
     /// The branches must match the declared channels, and the low branch
