@@ -1,11 +1,16 @@
 #!/usr/bin/env python3
-"""The seed network's training step in PyTorch on the CPU, beside octconv's.
+"""The seed network's training step in PyTorch, beside octconv's.
 
 Times one training step (forward, backward, Adam; batch 64) of the same
 network in PyTorch with the same number of threads, then runs
 `octconv bench --device cpu` in the same run and prints the ratio.
 
     /usr/bin/python3 scripts/pytorch_bench.py [--threads 2] [--repeats 20]
+    python3 scripts/pytorch_bench.py --device cuda      # on a CUDA GPU, beside `octconv bench` on it
+
+With --device cuda it times steps back to back (one synchronisation per 100
+steps, as training runs) and compares with octconv's back-to-back step on
+the GPU octconv picks; `--octconv-bin` names a built binary instead of cargo.
 
 Debian's python3-torch links a slow reference BLAS unless libopenblas0 is
 installed; the script prints which BLAS and which oneDNN PyTorch reports.
@@ -28,13 +33,13 @@ from pytorch_parity import Net  # noqa: E402  (the same module as the parity che
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 
-def step_time(threads, repeats, batch=64):
+def step_time(threads, repeats, batch=64, device="cpu"):
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    net = Net()
+    net = Net().to(device)
     optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
-    images = torch.rand(batch, 1, 28, 28)
-    labels = torch.randint(0, 10, (batch,))
+    images = torch.rand(batch, 1, 28, 28, device=device)
+    labels = torch.randint(0, 10, (batch,), device=device)
 
     def step():
         optimizer.zero_grad()
@@ -43,6 +48,17 @@ def step_time(threads, repeats, batch=64):
 
     for _ in range(3):
         step()
+    if device == "cuda":
+        # Back to back, synchronised once per 100 steps, as an epoch runs.
+        times = []
+        for _ in range(max(repeats // 4, 3)):
+            torch.cuda.synchronize()
+            start = time.perf_counter()
+            for _ in range(100):
+                step()
+            torch.cuda.synchronize()
+            times.append((time.perf_counter() - start) / 100)
+        return statistics.median(times)
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
@@ -55,7 +71,11 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    parser.add_argument("--octconv-bin", help="a built octconv binary (default: cargo run --release)")
     args = parser.parse_args()
+    if args.device == "cuda":
+        return compare_on_cuda(args)
 
     config = torch.__config__.show()
     blas = next((line.strip() for line in config.splitlines() if "BLAS_INFO" in line), "BLAS_INFO unknown")
@@ -65,11 +85,33 @@ def main():
 
     out = ROOT / "runs" / "bench-cpu.json"
     env = {"RAYON_NUM_THREADS": str(args.threads)}
-    command = ["cargo", "run", "--release", "--quiet", "--", "bench", "--device", "cpu", "--repeats", str(args.repeats), "--json", str(out)]
+    command = octconv_command(args) + ["bench", "--device", "cpu", "--repeats", str(args.repeats), "--json", str(out)]
     subprocess.run(command, cwd=ROOT, check=True, env={**__import__("os").environ, **env})
     ours = json.loads(out.read_text())["train_step"]["seconds"]
     print(f"\noctconv CPU training step: {ours * 1e3:.1f} ms; PyTorch: {torch_seconds * 1e3:.1f} ms; "
           f"octconv / PyTorch = {ours / torch_seconds:.2f}")
+
+
+def octconv_command(args):
+    if args.octconv_bin:
+        return [args.octconv_bin]
+    return ["cargo", "run", "--release", "--quiet", "--"]
+
+
+def compare_on_cuda(args):
+    if not torch.cuda.is_available():
+        sys.exit("--device cuda: this PyTorch sees no CUDA device; install a CUDA build of torch")
+    print(f"torch {torch.__version__} on {torch.cuda.get_device_name(0)}")
+    torch_seconds = step_time(args.threads, args.repeats, device="cuda")
+    steps = 3 * -(-60000 // 64)
+    print(f"PyTorch CUDA training step (batch 64, back to back): {torch_seconds * 1e3:.3f} ms "
+          f"-> 3 epochs of MNIST ({steps} steps) in {torch_seconds * steps:.1f} s")
+    out = ROOT / "runs" / "bench-gpu.json"
+    subprocess.run(octconv_command(args) + ["bench", "--device", "gpu", "--repeats", str(args.repeats), "--json", str(out)],
+                   cwd=ROOT, check=True)
+    ours = json.loads(out.read_text())["train_step"]["back_to_back_seconds"]
+    print(f"\noctconv GPU training step (back to back): {ours * 1e3:.3f} ms -> 3 epochs in {ours * steps:.1f} s; "
+          f"PyTorch CUDA: {torch_seconds * 1e3:.3f} ms; octconv / PyTorch = {ours / torch_seconds:.2f}")
 
 
 if __name__ == "__main__":

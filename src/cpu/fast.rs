@@ -1,6 +1,8 @@
 //! The fast CPU device: convolutions as im2col + GEMM (matrixmultiply's
 //! sgemm) and the linear layers as one GEMM, split over the batch with rayon
-//! on native targets. Every other op is cheap and runs on the plain twins.
+//! on native targets; the full-resolution map ops (max pool, relu, the
+//! octave add) in one pass split over planes. The rest are cheap and run on
+//! the plain twins.
 //! Tests hold these to the plain twins in `cpu::eval`.
 
 use super::eval as reference_eval;
@@ -40,6 +42,13 @@ pub fn eval(op: &Op, inputs: &[&Tensor]) -> Result<Tensor, ShapeError> {
             let mut dw = vec![0.0; outs * ins];
             gemm(outs, batch, ins, &dy.data, (1, outs), &x.data, (ins, 1), &mut dw, (ins, 1), 0.0);
             dw
+        }
+        Op::AddUpsampled2 => add_upsampled2(inputs[0], inputs[1]),
+        Op::MaxPool2 => max_pool2(inputs[0], &out_shape),
+        Op::Relu => {
+            let mut y = inputs[0].data.clone();
+            per_image(&mut y, 4096, |_, chunk| chunk.iter_mut().for_each(|v| *v = v.max(0.0)));
+            y
         }
         _ => return reference_eval(op, inputs),
     };
@@ -170,6 +179,40 @@ fn per_image(out: &mut [f32], image_len: usize, f: impl Fn(usize, &mut [f32]) + 
     }
     #[cfg(target_arch = "wasm32")]
     out.chunks_mut(image_len).enumerate().for_each(|(n, chunk)| f(n, chunk));
+}
+
+/// high + upsample2(low), row by row: each low row serves two output rows.
+fn add_upsampled2(high: &Tensor, low: &Tensor) -> Vec<f32> {
+    let [_, _, h, w] = low.shape[..] else { unreachable!() };
+    let mut y = high.data.clone();
+    per_image(&mut y, 4 * h * w, |plane, out| {
+        for (r, out_row) in out.chunks_mut(2 * w).enumerate() {
+            let low_row = &low.data[(plane * h + r / 2) * w..][..w];
+            for (pair, &v) in out_row.chunks_mut(2).zip(low_row) {
+                pair[0] += v;
+                pair[1] += v;
+            }
+        }
+    });
+    y
+}
+
+/// The largest of each 2×2 window (the first on ties, as the twin).
+fn max_pool2(x: &Tensor, out_shape: &[usize]) -> Vec<f32> {
+    let [_, _, h, w] = x.shape[..] else { unreachable!() };
+    let [_, _, out_h, out_w] = out_shape[..] else { unreachable!() };
+    let mut y = vec![0.0; out_shape.iter().product()];
+    per_image(&mut y, out_h * out_w, |plane, out| {
+        let x = &x.data[plane * h * w..][..h * w];
+        for (i, out_row) in out.chunks_mut(out_w).enumerate() {
+            let (top, bottom) = (&x[2 * i * w..][..w], &x[(2 * i + 1) * w..][..w]);
+            for (j, o) in out_row.iter_mut().enumerate() {
+                let window = [top[2 * j], top[2 * j + 1], bottom[2 * j], bottom[2 * j + 1]];
+                *o = window[1..].iter().fold(window[0], |best, &v| if v > best { v } else { best });
+            }
+        }
+    });
+    y
 }
 
 fn conv2d(x: &Tensor, w: &Tensor, b: &Tensor, stride: usize, padding: usize, out_shape: &[usize]) -> Vec<f32> {
