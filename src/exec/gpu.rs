@@ -142,6 +142,11 @@ impl GpuProgram {
         &self.buffers[self.plan.slot_of[id].expect("node has no buffer: it is not computed by this program")]
     }
 
+    /// Dispatches recorded for one training step (the batch gather included).
+    pub fn dispatches_per_step(&self) -> usize {
+        1 + self.forward.len() + 1 + self.backward.len() + self.adam.len()
+    }
+
     /// Bytes of GPU memory the values take (after buffer reuse).
     pub fn value_bytes(&self) -> usize {
         self.plan.bytes()
@@ -188,6 +193,10 @@ impl GpuProgram {
 
     /// Records `groups` (after dataset `gather`'s batch gather, if any) into one command buffer and submits it.
     fn submit(&self, gather: Option<usize>, groups: &[&[Dispatch]]) {
+        self.gpu.queue.submit([self.record(gather, groups)]);
+    }
+
+    fn record(&self, gather: Option<usize>, groups: &[&[Dispatch]]) -> wgpu::CommandBuffer {
         let gather = gather.map(|i| &self.datasets[i].gather);
         let mut encoder = self.gpu.device.create_command_encoder(&Default::default());
         {
@@ -196,7 +205,22 @@ impl GpuProgram {
                 Gpu::dispatch(&mut pass, &d.pipeline, &d.bind_group, &d.launch);
             }
         }
-        self.gpu.queue.submit([encoder.finish()]);
+        encoder.finish()
+    }
+
+    /// Median seconds the host takes to record a whole training step's command
+    /// buffer (not submitted): the part of a step no GPU can make faster.
+    pub fn recording_seconds(&self, repeats: usize) -> f64 {
+        let groups: [&[Dispatch]; 4] = [&self.forward, std::slice::from_ref(&self.metrics), &self.backward, &self.adam];
+        let mut samples: Vec<f64> = (0..repeats.max(1))
+            .map(|_| {
+                let start = crate::exec::now();
+                drop(self.record((!self.datasets.is_empty()).then_some(0), &groups));
+                crate::exec::now() - start
+            })
+            .collect();
+        samples.sort_by(f64::total_cmp);
+        samples[samples.len() / 2]
     }
 
     pub fn forward(&mut self) {
