@@ -79,6 +79,16 @@ fn steps_match_the_cpu(tiling: Tiling) {
     for ((name, g), (_, c)) in pg.tensors.iter().zip(&pc.tensors) {
         assert!(max_diff(g, c) < 1e-4, "{name} differs by {} after 3 steps", max_diff(g, c));
     }
+    // Adam's moments, read back parameter by parameter from the shared buffers.
+    let (sg, sc) =
+        (pollster::block_on(on_gpu.optimizer_state()).unwrap(), pollster::block_on(on_cpu.optimizer_state()).unwrap());
+    assert_eq!((sg.step, sg.moments.len()), (sc.step, sc.moments.len()));
+    for ((name, mg, vg), (_, mc, vc)) in sg.moments.iter().zip(&sc.moments) {
+        for (g, c, which) in [(mg, mc, "m"), (vg, vc, "v")] {
+            let scale = c.data.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+            assert!(max_diff(g, c) <= 1e-3 * scale + 1e-9, "Adam's {which} of {name} differs by {}", max_diff(g, c));
+        }
+    }
 }
 
 #[test]

@@ -54,12 +54,25 @@ fn the_seed_net_learns_on_the_cpu() {
 }
 
 #[test]
-fn a_checkpoint_round_trips_with_its_optimizer_state() {
-    let dir = common::temp_dir("roundtrip");
+fn a_checkpoint_round_trips_with_its_optimizer_state_on_the_cpu() {
+    round_trip(Device::Cpu, "roundtrip-cpu");
+}
+
+/// On the GPU the parameters, gradients and Adam moments sit at offsets in shared buffers.
+#[test]
+fn a_checkpoint_round_trips_with_its_optimizer_state_on_the_gpu() {
+    let Some(gpu) = common::gpu() else { return };
+    round_trip(Device::Gpu(Rc::new(gpu)), "roundtrip-gpu");
+}
+
+/// Trains an epoch, saves parameters and Adam state, restores both into a
+/// fresh runner, and checks the two continue identically.
+fn round_trip(device: Device, name: &str) {
+    let dir = common::temp_dir(name);
     let net = SeedNet::new();
     let data = common::bars(16, 4);
     let mut runner = pollster::block_on(Runner::compile(
-        &Device::Cpu,
+        &device,
         net.graph(8, true).unwrap(),
         &ParamSet::init(&net.params(), 9),
         AdamConfig::default(),
@@ -85,7 +98,7 @@ fn a_checkpoint_round_trips_with_its_optimizer_state() {
 
     // A runner restored from the files continues exactly like the original.
     let mut restored =
-        pollster::block_on(Runner::compile(&Device::Cpu, net.graph(8, true).unwrap(), &params, AdamConfig::default()))
+        pollster::block_on(Runner::compile(&device, net.graph(8, true).unwrap(), &params, AdamConfig::default()))
             .unwrap();
     restored.load_optimizer_state(&state);
     for r in [&mut runner, &mut restored] {

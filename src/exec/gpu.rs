@@ -33,11 +33,24 @@ pub struct DispatchTime {
     pub flops: u64,
 }
 
+/// Where a buffer slot of the plan lives: a range of one of the program's buffers.
+#[derive(Clone, Copy, Debug)]
+struct Place {
+    buffer: usize,
+    /// In f32 values.
+    offset: usize,
+    len: usize,
+}
+
 pub struct GpuProgram {
     pub model: TrainGraph,
     gpu: Rc<Gpu>,
     plan: BufferPlan,
     buffers: Vec<wgpu::Buffer>,
+    /// Each slot's place. The parameters share one buffer, and so do their
+    /// gradients and Adam's two moments, each at the same offsets, so that
+    /// one Adam dispatch updates every parameter.
+    places: Vec<Place>,
     forward: Vec<Dispatch>,
     backward: Vec<Dispatch>,
     adam: Vec<Dispatch>,
@@ -46,7 +59,8 @@ pub struct GpuProgram {
     adam_uniform: wgpu::Buffer,
     /// (loss · samples, correct, samples) accumulated on the GPU.
     metrics_buffer: wgpu::Buffer,
-    moments: Vec<(wgpu::Buffer, wgpu::Buffer)>,
+    /// Adam's first and second moments, laid out as the parameters.
+    moments: Option<(wgpu::Buffer, wgpu::Buffer)>,
     adam_config: AdamConfig,
     step: u64,
     datasets: Vec<GpuDataset>,
@@ -73,10 +87,15 @@ impl GpuProgram {
     ) -> Result<Self, GpuError> {
         let schedule = Schedule::new(&model);
         let plan = BufferPlan::new(&model, &schedule);
-        let slot_shapes: Vec<[usize; 1]> = plan.slot_len.iter().map(|&len| [len]).collect();
-        gpu.check_fits("compile", &slot_shapes.iter().map(|s| s.as_slice()).collect::<Vec<_>>())?;
-        let buffers: Vec<wgpu::Buffer> = plan.slot_len.iter().map(|&len| gpu.storage_buffer(len, "value")).collect();
-        let buffer_of = |id: NodeId| &buffers[plan.slot_of[id].expect("every scheduled value has a buffer")];
+        let (buffers, places, arena_len) = place_slots(&gpu, &model, &plan)?;
+        let binding = |id: NodeId| {
+            let place = places[plan.slot_of[id].expect("every scheduled value has a buffer")];
+            wgpu::BufferBinding {
+                buffer: &buffers[place.buffer],
+                offset: (place.offset * 4) as u64,
+                size: wgpu::BufferSize::new((place.len * 4) as u64),
+            }
+        };
 
         let g = &model.graph;
         let mut record = Vec::new();
@@ -86,35 +105,41 @@ impl GpuProgram {
             let shapes: Vec<&[usize]> = node.inputs.iter().map(|&i| g.shape(i)).collect();
             let Some(launch) = kernels::launch_for(op, &shapes, &node.shape, gpu.tiling) else { continue };
             let pipeline = gpu.pipeline(launch.kernel).await?;
-            let inputs: Vec<&wgpu::Buffer> = node.inputs.iter().map(|&i| buffer_of(i)).collect();
-            let bind_group = gpu.bind(&pipeline, &launch, &launch.buffers(&inputs, buffer_of(id)));
+            let inputs: Vec<wgpu::BufferBinding> = node.inputs.iter().map(|&i| binding(i)).collect();
+            let bound: Vec<wgpu::BufferBinding> =
+                launch.buffers(&inputs.iter().collect::<Vec<_>>(), &binding(id)).into_iter().cloned().collect();
+            let bind_group = gpu.bind_ranges(&pipeline, &gpu.uniform_buffer(&launch.params), &bound);
             let flops = op.flops(&shapes, &node.shape);
             record.push((id, Dispatch { pipeline, bind_group, launch, label: node.name.clone(), flops }));
         }
         let (forward, backward): (Vec<_>, Vec<_>) = record.into_iter().partition(|(id, _)| *id <= model.loss);
         let strip = |v: Vec<(NodeId, Dispatch)>| v.into_iter().map(|(_, d)| d).collect::<Vec<_>>();
 
-        let adam_params = kernels::adam_params(&adam_config, 1);
-        let adam_uniform = gpu.uniform_buffer(&adam_params);
-        let adam_pipeline = gpu.pipeline(&kernels::ADAM_STEP).await?;
-        let mut adam = Vec::new();
-        let mut moments = Vec::new();
-        for &(param, grad) in &model.grads {
-            let len = g.shape(param).iter().product();
-            let (m, v) = (gpu.storage_buffer(len, "adam m"), gpu.storage_buffer(len, "adam v"));
-            let launch = kernels::adam_launch(&adam_config, 1, len);
-            let bind_group =
-                gpu.bind_with_uniform(&adam_pipeline, &adam_uniform, &[buffer_of(grad), buffer_of(param), &m, &v]);
-            let label = format!("{}.adam", g.nodes[param].name);
-            adam.push(Dispatch { pipeline: adam_pipeline.clone(), bind_group, launch, label, flops: 10 * len as u64 });
-            moments.push((m, v));
+        // One Adam step over the whole parameter buffer (the alignment gaps
+        // between parameters have zero gradients and moments, so stay unchanged).
+        let adam_uniform = gpu.uniform_buffer(&kernels::adam_params(&adam_config, 1));
+        let (mut adam, mut moments) = (Vec::new(), None);
+        if let Some(&(param, grad)) = model.grads.first() {
+            let (m, v) = (gpu.storage_buffer(arena_len, "adam m"), gpu.storage_buffer(arena_len, "adam v"));
+            let pipeline = gpu.pipeline(&kernels::ADAM_STEP).await?;
+            let arena = |id: NodeId| &buffers[places[plan.slot_of[id].expect("parameters have buffers")].buffer];
+            let bind_group = gpu.bind_with_uniform(&pipeline, &adam_uniform, &[arena(grad), arena(param), &m, &v]);
+            let launch = kernels::adam_launch(&adam_config, 1, arena_len);
+            let flops = 10 * arena_len as u64;
+            adam.push(Dispatch { pipeline, bind_group, launch, label: "every parameter".into(), flops });
+            moments = Some((m, v));
         }
 
         let metrics_buffer = gpu.storage_buffer(3, "metrics");
         let launch = kernels::batch_metrics_launch(model.batch(), g.shape(model.logits)[1]);
         let pipeline = gpu.pipeline(launch.kernel).await?;
-        let bound = [buffer_of(model.logits), buffer_of(model.labels), buffer_of(model.loss), &metrics_buffer];
-        let bind_group = gpu.bind(&pipeline, &launch, &bound);
+        let bound = [
+            binding(model.logits),
+            binding(model.labels),
+            binding(model.loss),
+            metrics_buffer.as_entire_buffer_binding(),
+        ];
+        let bind_group = gpu.bind_ranges(&pipeline, &gpu.uniform_buffer(&launch.params), &bound);
         let metrics = Dispatch { pipeline, bind_group, launch, label: "metrics".into(), flops: 0 };
 
         let mut program = GpuProgram {
@@ -133,13 +158,23 @@ impl GpuProgram {
             gpu,
             plan,
             buffers,
+            places,
         };
         program.load_params(params);
         Ok(program)
     }
 
-    fn buffer(&self, id: NodeId) -> &wgpu::Buffer {
-        &self.buffers[self.plan.slot_of[id].expect("node has no buffer: it is not computed by this program")]
+    fn place(&self, id: NodeId) -> Place {
+        self.places[self.plan.slot_of[id].expect("node has no buffer: it is not computed by this program")]
+    }
+
+    fn write(&self, id: NodeId, values: &[f32]) {
+        let place = self.place(id);
+        self.gpu.queue.write_buffer(
+            &self.buffers[place.buffer],
+            (place.offset * 4) as u64,
+            bytemuck::cast_slice(values),
+        );
     }
 
     /// Dispatches recorded for one training step (the batch gather included).
@@ -154,8 +189,8 @@ impl GpuProgram {
 
     pub fn write_batch(&mut self, images: &[f32], labels: &[f32]) {
         self.pending_gather = None;
-        self.gpu.queue.write_buffer(self.buffer(self.model.images), 0, bytemuck::cast_slice(images));
-        self.gpu.queue.write_buffer(self.buffer(self.model.labels), 0, bytemuck::cast_slice(labels));
+        self.write(self.model.images, images);
+        self.write(self.model.labels, labels);
     }
 
     /// Copies `data` to the GPU once (bytes, four to a word); returns its index.
@@ -166,9 +201,11 @@ impl GpuProgram {
         let launch = kernels::gather_launch(self.model.batch(), PIXELS, 0, 0);
         let params = self.gpu.uniform_buffer(&launch.params);
         let pipeline = self.gpu.pipeline(launch.kernel).await?;
-        let (inputs, labels_out) = (self.buffer(self.model.images), self.buffer(self.model.labels));
+        // The model's inputs have buffers of their own.
+        let output = |id: NodeId| &self.buffers[self.place(id).buffer];
+        let (images_out, labels_out) = (output(self.model.images), output(self.model.labels));
         let bind_group =
-            self.gpu.bind_with_uniform(&pipeline, &params, &[&order, &images, &labels, inputs, labels_out]);
+            self.gpu.bind_with_uniform(&pipeline, &params, &[&order, &images, &labels, images_out, labels_out]);
         let gather = Dispatch { pipeline, bind_group, launch, label: "gather".into(), flops: 0 };
         self.datasets.push(GpuDataset { order, order_len: 0, len: data.len(), params, gather });
         Ok(self.datasets.len() - 1)
@@ -272,7 +309,8 @@ impl GpuProgram {
 
     pub async fn read(&self, node: NodeId) -> Result<Tensor, GpuError> {
         let shape = self.model.graph.shape(node).to_vec();
-        let values = self.gpu.read_buffer(self.buffer(node), shape.iter().product()).await?;
+        let place = self.place(node);
+        let values = self.gpu.read_buffer_at(&self.buffers[place.buffer], place.offset, shape.iter().product()).await?;
         Ok(Tensor::new(&shape, values))
     }
 
@@ -287,27 +325,71 @@ impl GpuProgram {
     pub fn load_params(&mut self, params: &ParamSet) {
         for (id, name) in param_names(&self.model) {
             let value = params.get(&name).unwrap_or_else(|| panic!("no value for parameter {name}"));
-            self.gpu.queue.write_buffer(self.buffer(id), 0, bytemuck::cast_slice(&value.data));
+            self.write(id, &value.data);
         }
     }
 
     pub async fn optimizer_state(&self) -> Result<OptimizerState, GpuError> {
         let mut moments = Vec::new();
-        for (&(param, _), (m, v)) in self.model.grads.iter().zip(&self.moments) {
-            let shape = self.model.graph.shape(param);
-            let len = shape.iter().product();
-            let m = Tensor::new(shape, self.gpu.read_buffer(m, len).await?);
-            let v = Tensor::new(shape, self.gpu.read_buffer(v, len).await?);
-            moments.push((self.model.graph.nodes[param].name.clone(), m, v));
+        if let Some((m, v)) = &self.moments {
+            for &(param, _) in &self.model.grads {
+                let (shape, place) = (self.model.graph.shape(param), self.place(param));
+                let m = Tensor::new(shape, self.gpu.read_buffer_at(m, place.offset, place.len).await?);
+                let v = Tensor::new(shape, self.gpu.read_buffer_at(v, place.offset, place.len).await?);
+                moments.push((self.model.graph.nodes[param].name.clone(), m, v));
+            }
         }
         Ok(OptimizerState { step: self.step, moments })
     }
 
     pub fn load_optimizer_state(&mut self, state: &OptimizerState) {
         self.step = state.step;
-        for ((m, v), (_, sm, sv)) in self.moments.iter().zip(&state.moments) {
-            self.gpu.queue.write_buffer(m, 0, bytemuck::cast_slice(&sm.data));
-            self.gpu.queue.write_buffer(v, 0, bytemuck::cast_slice(&sv.data));
+        let Some((m, v)) = &self.moments else { return };
+        for (&(param, _), (_, sm, sv)) in self.model.grads.iter().zip(&state.moments) {
+            let offset = (self.place(param).offset * 4) as u64;
+            self.gpu.queue.write_buffer(m, offset, bytemuck::cast_slice(&sm.data));
+            self.gpu.queue.write_buffer(v, offset, bytemuck::cast_slice(&sv.data));
         }
     }
+}
+
+/// Gives every slot of `plan` a place: the parameters of `model.grads` in one
+/// shared buffer and their gradients in another, at the same offsets aligned
+/// for binding; every other slot in a buffer of its own. Returns the buffers,
+/// the places and the shared buffers' length.
+fn place_slots(
+    gpu: &Gpu,
+    model: &TrainGraph,
+    plan: &BufferPlan,
+) -> Result<(Vec<wgpu::Buffer>, Vec<Place>, usize), GpuError> {
+    let align = (gpu.limits.min_storage_buffer_offset_alignment as usize / 4).max(1);
+    let mut shared = vec![None; plan.slot_len.len()];
+    let mut arena_len = 0;
+    for &(param, grad) in &model.grads {
+        let len = plan.slot_len[plan.slot_of[param].expect("parameters have slots")];
+        for (arena, id) in [(0, param), (1, grad)] {
+            shared[plan.slot_of[id].expect("gradients have slots")] = Some((arena, arena_len, len));
+        }
+        arena_len = (arena_len + len).div_ceil(align) * align;
+    }
+    let mut lengths: Vec<[usize; 1]> = plan.slot_len.iter().map(|&len| [len]).collect();
+    lengths.push([arena_len]);
+    gpu.check_fits("compile", &lengths.iter().map(|s| s.as_slice()).collect::<Vec<_>>())?;
+
+    let mut buffers = Vec::new();
+    if arena_len > 0 {
+        buffers.push(gpu.storage_buffer(arena_len, "parameters"));
+        buffers.push(gpu.storage_buffer(arena_len, "gradients"));
+    }
+    let mut places = Vec::new();
+    for (slot, &len) in plan.slot_len.iter().enumerate() {
+        places.push(match shared[slot] {
+            Some((arena, offset, len)) => Place { buffer: arena, offset, len },
+            None => {
+                buffers.push(gpu.storage_buffer(len, "value"));
+                Place { buffer: buffers.len() - 1, offset: 0, len }
+            }
+        });
+    }
+    Ok((buffers, places, arena_len))
 }

@@ -241,9 +241,23 @@ impl Gpu {
         uniform: &wgpu::Buffer,
         buffers: &[&wgpu::Buffer],
     ) -> wgpu::BindGroup {
+        let whole: Vec<wgpu::BufferBinding> = buffers.iter().map(|b| b.as_entire_buffer_binding()).collect();
+        self.bind_ranges(pipeline, uniform, &whole)
+    }
+
+    /// A bind group of `uniform` at binding 0, then buffer ranges in binding order.
+    pub fn bind_ranges(
+        &self,
+        pipeline: &Pipeline,
+        uniform: &wgpu::Buffer,
+        ranges: &[wgpu::BufferBinding<'_>],
+    ) -> wgpu::BindGroup {
         let mut entries = vec![wgpu::BindGroupEntry { binding: 0, resource: uniform.as_entire_binding() }];
-        for (i, buffer) in buffers.iter().enumerate() {
-            entries.push(wgpu::BindGroupEntry { binding: 1 + i as u32, resource: buffer.as_entire_binding() });
+        for (i, range) in ranges.iter().enumerate() {
+            entries.push(wgpu::BindGroupEntry {
+                binding: 1 + i as u32,
+                resource: wgpu::BindingResource::Buffer(range.clone()),
+            });
         }
         self.device.create_bind_group(&wgpu::BindGroupDescriptor {
             label: None,
@@ -323,6 +337,11 @@ impl Gpu {
 
     /// Copies the first `len` f32 values of `buffer` back to the host.
     pub async fn read_buffer(&self, buffer: &wgpu::Buffer, len: usize) -> Result<Vec<f32>, GpuError> {
+        self.read_buffer_at(buffer, 0, len).await
+    }
+
+    /// Copies `len` f32 values of `buffer` from value `offset` on back to the host.
+    pub async fn read_buffer_at(&self, buffer: &wgpu::Buffer, offset: usize, len: usize) -> Result<Vec<f32>, GpuError> {
         let size = (len.max(1) * 4) as u64;
         let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("read-back"),
@@ -331,7 +350,7 @@ impl Gpu {
             mapped_at_creation: false,
         });
         let mut encoder = self.device.create_command_encoder(&Default::default());
-        encoder.copy_buffer_to_buffer(buffer, 0, &staging, 0, size);
+        encoder.copy_buffer_to_buffer(buffer, (offset * 4) as u64, &staging, 0, size);
         self.queue.submit([encoder.finish()]);
         let (sender, receiver) = futures_channel::oneshot::channel();
         staging.slice(..).map_async(wgpu::MapMode::Read, move |result| {
