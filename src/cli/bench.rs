@@ -271,30 +271,40 @@ fn sweep_graph(alpha: f64) -> Result<TrainGraph, String> {
 fn octave_sweep(device: &Device, repeats: usize) -> Result<Vec<String>, String> {
     println!("\noctave conv 64→64, 56×56, batch 8, forward + backward (the layer's dispatches only)");
     println!("{:>6} {:>12} {:>12} {:>14} {:>14}", "alpha", "ms", "× plain", "theory × plain", "GFLOP/s");
-    let mut plain = None;
-    let mut rows = Vec::new();
-    for alpha in [0.0, 0.125, 0.25, 0.5, 0.75] {
-        let mut runner = compile(device, sweep_graph(alpha)?, 3)?;
-        let Runner::Gpu(program) = &mut runner else {
-            return Err("the octave sweep times GPU dispatches; run it with a GPU adapter".into());
-        };
-        let times = program.profile(repeats);
-        let layer: Vec<&DispatchTime> = times.iter().filter(|t| t.node.starts_with("sweep.")).collect();
-        let seconds: f64 = layer.iter().map(|t| t.seconds).sum();
-        let flops: u64 = layer.iter().map(|t| t.flops).sum();
-        let base = *plain.get_or_insert(seconds);
-        let theory = 1.0 - 0.75 * alpha * (2.0 - alpha);
-        println!(
-            "{alpha:>6} {:>12.1} {:>12.3} {:>14.3} {:>14.2}",
-            seconds * 1e3,
-            seconds / base,
-            theory,
-            flops as f64 / seconds / 1e9
-        );
-        rows.push(format!(
-            "{{\"alpha\":{alpha},\"seconds\":{seconds:.6},\"ratio\":{:.4},\"theory\":{theory:.4}}}",
-            seconds / base
-        ));
+    const ALPHAS: [f64; 5] = [0.0, 0.125, 0.25, 0.5, 0.75];
+    let mut runners = Vec::new();
+    for alpha in ALPHAS {
+        runners.push(compile(device, sweep_graph(alpha)?, 3)?);
     }
+    // Rounds over every alpha, so each ratio compares times taken minutes
+    // apart at most, not a whole sweep apart (this machine's speed drifts).
+    let mut seconds = vec![Vec::new(); ALPHAS.len()];
+    let mut ratios = vec![Vec::new(); ALPHAS.len()];
+    let mut flops = vec![0u64; ALPHAS.len()];
+    for _ in 0..repeats.max(1) {
+        let mut round = Vec::new();
+        for (k, runner) in runners.iter_mut().enumerate() {
+            let Runner::Gpu(program) = runner else {
+                return Err("the octave sweep times GPU dispatches; run it with a GPU adapter".into());
+            };
+            let layer: Vec<DispatchTime> =
+                program.profile(1).into_iter().filter(|t| t.node.starts_with("sweep.")).collect();
+            round.push(layer.iter().map(|t| t.seconds).sum::<f64>());
+            flops[k] = layer.iter().map(|t| t.flops).sum();
+        }
+        for k in 0..ALPHAS.len() {
+            seconds[k].push(round[k]);
+            ratios[k].push(round[k] / round[0]);
+        }
+    }
+    let mut rows = Vec::new();
+    for (k, alpha) in ALPHAS.into_iter().enumerate() {
+        let (time, ratio) = (median(seconds[k].clone()), median(ratios[k].clone()));
+        let theory = 1.0 - 0.75 * alpha * (2.0 - alpha);
+        let gflops = flops[k] as f64 / time / 1e9;
+        println!("{alpha:>6} {:>12.1} {ratio:>12.3} {theory:>14.3} {gflops:>14.2}", time * 1e3);
+        rows.push(format!("{{\"alpha\":{alpha},\"seconds\":{time:.6},\"ratio\":{ratio:.4},\"theory\":{theory:.4}}}"));
+    }
+    println!("(median of {} rounds; \"× plain\" is the median of each round's ratio)", repeats.max(1));
     Ok(rows)
 }
