@@ -6,6 +6,12 @@
 
 const WORKGROUP_SIZE: u32 = 64u;
 
+// max(v, 0) when a kernel's `relu` parameter is 1: a ReLU that follows an op
+// is computed by the op's kernel as it writes (see exec/plan.rs).
+fn relu_if(v: f32, relu: u32) -> f32 {
+    return select(v, max(v, 0.0), relu == 1u);
+}
+
 // The flat work-item index of this invocation.
 fn flat_index(id: vec3<u32>, groups: vec3<u32>) -> u32 {
     return id.x + id.y * groups.x * WORKGROUP_SIZE;

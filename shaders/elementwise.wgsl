@@ -2,6 +2,7 @@
 
 struct ElementwiseParams {
     count: u32,
+    relu: u32,   // add: 1 applies a ReLU to the sum
 }
 
 @group(0) @binding(0) var<uniform> p: ElementwiseParams;
@@ -24,7 +25,7 @@ fn relu_forward(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workg
     }
 }
 
-// dx = dy · [x > 0]
+// dx = dy · [x > 0] (x the ReLU's input or output: both are positive at the same places)
 @compute @workgroup_size(64)
 fn relu_backward(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
     let index = flat_index(id, groups);
@@ -38,7 +39,7 @@ fn relu_backward(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_work
 fn add(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
     let index = flat_index(id, groups);
     if index < p.count {
-        binary_out[index] = a[index] + b[index];
+        binary_out[index] = relu_if(a[index] + b[index], p.relu);
     }
 }
 

@@ -7,6 +7,7 @@ struct PoolParams {
     in_width: u32,
     out_height: u32,
     out_width: u32,
+    relu: u32,        // forward: 1 applies a ReLU to the output
 }
 
 @group(0) @binding(0) var<uniform> p: PoolParams;
@@ -48,7 +49,7 @@ fn avg_pool2_forward(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_
     let j = index % p.out_width;
     let i = (index / p.out_width) % p.out_height;
     let origin = window_origin(index / (p.out_width * p.out_height), i, j);
-    y[index] = 0.25 * (x[origin] + x[origin + 1u] + x[origin + p.in_width] + x[origin + p.in_width + 1u]);
+    y[index] = relu_if(0.25 * (x[origin] + x[origin + 1u] + x[origin + p.in_width] + x[origin + p.in_width + 1u]), p.relu);
 }
 
 // dx[r,s] = dy[r/2, s/2] / 4 (zero in a dropped odd row or column)
@@ -78,7 +79,7 @@ fn max_pool2_forward(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_
     let j = index % p.out_width;
     let i = (index / p.out_width) % p.out_height;
     let origin = window_origin(index / (p.out_width * p.out_height), i, j);
-    y[index] = x[origin + window_argmax(origin)];
+    y[index] = relu_if(x[origin + window_argmax(origin)], p.relu);
 }
 
 // dx[r,s] = dy[r/2, s/2] if (r,s) is its window's argmax (first on ties), else 0

@@ -4,6 +4,7 @@ struct UpsampleParams {
     planes: u32,      // batch · channels
     in_height: u32,   // of the small (not upsampled) tensor
     in_width: u32,
+    relu: u32,        // add_upsampled2: 1 applies a ReLU to the sum
 }
 
 @group(0) @binding(0) var<uniform> p: UpsampleParams;
@@ -58,5 +59,5 @@ fn add_upsampled2(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_wor
     let s = index % out_width;
     let r = (index / out_width) % out_height;
     let plane = index / (out_width * out_height);
-    sum[index] = high[index] + low[(plane * p.in_height + r / 2u) * p.in_width + s / 2u];
+    sum[index] = relu_if(high[index] + low[(plane * p.in_height + r / 2u) * p.in_width + s / 2u], p.relu);
 }

@@ -33,6 +33,11 @@ pub enum Work {
         op: Op,
         inputs: Vec<Tensor>,
     },
+    /// An op whose kernel also applies the ReLU that follows it (`Launch::fuse_relu`).
+    FusedRelu {
+        op: Op,
+        inputs: Vec<Tensor>,
+    },
     /// acc += x
     Accumulate {
         acc: Tensor,
@@ -190,7 +195,21 @@ pub fn cases() -> Vec<Case> {
         cases.push(op_case(Op::ReluBackward, vec![x.clone(), random(&shape, next())], EXACT));
         cases.push(op_case(Op::Add, vec![random(&shape, next()), random(&shape, next())], EXACT));
         let high = random(&[n, c, 2 * h, 2 * w], next());
-        cases.push(op_case(Op::AddUpsampled2, vec![high, random(&shape, next())], EXACT));
+        let low = random(&shape, next());
+        cases.push(op_case(Op::AddUpsampled2, vec![high.clone(), low.clone()], EXACT));
+        // The same kernels with a ReLU applied as they write.
+        let (a, b) = (random(&shape, next()), random(&shape, next()));
+        for (op, inputs) in [
+            (Op::AvgPool2, vec![x.clone()]),
+            (Op::MaxPool2, vec![x.clone()]),
+            (Op::Add, vec![a, b]),
+            (Op::AddUpsampled2, vec![high, low]),
+        ] {
+            let mut case = op_case(op.clone(), inputs.clone(), SMALL_SUMS);
+            case.shape.push_str(" + relu");
+            case.work = Work::FusedRelu { op, inputs };
+            cases.push(case);
+        }
         let (acc, x) = (random(&shape, next()), random(&shape, next()));
         cases.push(Case {
             op: "accumulate",
@@ -269,6 +288,18 @@ pub async fn run_case(gpu: &Gpu, case: &Case) -> Result<Outcome, GpuError> {
             let uploaded = inputs.iter().map(|t| gpu.upload(t)).collect::<Result<Vec<_>, _>>()?;
             let result = gpu.run_with(op, &uploaded.iter().collect::<Vec<_>>(), case.tiling).await?;
             (gpu.read(&result).await?.data, expected.data)
+        }
+        Work::FusedRelu { op, inputs } => {
+            let expected = cpu::relu(&cpu::eval(op, &inputs.iter().collect::<Vec<_>>())?);
+            let shapes: Vec<&[usize]> = inputs.iter().map(|t| t.shape.as_slice()).collect();
+            let output = op.output_shape(&shapes)?;
+            let mut launch = kernels::launch_for(op, &shapes, &output, case.tiling).expect("these ops have kernels");
+            assert!(launch.fuse_relu(), "{} has no ReLU epilogue", op.name());
+            let uploaded = inputs.iter().map(|t| gpu.upload(t)).collect::<Result<Vec<_>, _>>()?;
+            let result = gpu.upload(&Tensor::zeros(&output))?;
+            let bound: Vec<&wgpu::Buffer> = uploaded.iter().map(|t| &t.buffer).collect();
+            gpu.submit_one(&launch, &launch.buffers(&bound, &result.buffer), op.name()).await?;
+            (gpu.read(&result).await?.data, expected)
         }
         Work::Accumulate { acc, x } => {
             let expected = cpu::add(acc, x);

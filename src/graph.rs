@@ -183,7 +183,9 @@ impl Graph {
             }
             Op::MaxPool2 => vec![want(self, 0, Op::MaxPool2Backward, &[inputs[0], dy_or_err()?])?],
             Op::Upsample2 => vec![want(self, 0, Op::Upsample2Backward, &[dy_or_err()?])?],
-            Op::Relu => vec![want(self, 0, Op::ReluBackward, &[inputs[0], dy_or_err()?])?],
+            // The mask reads the ReLU's output (y > 0 exactly where x > 0), so
+            // its input need not be kept, and the op before it may compute it.
+            Op::Relu => vec![want(self, 0, Op::ReluBackward, &[id, dy_or_err()?])?],
             Op::Add => vec![Some(dy_or_err()?), Some(dy_or_err()?)],
             Op::AddUpsampled2 => vec![Some(dy_or_err()?), want(self, 1, Op::Upsample2Backward, &[dy_or_err()?])?],
             Op::Reshape { .. } => {

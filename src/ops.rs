@@ -31,7 +31,7 @@ pub enum Op {
     Upsample2Backward,
     /// x -> max(x, 0).
     Relu,
-    /// x, dy -> dy · [x > 0].
+    /// x, dy -> dy · [x > 0]; x may be the ReLU's input or its output.
     ReluBackward,
     /// a, b -> a + b (same shape).
     Add,

@@ -167,3 +167,20 @@ fn a_stride_2_octave_conv_pools_then_convolves() {
     assert_eq!(g.shape(y.low.unwrap()), [2, 8, 7, 7]);
     assert_eq!(conv.path_costs(28, 28)[0].pixels, 14 * 14);
 }
+
+/// On the GPU the ReLUs after conv1's pools and after conv3's octave sum are
+/// computed by those ops' kernels; the feature maps shown on the page stay unfused.
+#[test]
+fn relus_are_fused_into_the_ops_before_them() {
+    use octconv::exec::{relu_fusions, Schedule};
+    let model = SeedNet::new().graph(4, true).unwrap();
+    let fused = relu_fusions(&model, &Schedule::new(&model), octconv::gpu::kernels::absorbs_relu);
+    let g = &model.graph;
+    let mut pairs: Vec<String> = fused
+        .iter()
+        .enumerate()
+        .filter_map(|(relu, p)| p.map(|p| format!("{} <- {}", g.nodes[relu].name, g.nodes[p].name)))
+        .collect();
+    pairs.sort();
+    assert_eq!(pairs, ["relu1.high <- pool1.high", "relu1.low <- pool1.low", "relu3 <- conv3.high"]);
+}

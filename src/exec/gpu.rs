@@ -5,7 +5,7 @@
 use std::rc::Rc;
 use std::sync::Arc;
 
-use super::{param_names, BufferPlan, Metrics, OptimizerState, Schedule};
+use super::{param_names, relu_fusions, BufferPlan, Metrics, OptimizerState, Schedule};
 use crate::cpu::AdamConfig;
 use crate::data::{Dataset, PIXELS};
 use crate::gpu::kernels::{self, Launch};
@@ -86,7 +86,8 @@ impl GpuProgram {
         adam_config: AdamConfig,
     ) -> Result<Self, GpuError> {
         let schedule = Schedule::new(&model);
-        let plan = BufferPlan::new(&model, &schedule);
+        let fused = relu_fusions(&model, &schedule, kernels::absorbs_relu);
+        let plan = BufferPlan::new(&model, &schedule, &fused);
         let (buffers, places, arena_len) = place_slots(&gpu, &model, &plan)?;
         let binding = |id: NodeId| {
             let place = places[plan.slot_of[id].expect("every scheduled value has a buffer")];
@@ -102,15 +103,23 @@ impl GpuProgram {
         for id in schedule.all() {
             let node = &g.nodes[id];
             let Source::Op(op) = &node.source else { continue };
+            if fused[id].is_some() {
+                continue; // computed by the op before it
+            }
             let shapes: Vec<&[usize]> = node.inputs.iter().map(|&i| g.shape(i)).collect();
-            let Some(launch) = kernels::launch_for(op, &shapes, &node.shape, gpu.tiling) else { continue };
+            let Some(mut launch) = kernels::launch_for(op, &shapes, &node.shape, gpu.tiling) else { continue };
+            let mut label = node.name.clone();
+            if fused.contains(&Some(id)) {
+                assert!(launch.fuse_relu(), "absorbs_relu promised a ReLU epilogue for {}", op.name());
+                label.push_str(" + relu");
+            }
             let pipeline = gpu.pipeline(launch.kernel).await?;
             let inputs: Vec<wgpu::BufferBinding> = node.inputs.iter().map(|&i| binding(i)).collect();
             let bound: Vec<wgpu::BufferBinding> =
                 launch.buffers(&inputs.iter().collect::<Vec<_>>(), &binding(id)).into_iter().cloned().collect();
             let bind_group = gpu.bind_ranges(&pipeline, &gpu.uniform_buffer(&launch.params), &bound);
             let flops = op.flops(&shapes, &node.shape);
-            record.push((id, Dispatch { pipeline, bind_group, launch, label: node.name.clone(), flops }));
+            record.push((id, Dispatch { pipeline, bind_group, launch, label, flops }));
         }
         let (forward, backward): (Vec<_>, Vec<_>) = record.into_iter().partition(|(id, _)| *id <= model.loss);
         let strip = |v: Vec<(NodeId, Dispatch)>| v.into_iter().map(|(_, d)| d).collect::<Vec<_>>();

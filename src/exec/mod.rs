@@ -8,7 +8,7 @@ mod plan;
 
 pub use cpu::CpuProgram;
 pub use gpu::{DispatchTime, GpuProgram};
-pub use plan::{BufferPlan, Schedule};
+pub use plan::{relu_fusions, BufferPlan, Schedule};
 
 use std::rc::Rc;
 

@@ -37,12 +37,42 @@ impl Schedule {
     }
 }
 
+/// ReLUs the op before them can compute as it writes: `fused[relu] = Some(producer)`
+/// where `can_absorb(producer's op)`, the ReLU is the producer's only reader
+/// and the producer's value is not kept (a feature map, the logits, …).
+/// The producer then writes the ReLU's value into the slot they share.
+pub fn relu_fusions(model: &TrainGraph, schedule: &Schedule, can_absorb: impl Fn(&Op) -> bool) -> Vec<Option<NodeId>> {
+    let g = &model.graph;
+    let mut readers = vec![0usize; g.nodes.len()];
+    for id in schedule.all() {
+        for &input in &g.nodes[id].inputs {
+            readers[input] += 1;
+        }
+    }
+    let kept: Vec<NodeId> = [model.loss, model.logits].into_iter().chain(model.features.iter().map(|f| f.1)).collect();
+    let mut fused = vec![None; g.nodes.len()];
+    for id in schedule.all() {
+        let node = &g.nodes[id];
+        if node.source != Source::Op(Op::Relu) {
+            continue;
+        }
+        let producer = node.inputs[0];
+        if let Source::Op(op) = &g.nodes[producer].source {
+            if can_absorb(op) && readers[producer] == 1 && !kept.contains(&producer) {
+                fused[id] = Some(producer);
+            }
+        }
+    }
+    fused
+}
+
 /// Which buffer ("slot") holds each node, and each slot's length in f32.
 ///
 /// Values that outlive a step (inputs, parameters, gradients, the loss, the
 /// logits, kept feature maps) get slots of their own. Every other value
 /// takes a free slot when it is computed and frees it after its last reader,
-/// so intermediate buffers are reused. A reshape shares its input's slot.
+/// so intermediate buffers are reused. A reshape shares its input's slot, and
+/// so does a ReLU fused into its input's op (`relu_fusions`).
 #[derive(Clone, Debug)]
 pub struct BufferPlan {
     pub slot_of: Vec<Option<usize>>,
@@ -50,13 +80,14 @@ pub struct BufferPlan {
 }
 
 impl BufferPlan {
-    pub fn new(model: &TrainGraph, schedule: &Schedule) -> Self {
+    pub fn new(model: &TrainGraph, schedule: &Schedule, fused: &[Option<NodeId>]) -> Self {
         let g = &model.graph;
         let n = g.nodes.len();
         // A reshape is a view: follow it to the node that owns the data.
         let mut owner: Vec<NodeId> = (0..n).collect();
         for id in 0..n {
-            if let Source::Op(Op::Reshape { .. }) = g.nodes[id].source {
+            let is_view = matches!(g.nodes[id].source, Source::Op(Op::Reshape { .. })) || fused[id].is_some();
+            if is_view {
                 owner[id] = owner[g.nodes[id].inputs[0]];
             }
         }

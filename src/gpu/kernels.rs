@@ -69,10 +69,17 @@ pub struct Kernel {
     pub entry: &'static str,
     pub reads: u32,
     pub writes: u32,
+    /// The parameter word that, set to 1, makes the kernel apply a ReLU to
+    /// what it writes (kernels that can absorb a following ReLU).
+    pub relu_word: Option<usize>,
 }
 
 const fn kernel(shader: Shader, entry: &'static str, reads: u32, writes: u32) -> Kernel {
-    Kernel { shader, entry, reads, writes }
+    Kernel { shader, entry, reads, writes, relu_word: None }
+}
+
+const fn with_relu(kernel: Kernel, word: usize) -> Kernel {
+    Kernel { relu_word: Some(word), ..kernel }
 }
 
 pub const CONV2D_FORWARD: Kernel = kernel(Shader::Conv2d, "conv2d_forward", 3, 1);
@@ -80,16 +87,16 @@ pub const CONV2D_FORWARD_TILED: Kernel = kernel(Shader::Conv2d, "conv2d_forward_
 pub const CONV2D_BACKWARD_INPUT_STRIDED: Kernel = kernel(Shader::Conv2d, "conv2d_backward_input_strided", 2, 1);
 pub const CONV2D_BACKWARD_WEIGHT: Kernel = kernel(Shader::Conv2d, "conv2d_backward_weight", 2, 1);
 pub const CONV2D_BACKWARD_WEIGHT_TILED: Kernel = kernel(Shader::Conv2d, "conv2d_backward_weight_tiled", 2, 1);
-pub const AVG_POOL2_FORWARD: Kernel = kernel(Shader::Pool, "avg_pool2_forward", 1, 1);
+pub const AVG_POOL2_FORWARD: Kernel = with_relu(kernel(Shader::Pool, "avg_pool2_forward", 1, 1), 5);
 pub const AVG_POOL2_BACKWARD: Kernel = kernel(Shader::Pool, "avg_pool2_backward", 1, 1);
-pub const MAX_POOL2_FORWARD: Kernel = kernel(Shader::Pool, "max_pool2_forward", 1, 1);
+pub const MAX_POOL2_FORWARD: Kernel = with_relu(kernel(Shader::Pool, "max_pool2_forward", 1, 1), 5);
 pub const MAX_POOL2_BACKWARD: Kernel = kernel(Shader::Pool, "max_pool2_backward", 2, 1);
 pub const UPSAMPLE2_FORWARD: Kernel = kernel(Shader::Upsample, "upsample2_forward", 1, 1);
 pub const UPSAMPLE2_BACKWARD: Kernel = kernel(Shader::Upsample, "upsample2_backward", 1, 1);
-pub const ADD_UPSAMPLED2: Kernel = kernel(Shader::Upsample, "add_upsampled2", 2, 1);
+pub const ADD_UPSAMPLED2: Kernel = with_relu(kernel(Shader::Upsample, "add_upsampled2", 2, 1), 3);
 pub const RELU_FORWARD: Kernel = kernel(Shader::Elementwise, "relu_forward", 1, 1);
 pub const RELU_BACKWARD: Kernel = kernel(Shader::Elementwise, "relu_backward", 2, 1);
-pub const ADD: Kernel = kernel(Shader::Elementwise, "add", 2, 1);
+pub const ADD: Kernel = with_relu(kernel(Shader::Elementwise, "add", 2, 1), 1);
 pub const ACCUMULATE: Kernel = kernel(Shader::Elementwise, "accumulate", 1, 1);
 pub const MATMUL: Kernel = kernel(Shader::Linear, "matmul", 3, 1);
 pub const MATMUL_TILED: Kernel = kernel(Shader::Linear, "matmul_tiled", 3, 1);
@@ -205,6 +212,17 @@ impl Launch {
         launch
     }
 
+    /// Makes the kernel apply a ReLU to its output, if it can; says whether it can.
+    pub fn fuse_relu(&mut self) -> bool {
+        match self.kernel.relu_word {
+            Some(word) => {
+                self.params[word] = 1;
+                true
+            }
+            None => false,
+        }
+    }
+
     /// The buffers to bind, picked from the op's `inputs` and `output`.
     pub fn buffers<'a, T: ?Sized>(&self, inputs: &[&'a T], output: &'a T) -> Vec<&'a T> {
         self.bind.iter().map(|&k| if k < inputs.len() { inputs[k] } else { output }).collect()
@@ -253,7 +271,8 @@ pub fn launch_for(op: &Op, inputs: &[&[usize]], output: &[usize], tiling: Tiling
     let launch = |kernel: &'static Kernel, params: Vec<usize>, work_items: usize| {
         Launch::new(kernel, to_u32(params), u(work_items))
     };
-    let pool = |x: &[usize], y: &[usize]| vec![x[0] * x[1], x[2], x[3], y[2], y[3]];
+    // The last word of pool, upsample and add parameters is the ReLU flag (see `Launch::fuse_relu`).
+    let pool = |x: &[usize], y: &[usize]| vec![x[0] * x[1], x[2], x[3], y[2], y[3], 0];
     Some(match op {
         Op::Conv2d { stride, padding } => {
             let (x, w, y) = (inputs[0], inputs[1], output);
@@ -320,18 +339,18 @@ pub fn launch_for(op: &Op, inputs: &[&[usize]], output: &[usize], tiling: Tiling
         Op::MaxPool2Backward => launch(&MAX_POOL2_BACKWARD, pool(inputs[0], inputs[1]), numel(output)),
         Op::Upsample2 => {
             let x = inputs[0];
-            launch(&UPSAMPLE2_FORWARD, vec![x[0] * x[1], x[2], x[3]], numel(output))
+            launch(&UPSAMPLE2_FORWARD, vec![x[0] * x[1], x[2], x[3], 0], numel(output))
         }
         Op::Upsample2Backward => {
-            launch(&UPSAMPLE2_BACKWARD, vec![output[0] * output[1], output[2], output[3]], numel(output))
+            launch(&UPSAMPLE2_BACKWARD, vec![output[0] * output[1], output[2], output[3], 0], numel(output))
         }
         Op::AddUpsampled2 => {
             let low = inputs[1];
-            launch(&ADD_UPSAMPLED2, vec![low[0] * low[1], low[2], low[3]], numel(output))
+            launch(&ADD_UPSAMPLED2, vec![low[0] * low[1], low[2], low[3], 0], numel(output))
         }
         Op::Relu => launch(&RELU_FORWARD, vec![numel(output)], numel(output)),
         Op::ReluBackward => launch(&RELU_BACKWARD, vec![numel(output)], numel(output)),
-        Op::Add => launch(&ADD, vec![numel(output)], numel(output)),
+        Op::Add => launch(&ADD, vec![numel(output), 0], numel(output)),
         Op::Linear => {
             let (x, w) = (inputs[0], inputs[1]);
             let (batch, ins, outs) = (x[0], x[1], w[0]);
@@ -366,6 +385,11 @@ pub fn launch_for(op: &Op, inputs: &[&[usize]], output: &[usize], tiling: Tiling
         }
         Op::Reshape { .. } => return None,
     })
+}
+
+/// Whether the kernel computing `op` can apply a following ReLU as it writes.
+pub fn absorbs_relu(op: &Op) -> bool {
+    matches!(op, Op::AvgPool2 | Op::MaxPool2 | Op::Add | Op::AddUpsampled2)
 }
 
 /// `acc += x` over `count` elements.
