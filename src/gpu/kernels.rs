@@ -257,16 +257,18 @@ fn tiled(kernel: &'static Kernel, params: Vec<u32>, rows: usize, cols: usize) ->
 /// The kernel launch that computes `op` with the heavy kernels in `tiling`'s
 /// variant, or None for ops that move no data (reshape).
 pub fn launch_for(op: &Op, inputs: &[&[usize]], output: &[usize], tiling: Tiling) -> Option<Launch> {
-    let workgroup = tiling == Tiling::Workgroup;
     let tiles = |n: usize| n.div_ceil(TILE);
+    // The workgroup-tiled launch where that variant is chosen and fits the grid, else the register-blocked one.
+    let variant =
+        |tiled: Option<Launch>, registers: Launch| tiled.filter(|_| tiling == Tiling::Workgroup).unwrap_or(registers);
     // Matmul parameters: rows, cols, depth, A's row and depth strides, B's depth and column strides, bias.
     let matmul = |params: Vec<usize>| {
         let (rows, cols) = (params[0], params[1]);
         let params = to_u32(params);
-        match tiled(&MATMUL_TILED, params.clone(), rows, cols).filter(|_| workgroup) {
-            Some(launch) => launch,
-            None => Launch::grid(&MATMUL, params, tiles(cols), tiles(rows), 1),
-        }
+        variant(
+            tiled(&MATMUL_TILED, params.clone(), rows, cols),
+            Launch::grid(&MATMUL, params, tiles(cols), tiles(rows), 1),
+        )
     };
     let launch = |kernel: &'static Kernel, params: Vec<usize>, work_items: usize| {
         Launch::new(kernel, to_u32(params), u(work_items))
@@ -280,10 +282,9 @@ pub fn launch_for(op: &Op, inputs: &[&[usize]], output: &[usize], tiling: Tiling
             let params =
                 to_u32(vec![x[0], x[1], x[2], x[3], w[0], y[2], y[3], k, *stride, *padding, w[1] * k * k, k * k, 0, 1]);
             let pixels = x[0] * y[2] * y[3];
-            match tiled(&CONV2D_FORWARD_TILED, params.clone(), w[0], pixels).filter(|_| workgroup) {
-                Some(launch) => launch,
-                None => Launch::grid(&CONV2D_FORWARD, params, y[2] * tiles(y[3]), w[0].div_ceil(CONV_OUT_TILE), x[0]),
-            }
+            let registers =
+                Launch::grid(&CONV2D_FORWARD, params.clone(), y[2] * tiles(y[3]), w[0].div_ceil(CONV_OUT_TILE), x[0]);
+            variant(tiled(&CONV2D_FORWARD_TILED, params, w[0], pixels), registers)
         }
         Op::Conv2dBackwardInput { stride, padding, .. } => {
             let (dy, w, dx) = (inputs[0], inputs[1], output);
@@ -308,10 +309,8 @@ pub fn launch_for(op: &Op, inputs: &[&[usize]], output: &[usize], tiling: Tiling
                 ]);
                 let (x_items, y) = (dx[2] * tiles(dx[3]), dx[1].div_ceil(CONV_OUT_TILE));
                 let pixels = dx[0] * dx[2] * dx[3];
-                let mut l = match tiled(&CONV2D_FORWARD_TILED, params.clone(), dx[1], pixels).filter(|_| workgroup) {
-                    Some(launch) => launch,
-                    None => Launch::grid(&CONV2D_FORWARD, params, x_items, y, dx[0]),
-                };
+                let registers = Launch::grid(&CONV2D_FORWARD, params.clone(), x_items, y, dx[0]);
+                let mut l = variant(tiled(&CONV2D_FORWARD_TILED, params, dx[1], pixels), registers);
                 l.bind = vec![0, 1, 1, 2]; // the weights stand in for the unused bias
                 l
             } else {
@@ -324,10 +323,9 @@ pub fn launch_for(op: &Op, inputs: &[&[usize]], output: &[usize], tiling: Tiling
             let params =
                 to_u32(vec![x[0], x[1], x[2], x[3], dy[1], dy[2], dy[3], *kernel, *stride, *padding, 0, 0, 0, 0]);
             let reduction = x[1] * kernel * kernel;
-            match tiled(&CONV2D_BACKWARD_WEIGHT_TILED, params.clone(), dy[1], reduction).filter(|_| workgroup) {
-                Some(launch) => launch,
-                None => Launch::grid(&CONV2D_BACKWARD_WEIGHT, params, tiles(x[1]) * kernel * kernel, tiles(dy[1]), 1),
-            }
+            let registers =
+                Launch::grid(&CONV2D_BACKWARD_WEIGHT, params.clone(), tiles(x[1]) * kernel * kernel, tiles(dy[1]), 1);
+            variant(tiled(&CONV2D_BACKWARD_WEIGHT_TILED, params, dy[1], reduction), registers)
         }
         Op::ChannelSum => {
             let x = inputs[0];
