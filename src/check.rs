@@ -325,8 +325,7 @@ pub async fn run_case(gpu: &Gpu, case: &Case) -> Result<Outcome, GpuError> {
             (gpu.read(&p_gpu).await?.data, p)
         }
         Work::Gather { data, order, first, batch } => {
-            let end = (first + batch).min(order.len());
-            let (mut expected, labels) = data.batch(&order[*first..end], *batch);
+            let (mut expected, labels) = data.batch_at(order, *first, *batch);
             expected.extend(labels);
             let order_words: Vec<u32> = order.iter().map(|&i| i as u32).collect();
             let order_gpu = gpu.upload_bytes(bytemuck::cast_slice(&order_words), "order")?;

@@ -89,6 +89,13 @@ impl Dataset {
         }
         (images, labels)
     }
+
+    /// The batch of `batch` rows starting at position `first` of `order`,
+    /// padded past its end (the CPU twin of the `gather_batch` kernel).
+    pub fn batch_at(&self, order: &[usize], first: usize, batch: usize) -> (Vec<f32>, Vec<f32>) {
+        let end = (first + batch).min(order.len());
+        self.batch(&order[first.min(end)..end], batch)
+    }
 }
 
 /// The order of examples in `epoch` (0-based): a seeded shuffle, different each epoch.

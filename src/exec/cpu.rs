@@ -55,11 +55,10 @@ impl CpuProgram {
         self.datasets[index].1 = order.to_vec();
     }
 
-    /// The batch at `first` of dataset `index`'s order, padded as `Dataset::batch` does (the gather kernel's twin).
+    /// The batch at `first` of dataset `index`'s order (`Dataset::batch_at`).
     pub fn select_batch(&mut self, index: usize, first: usize) {
         let (data, order) = &self.datasets[index];
-        let end = (first + self.model.batch()).min(order.len());
-        let (images, labels) = data.batch(&order[first.min(end)..end], self.model.batch());
+        let (images, labels) = data.batch_at(order, first, self.model.batch());
         self.write_batch(&images, &labels);
     }
 
