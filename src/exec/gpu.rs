@@ -42,6 +42,17 @@ struct Place {
     len: usize,
 }
 
+impl Place {
+    /// This range of `buffers[self.buffer]`, for a bind group.
+    fn range(self, buffers: &[wgpu::Buffer]) -> wgpu::BufferBinding<'_> {
+        wgpu::BufferBinding {
+            buffer: &buffers[self.buffer],
+            offset: (self.offset * 4) as u64,
+            size: wgpu::BufferSize::new((self.len * 4) as u64),
+        }
+    }
+}
+
 pub struct GpuProgram {
     pub model: TrainGraph,
     gpu: Rc<Gpu>,
@@ -89,14 +100,8 @@ impl GpuProgram {
         let fused = relu_fusions(&model, &schedule, kernels::absorbs_relu);
         let plan = BufferPlan::new(&model, &schedule, &fused);
         let (buffers, places, arena_len) = place_slots(&gpu, &model, &plan)?;
-        let binding = |id: NodeId| {
-            let place = places[plan.slot_of[id].expect("every scheduled value has a buffer")];
-            wgpu::BufferBinding {
-                buffer: &buffers[place.buffer],
-                offset: (place.offset * 4) as u64,
-                size: wgpu::BufferSize::new((place.len * 4) as u64),
-            }
-        };
+        let binding =
+            |id: NodeId| places[plan.slot_of[id].expect("every scheduled value has a buffer")].range(&buffers);
 
         let g = &model.graph;
         let mut record = Vec::new();
@@ -186,9 +191,14 @@ impl GpuProgram {
         );
     }
 
+    /// A training step's dispatches after the batch gather, in order.
+    fn step_groups(&self) -> [&[Dispatch]; 4] {
+        [&self.forward, std::slice::from_ref(&self.metrics), &self.backward, &self.adam]
+    }
+
     /// Dispatches recorded for one training step (the batch gather included).
     pub fn dispatches_per_step(&self) -> usize {
-        1 + self.forward.len() + 1 + self.backward.len() + self.adam.len()
+        1 + self.step_groups().iter().map(|g| g.len()).sum::<usize>()
     }
 
     /// Bytes of GPU memory the values take (after buffer reuse).
@@ -210,11 +220,14 @@ impl GpuProgram {
         let launch = kernels::gather_launch(self.model.batch(), PIXELS, 0, 0);
         let params = self.gpu.uniform_buffer(&launch.params);
         let pipeline = self.gpu.pipeline(launch.kernel).await?;
-        // The model's inputs have buffers of their own.
-        let output = |id: NodeId| &self.buffers[self.place(id).buffer];
-        let (images_out, labels_out) = (output(self.model.images), output(self.model.labels));
-        let bind_group =
-            self.gpu.bind_with_uniform(&pipeline, &params, &[&order, &images, &labels, images_out, labels_out]);
+        let ranges = [
+            order.as_entire_buffer_binding(),
+            images.as_entire_buffer_binding(),
+            labels.as_entire_buffer_binding(),
+            self.place(self.model.images).range(&self.buffers),
+            self.place(self.model.labels).range(&self.buffers),
+        ];
+        let bind_group = self.gpu.bind_ranges(&pipeline, &params, &ranges);
         let gather = Dispatch { pipeline, bind_group, launch, label: "gather".into(), flops: 0 };
         self.datasets.push(GpuDataset { order, order_len: 0, len: data.len(), params, gather });
         Ok(self.datasets.len() - 1)
@@ -257,16 +270,8 @@ impl GpuProgram {
     /// Median seconds the host takes to record a whole training step's command
     /// buffer (not submitted): the part of a step no GPU can make faster.
     pub fn recording_seconds(&self, repeats: usize) -> f64 {
-        let groups: [&[Dispatch]; 4] = [&self.forward, std::slice::from_ref(&self.metrics), &self.backward, &self.adam];
-        let mut samples: Vec<f64> = (0..repeats.max(1))
-            .map(|_| {
-                let start = crate::exec::now();
-                drop(self.record((!self.datasets.is_empty()).then_some(0), &groups));
-                crate::exec::now() - start
-            })
-            .collect();
-        samples.sort_by(f64::total_cmp);
-        samples[samples.len() / 2]
+        let gather = (!self.datasets.is_empty()).then_some(0);
+        median_seconds(repeats, || drop(self.record(gather, &self.step_groups())))
     }
 
     pub fn forward(&mut self) {
@@ -279,7 +284,7 @@ impl GpuProgram {
         let params = kernels::adam_params(&self.adam_config, self.step);
         self.gpu.queue.write_buffer(&self.adam_uniform, 0, bytemuck::cast_slice(&params));
         let gather = self.pending_gather.take();
-        self.submit(gather, &[&self.forward, std::slice::from_ref(&self.metrics), &self.backward, &self.adam]);
+        self.submit(gather, &self.step_groups());
     }
 
     /// Times every dispatch of a training step on its own: the median of
@@ -291,18 +296,11 @@ impl GpuProgram {
         self.train_step();
         wait(&self.gpu);
         let mut times = Vec::new();
-        let all = self.forward.iter().chain([&self.metrics]).chain(&self.backward).chain(&self.adam);
-        for d in all {
-            let mut samples: Vec<f64> = (0..repeats.max(1))
-                .map(|_| {
-                    let start = crate::exec::now();
-                    self.submit(None, &[std::slice::from_ref(d)]);
-                    wait(&self.gpu);
-                    crate::exec::now() - start
-                })
-                .collect();
-            samples.sort_by(f64::total_cmp);
-            let seconds = samples[samples.len() / 2];
+        for d in self.step_groups().into_iter().flatten() {
+            let seconds = median_seconds(repeats, || {
+                self.submit(None, &[std::slice::from_ref(d)]);
+                wait(&self.gpu);
+            });
             times.push(DispatchTime { kernel: d.launch.kernel.entry, node: d.label.clone(), seconds, flops: d.flops });
         }
         times
@@ -376,8 +374,8 @@ fn place_slots(
     let mut arena_len = 0;
     for &(param, grad) in &model.grads {
         let len = plan.slot_len[plan.slot_of[param].expect("parameters have slots")];
-        for (arena, id) in [(0, param), (1, grad)] {
-            shared[plan.slot_of[id].expect("gradients have slots")] = Some((arena, arena_len, len));
+        for (buffer, id) in [(0, param), (1, grad)] {
+            shared[plan.slot_of[id].expect("gradients have slots")] = Some(Place { buffer, offset: arena_len, len });
         }
         arena_len = (arena_len + len).div_ceil(align) * align;
     }
@@ -393,7 +391,7 @@ fn place_slots(
     let mut places = Vec::new();
     for (slot, &len) in plan.slot_len.iter().enumerate() {
         places.push(match shared[slot] {
-            Some((arena, offset, len)) => Place { buffer: arena, offset, len },
+            Some(place) => place,
             None => {
                 buffers.push(gpu.storage_buffer(len, "value"));
                 Place { buffer: buffers.len() - 1, offset: 0, len }
@@ -401,4 +399,17 @@ fn place_slots(
         });
     }
     Ok((buffers, places, arena_len))
+}
+
+/// Median seconds of `repeats` (at least one) runs of `f`.
+fn median_seconds(repeats: usize, mut f: impl FnMut()) -> f64 {
+    let mut samples: Vec<f64> = (0..repeats.max(1))
+        .map(|_| {
+            let start = crate::exec::now();
+            f();
+            crate::exec::now() - start
+        })
+        .collect();
+    samples.sort_by(f64::total_cmp);
+    samples[samples.len() / 2]
 }
