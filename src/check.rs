@@ -32,35 +32,17 @@ pub enum Work {
     Op {
         op: Op,
         inputs: Vec<Tensor>,
-    },
-    /// An op whose kernel also applies the ReLU that follows it (`Launch::fuse_relu`).
-    FusedRelu {
-        op: Op,
-        inputs: Vec<Tensor>,
+        /// The op's kernel also applies the ReLU that follows it (`Launch::fuse_relu`).
+        relu_after: bool,
     },
     /// acc += x
-    Accumulate {
-        acc: Tensor,
-        x: Tensor,
-    },
+    Accumulate { acc: Tensor, x: Tensor },
     /// Three Adam steps on one parameter tensor.
-    Adam {
-        param: Tensor,
-        grads: Vec<Tensor>,
-    },
+    Adam { param: Tensor, grads: Vec<Tensor> },
     /// A batch gathered from a dataset held as bytes, at `first` of a shuffled order.
-    Gather {
-        data: Dataset,
-        order: Vec<usize>,
-        first: usize,
-        batch: usize,
-    },
+    Gather { data: Dataset, order: Vec<usize>, first: usize, batch: usize },
     /// Two accumulations of the batch metrics.
-    Metrics {
-        logits: Tensor,
-        labels: Tensor,
-        loss: Tensor,
-    },
+    Metrics { logits: Tensor, labels: Tensor, loss: Tensor },
 }
 
 /// One kernel on one set of inputs.
@@ -127,7 +109,7 @@ fn tiled_case(op: Op, inputs: Vec<Tensor>, tolerance: Tolerance, tiling: Tiling)
     let output = op.output_shape(&shapes).expect("check cases have valid shapes");
     let kernel = kernels::launch_for(&op, &shapes, &output, tiling).map_or("none", |l| l.kernel.entry);
     let shape = shapes.iter().map(|s| format!("{s:?}")).collect::<Vec<_>>().join(" ");
-    Case { op: op.name(), kernel, shape, tolerance, tiling, work: Work::Op { op, inputs } }
+    Case { op: op.name(), kernel, shape, tolerance, tiling, work: Work::Op { op, inputs, relu_after: false } }
 }
 
 /// The case of a convolution or matrix product in each tiling variant.
@@ -205,9 +187,11 @@ pub fn cases() -> Vec<Case> {
             (Op::Add, vec![a, b]),
             (Op::AddUpsampled2, vec![high, low]),
         ] {
-            let mut case = op_case(op.clone(), inputs.clone(), SMALL_SUMS);
+            let mut case = op_case(op, inputs, SMALL_SUMS);
             case.shape.push_str(" + relu");
-            case.work = Work::FusedRelu { op, inputs };
+            if let Work::Op { relu_after, .. } = &mut case.work {
+                *relu_after = true;
+            }
             cases.push(case);
         }
         let (acc, x) = (random(&shape, next()), random(&shape, next()));
@@ -283,23 +267,14 @@ pub fn cases() -> Vec<Case> {
 /// Runs one case on the CPU twin and on the GPU and compares the results.
 pub async fn run_case(gpu: &Gpu, case: &Case) -> Result<Outcome, GpuError> {
     let (gpu_values, cpu_values) = match &case.work {
-        Work::Op { op, inputs } => {
-            let expected = cpu::eval(op, &inputs.iter().collect::<Vec<_>>())?;
+        Work::Op { op, inputs, relu_after } => {
+            let mut expected = cpu::eval(op, &inputs.iter().collect::<Vec<_>>())?;
+            if *relu_after {
+                expected.data = cpu::relu(&expected);
+            }
             let uploaded = inputs.iter().map(|t| gpu.upload(t)).collect::<Result<Vec<_>, _>>()?;
-            let result = gpu.run_with(op, &uploaded.iter().collect::<Vec<_>>(), case.tiling).await?;
+            let result = gpu.run_with(op, &uploaded.iter().collect::<Vec<_>>(), case.tiling, *relu_after).await?;
             (gpu.read(&result).await?.data, expected.data)
-        }
-        Work::FusedRelu { op, inputs } => {
-            let expected = cpu::relu(&cpu::eval(op, &inputs.iter().collect::<Vec<_>>())?);
-            let shapes: Vec<&[usize]> = inputs.iter().map(|t| t.shape.as_slice()).collect();
-            let output = op.output_shape(&shapes)?;
-            let mut launch = kernels::launch_for(op, &shapes, &output, case.tiling).expect("these ops have kernels");
-            assert!(launch.fuse_relu(), "{} has no ReLU epilogue", op.name());
-            let uploaded = inputs.iter().map(|t| gpu.upload(t)).collect::<Result<Vec<_>, _>>()?;
-            let result = gpu.upload(&Tensor::zeros(&output))?;
-            let bound: Vec<&wgpu::Buffer> = uploaded.iter().map(|t| &t.buffer).collect();
-            gpu.submit_one(&launch, &launch.buffers(&bound, &result.buffer), op.name()).await?;
-            (gpu.read(&result).await?.data, expected)
         }
         Work::Accumulate { acc, x } => {
             let expected = cpu::add(acc, x);

@@ -8,7 +8,8 @@ use octconv::cpu;
 fn fast_cpu_ops_match_the_plain_twins() {
     let mut compared = 0;
     for case in check::cases() {
-        let Work::Op { op, inputs } = &case.work else { continue };
+        // The CPU runs a fused ReLU as its own op, so those cases have no fast twin to compare.
+        let Work::Op { op, inputs, relu_after: false } = &case.work else { continue };
         let inputs: Vec<_> = inputs.iter().collect();
         let fast = cpu::fast::eval(op, &inputs).unwrap();
         let plain = cpu::eval(op, &inputs).unwrap();

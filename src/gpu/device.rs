@@ -372,11 +372,18 @@ impl Gpu {
 
     /// Evaluates one op on GPU tensors and returns the result as a new GPU tensor.
     pub async fn run(&self, op: &Op, inputs: &[&GpuTensor]) -> Result<GpuTensor, GpuError> {
-        self.run_with(op, inputs, self.tiling).await
+        self.run_with(op, inputs, self.tiling, false).await
     }
 
     /// `run` with the heavy kernels in the given variant (to check or time each).
-    pub async fn run_with(&self, op: &Op, inputs: &[&GpuTensor], tiling: Tiling) -> Result<GpuTensor, GpuError> {
+    /// With `relu_after`, the op's kernel also applies the ReLU that follows it (`Launch::fuse_relu`).
+    pub async fn run_with(
+        &self,
+        op: &Op,
+        inputs: &[&GpuTensor],
+        tiling: Tiling,
+        relu_after: bool,
+    ) -> Result<GpuTensor, GpuError> {
         let shapes: Vec<&[usize]> = inputs.iter().map(|t| t.shape.as_slice()).collect();
         let out_shape = op.output_shape(&shapes)?;
         let mut all_shapes = shapes.clone();
@@ -384,7 +391,11 @@ impl Gpu {
         self.check_fits(op.name(), &all_shapes)?;
         let output = self.storage_buffer(out_shape.iter().product(), op.name());
         match launch_for(op, &shapes, &out_shape, tiling) {
-            Some(launch) => {
+            Some(mut launch) => {
+                if relu_after && !launch.fuse_relu() {
+                    let message = "its kernel cannot apply a following ReLU".to_string();
+                    return Err(GpuError::Validation { context: op.name().to_string(), message });
+                }
                 let inputs: Vec<&wgpu::Buffer> = inputs.iter().map(|t| &t.buffer).collect();
                 self.submit_one(&launch, &launch.buffers(&inputs, &output), op.name()).await?;
             }
