@@ -37,6 +37,12 @@ impl Schedule {
     }
 }
 
+/// Computed values read after a step: the loss, the logits, the kept feature maps, the gradients.
+fn read_after_step(model: &TrainGraph) -> Vec<NodeId> {
+    let outputs = [model.loss, model.logits].into_iter().chain(model.features.iter().map(|f| f.1));
+    outputs.chain(model.grads.iter().map(|&(_, grad)| grad)).collect()
+}
+
 /// ReLUs the op before them can compute as it writes: `fused[relu] = Some(producer)`
 /// where `can_absorb(producer's op)`, the ReLU is the producer's only reader
 /// and the producer's value is not kept (a feature map, the logits, …).
@@ -49,7 +55,7 @@ pub fn relu_fusions(model: &TrainGraph, schedule: &Schedule, can_absorb: impl Fn
             readers[input] += 1;
         }
     }
-    let kept: Vec<NodeId> = [model.loss, model.logits].into_iter().chain(model.features.iter().map(|f| f.1)).collect();
+    let kept = read_after_step(model);
     let mut fused = vec![None; g.nodes.len()];
     for id in schedule.all() {
         let node = &g.nodes[id];
@@ -96,11 +102,8 @@ impl BufferPlan {
         for (id, node) in g.nodes.iter().enumerate() {
             keep[id] = !matches!(node.source, Source::Op(_));
         }
-        for id in [model.loss, model.logits].into_iter().chain(model.features.iter().map(|f| f.1)) {
+        for id in read_after_step(model) {
             keep[owner[id]] = true;
-        }
-        for &(_, grad) in &model.grads {
-            keep[owner[grad]] = true;
         }
         let mut last_use = vec![None; n];
         for (step, &id) in order.iter().enumerate() {
