@@ -103,3 +103,16 @@ fn bad_numbers_are_refused() {
     fails_with(&["train", "--lr=-1", "--device", "cpu"], &["--lr must be a positive number"]);
     fails_with(&["train", "--batch", "0", "--device", "cpu"], &["--batch and --epochs must be at least 1"]);
 }
+
+/// A misspelt kernel-variant override is refused by name, not silently ignored.
+#[test]
+fn a_bad_tiling_override_is_named() {
+    if common::gpu().is_none() {
+        return; // the setting is read when a GPU device opens
+    }
+    let out =
+        Command::new(env!("CARGO_BIN_EXE_octconv")).arg("check").env("OCTCONV_TILING", "register").output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(0), "octconv check accepted OCTCONV_TILING=register");
+    assert!(stderr.contains("OCTCONV_TILING is \"register\"; set it to registers or workgroup"), "{stderr}");
+}

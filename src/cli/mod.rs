@@ -16,7 +16,7 @@ use std::rc::Rc;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use octconv::data::{load_split, Dataset, DatasetKind, Split};
 use octconv::exec::Device;
-use octconv::gpu::{AdapterChoice, Gpu};
+use octconv::gpu::{AdapterChoice, Gpu, GpuError};
 
 #[derive(Parser)]
 #[command(name = "octconv", version, about = "Octave-convolution networks on any GPU through WebGPU")]
@@ -141,7 +141,8 @@ pub fn open_device(kind: DeviceKind, choice: &AdapterChoice) -> Result<Device, S
     }
     match pollster::block_on(Gpu::new(choice)) {
         Ok(gpu) => Ok(Device::Gpu(Rc::new(gpu))),
-        Err(e) if kind == DeviceKind::Auto => {
+        // A GPU that is there but misconfigured is an error, not a reason to run on the CPU.
+        Err(e) if kind == DeviceKind::Auto && !matches!(e, GpuError::BadSetting { .. }) => {
             eprintln!("notice: {e}; running on the CPU instead");
             Ok(Device::Cpu)
         }

@@ -214,8 +214,8 @@ impl GpuProgram {
 
     /// Copies `data` to the GPU once (bytes, four to a word); returns its index.
     pub async fn upload_dataset(&mut self, data: &Dataset) -> Result<usize, GpuError> {
-        let images = self.gpu.upload_bytes(&data.images, "training images")?;
-        let labels = self.gpu.upload_bytes(&data.labels, "training labels")?;
+        let images = self.gpu.upload_bytes(&data.images, &format!("the images of {} examples", data.len()))?;
+        let labels = self.gpu.upload_bytes(&data.labels, "their labels")?;
         let order = self.gpu.storage_buffer(data.len(), "order");
         let launch = kernels::gather_launch(self.model.batch(), PIXELS, 0, 0);
         let params = self.gpu.uniform_buffer(&launch.params);

@@ -134,7 +134,7 @@ impl Gpu {
         Ok(Gpu {
             device,
             queue,
-            tiling: Tiling::for_adapter(&info),
+            tiling: Tiling::for_adapter(&info)?,
             info,
             limits,
             modules: Mutex::new(HashMap::new()),
@@ -289,11 +289,19 @@ impl Gpu {
         })
     }
 
+    /// The largest buffer one storage binding can take, in bytes.
+    fn binding_limit(&self) -> u64 {
+        self.limits.max_storage_buffer_binding_size.min(self.limits.max_buffer_size)
+    }
+
     /// A storage buffer holding `bytes` packed four to a 32-bit word (the last
     /// one zero-padded), for kernels that unpack them; `what` names it in errors.
     pub fn upload_bytes(&self, bytes: &[u8], what: &str) -> Result<wgpu::Buffer, GpuError> {
         let words = bytes.len().div_ceil(4);
-        self.check_fits(what, &[&[words]])?;
+        let limit = self.binding_limit();
+        if words as u64 * 4 > limit {
+            return Err(GpuError::DataTooLarge { what: what.to_string(), bytes: words as u64 * 4, limit });
+        }
         let buffer = self.storage_buffer(words, what);
         let aligned = bytes.len() / 4 * 4;
         if aligned > 0 {
@@ -309,7 +317,7 @@ impl Gpu {
 
     /// Fails with a sentence naming `op` when a tensor of `shape` would not fit one storage binding.
     pub fn check_fits(&self, op: &str, shapes: &[&[usize]]) -> Result<(), GpuError> {
-        let limit = self.limits.max_storage_buffer_binding_size.min(self.limits.max_buffer_size);
+        let limit = self.binding_limit();
         for shape in shapes {
             let bytes = shape.iter().product::<usize>() as u64 * 4;
             if bytes > limit {

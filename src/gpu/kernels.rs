@@ -161,17 +161,23 @@ pub enum Tiling {
 
 impl Tiling {
     /// `OCTCONV_TILING=registers|workgroup` if set, else the variant for the adapter's kind.
-    pub fn for_adapter(info: &wgpu::AdapterInfo) -> Tiling {
+    pub fn for_adapter(info: &wgpu::AdapterInfo) -> Result<Tiling, super::GpuError> {
         #[cfg(not(target_arch = "wasm32"))]
-        match std::env::var("OCTCONV_TILING").as_deref() {
-            Ok("registers") => return Tiling::Registers,
-            Ok("workgroup") => return Tiling::Workgroup,
-            _ => {}
+        if let Ok(value) = std::env::var("OCTCONV_TILING") {
+            return match value.as_str() {
+                "registers" => Ok(Tiling::Registers),
+                "workgroup" => Ok(Tiling::Workgroup),
+                _ => Err(super::GpuError::BadSetting {
+                    name: "OCTCONV_TILING",
+                    value,
+                    expected: "registers or workgroup",
+                }),
+            };
         }
-        match info.device_type {
+        Ok(match info.device_type {
             wgpu::DeviceType::Cpu => Tiling::Registers,
             _ => Tiling::Workgroup,
-        }
+        })
     }
 
     pub fn name(self) -> &'static str {

@@ -26,6 +26,10 @@ pub enum GpuError {
     Shape(#[from] ShapeError),
     #[error("{op} on shapes {shapes:?} needs a buffer of {bytes} bytes, over this device's limit of {limit} bytes per storage binding; use a smaller batch")]
     TooLarge { op: String, shapes: Vec<Vec<usize>>, bytes: u64, limit: u64 },
+    #[error("{what} take {bytes} bytes, over this device's limit of {limit} bytes per storage binding; use fewer examples (train --limit N) or the CPU device (--device cpu)")]
+    DataTooLarge { what: String, bytes: u64, limit: u64 },
+    #[error("{name} is \"{value}\"; set it to {expected}, or unset it")]
+    BadSetting { name: &'static str, value: String, expected: &'static str },
     #[error("{context}: the device reported {message}")]
     Validation { context: String, message: String },
     #[error("reading a result back from the GPU failed: {0}")]
