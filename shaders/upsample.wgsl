@@ -11,19 +11,27 @@ struct UpsampleParams {
 @group(0) @binding(1) var<storage, read> src: array<f32>;
 @group(0) @binding(2) var<storage, read_write> dst: array<f32>;
 
+// Elements of the upsampled (2h × 2w) tensor.
+fn upsampled_count() -> u32 {
+    return p.planes * 4u * p.in_height * p.in_width;
+}
+
+// The index in the small tensor of the value at `index` of the upsampled one: (r, s) comes from (r/2, s/2).
+fn nearest_source(index: u32) -> u32 {
+    let out_width = 2u * p.in_width;
+    let s = index % out_width;
+    let r = (index / out_width) % (2u * p.in_height);
+    let plane = index / (out_width * 2u * p.in_height);
+    return (plane * p.in_height + r / 2u) * p.in_width + s / 2u;
+}
+
 // y[r,s] = x[r/2, s/2]   (src = x, dst = y of size 2h × 2w)
 @compute @workgroup_size(64)
 fn upsample2_forward(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
     let index = flat_index(id, groups);
-    let out_width = 2u * p.in_width;
-    let out_height = 2u * p.in_height;
-    if index >= p.planes * out_height * out_width {
-        return;
+    if index < upsampled_count() {
+        dst[index] = src[nearest_source(index)];
     }
-    let s = index % out_width;
-    let r = (index / out_width) % out_height;
-    let plane = index / (out_width * out_height);
-    dst[index] = src[(plane * p.in_height + r / 2u) * p.in_width + s / 2u];
 }
 
 // dx[i,j] = Σ of dy over the 2×2 block at (2i, 2j)   (src = dy, dst = dx)
@@ -41,7 +49,6 @@ fn upsample2_backward(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num
     dst[index] = src[origin] + src[origin + 1u] + src[origin + out_width] + src[origin + out_width + 1u];
 }
 
-
 // add_upsampled2: high, low -> sum (the octave conv's L→H path added to its H output)
 @group(0) @binding(1) var<storage, read> high: array<f32>;
 @group(0) @binding(2) var<storage, read> low: array<f32>;
@@ -51,13 +58,7 @@ fn upsample2_backward(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num
 @compute @workgroup_size(64)
 fn add_upsampled2(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
     let index = flat_index(id, groups);
-    let out_width = 2u * p.in_width;
-    let out_height = 2u * p.in_height;
-    if index >= p.planes * out_height * out_width {
-        return;
+    if index < upsampled_count() {
+        sum[index] = relu_if(high[index] + low[nearest_source(index)], p.relu);
     }
-    let s = index % out_width;
-    let r = (index / out_width) % out_height;
-    let plane = index / (out_width * out_height);
-    sum[index] = relu_if(high[index] + low[(plane * p.in_height + r / 2u) * p.in_width + s / 2u], p.relu);
 }
