@@ -246,9 +246,12 @@ fn conv2d_backward_weight(@builtin(global_invocation_id) id: vec3<u32>, @builtin
 // over (input channel, tap); output pixel q over (image, row, column).
 
 // The index of the input value that reduction index r contributes to output
-// pixel q, or −1 where that falls in the padding.
+// pixel q, or −1 where that falls in the padding or (r, q) outside the matrix.
 fn im2col_index(r: u32, q: u32) -> i32 {
     let taps = p.kernel * p.kernel;
+    if r >= p.in_channels * taps || q >= p.batch * p.out_height * p.out_width {
+        return -1;
+    }
     let c = r / taps;
     let u = (r % taps) / p.kernel;
     let v = r % p.kernel;
@@ -296,12 +299,10 @@ fn conv2d_forward_tiled(@builtin(local_invocation_index) lane: u32, @builtin(wor
                 w = weight[weight_index(o, r)];
             }
             a_tile[e] = w;
+            let at = im2col_index(r, q);
             var input = 0.0;
-            if q < pixels && r < depth {
-                let at = im2col_index(r, q);
-                if at >= 0 {
-                    input = x[at];
-                }
+            if at >= 0 {
+                input = x[at];
             }
             b_tile[e] = input;
         }
@@ -343,12 +344,10 @@ fn conv2d_backward_weight_tiled(@builtin(local_invocation_index) lane: u32, @bui
                 gradient = dy[output_index(q, o, p.out_channels)];
             }
             a_tile[e] = gradient;
+            let at = im2col_index(r, q);
             var input = 0.0;
-            if r < reduction && q < pixels {
-                let at = im2col_index(r, q);
-                if at >= 0 {
-                    input = x_for_weight_grad[at];
-                }
+            if at >= 0 {
+                input = x_for_weight_grad[at];
             }
             b_tile[e] = input;
         }
