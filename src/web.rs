@@ -185,7 +185,7 @@ impl Engine {
         let params = ParamSet::init(&self.net.params(), seed);
         let adam = AdamConfig { lr, ..AdamConfig::default() };
         let mut runner = Runner::compile(&self.device, model, &params, adam).await.map_err(js_error)?;
-        let train = runner.upload_dataset(&data.clone().take(examples)).await.map_err(js_error)?;
+        let train = runner.upload_dataset(&data.first(examples)).await.map_err(js_error)?;
         runner.set_order(train, &epoch_order(examples, seed, 0));
         self.training =
             Some(Training { runner, train, test: None, position: 0, epoch: 0, seed, started: now(), samples_done: 0 });

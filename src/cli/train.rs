@@ -64,7 +64,7 @@ pub fn run(args: TrainArgs) -> Result<ExitCode, String> {
     let mut train = args.run.load(Split::Train)?;
     let test = args.run.load(Split::Test)?;
     if let Some(n) = args.limit {
-        train = train.take(n);
+        train = train.first(n);
     }
 
     let net = SeedNet::new();

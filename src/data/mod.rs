@@ -67,12 +67,10 @@ impl Dataset {
         self.labels.is_empty()
     }
 
-    /// The first `n` examples (all of them when there are fewer).
-    pub fn take(mut self, n: usize) -> Dataset {
+    /// A copy of the first `n` examples (all of them when there are fewer).
+    pub fn first(&self, n: usize) -> Dataset {
         let n = n.min(self.len());
-        self.images.truncate(n * PIXELS);
-        self.labels.truncate(n);
-        self
+        Dataset { images: self.images[..n * PIXELS].to_vec(), labels: self.labels[..n].to_vec() }
     }
 
     /// Pixels scaled to [0, 1] (as torchvision's ToTensor) and labels of the
