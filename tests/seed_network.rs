@@ -174,7 +174,9 @@ fn a_stride_2_octave_conv_pools_then_convolves() {
 fn relus_are_fused_into_the_ops_before_them() {
     use octconv::exec::{relu_fusions, Schedule};
     let model = SeedNet::new().graph(4, true).unwrap();
-    let fused = relu_fusions(&model, &Schedule::new(&model), octconv::gpu::kernels::absorbs_relu);
+    let fused = relu_fusions(&model, &Schedule::new(&model), |op, inputs, output| {
+        octconv::gpu::kernels::absorbs_relu(op, inputs, output, Tiling::Registers)
+    });
     let g = &model.graph;
     let mut pairs: Vec<String> = fused
         .iter()

@@ -97,7 +97,8 @@ impl GpuProgram {
         adam_config: AdamConfig,
     ) -> Result<Self, GpuError> {
         let schedule = Schedule::new(&model);
-        let fused = relu_fusions(&model, &schedule, kernels::absorbs_relu);
+        let fused =
+            relu_fusions(&model, &schedule, |op, inputs, output| kernels::absorbs_relu(op, inputs, output, gpu.tiling));
         let plan = BufferPlan::new(&model, &schedule, &fused);
         let (buffers, places, arena_len) = place_slots(&gpu, &model, &plan)?;
         let binding =
@@ -115,7 +116,7 @@ impl GpuProgram {
             let Some(mut launch) = kernels::launch_for(op, &shapes, &node.shape, gpu.tiling) else { continue };
             let mut label = node.name.clone();
             if fused.contains(&Some(id)) {
-                assert!(launch.fuse_relu(), "absorbs_relu promised a ReLU epilogue for {}", op.name());
+                assert!(launch.fuse_relu(), "absorbs_relu found a ReLU epilogue for {}", op.name());
                 label.push_str(" + relu");
             }
             let pipeline = gpu.pipeline(launch.kernel).await?;

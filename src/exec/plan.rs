@@ -44,10 +44,14 @@ fn read_after_step(model: &TrainGraph) -> Vec<NodeId> {
 }
 
 /// ReLUs the op before them can compute as it writes: `fused[relu] = Some(producer)`
-/// where `can_absorb(producer's op)`, the ReLU is the producer's only reader
+/// where `can_absorb(producer's op, its input shapes, its shape)`, the ReLU is the producer's only reader
 /// and the producer's value is not kept (a feature map, the logits, …).
 /// The producer then writes the ReLU's value into the slot they share.
-pub fn relu_fusions(model: &TrainGraph, schedule: &Schedule, can_absorb: impl Fn(&Op) -> bool) -> Vec<Option<NodeId>> {
+pub fn relu_fusions(
+    model: &TrainGraph,
+    schedule: &Schedule,
+    can_absorb: impl Fn(&Op, &[&[usize]], &[usize]) -> bool,
+) -> Vec<Option<NodeId>> {
     let g = &model.graph;
     let mut readers = vec![0usize; g.nodes.len()];
     for id in schedule.all() {
@@ -62,10 +66,13 @@ pub fn relu_fusions(model: &TrainGraph, schedule: &Schedule, can_absorb: impl Fn
         if node.source != Source::Op(Op::Relu) {
             continue;
         }
-        let producer = node.inputs[0];
-        if let Source::Op(op) = &g.nodes[producer].source {
-            if can_absorb(op) && readers[producer] == 1 && !kept.contains(&producer) {
-                fused[id] = Some(producer);
+        let producer_id = node.inputs[0];
+        let producer = &g.nodes[producer_id];
+        if let Source::Op(op) = &producer.source {
+            let inputs: Vec<&[usize]> = producer.inputs.iter().map(|&i| g.shape(i)).collect();
+            let only_the_relu_reads_it = readers[producer_id] == 1 && !kept.contains(&producer_id);
+            if only_the_relu_reads_it && can_absorb(op, &inputs, &producer.shape) {
+                fused[id] = Some(producer_id);
             }
         }
     }

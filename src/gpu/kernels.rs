@@ -391,9 +391,9 @@ pub fn launch_for(op: &Op, inputs: &[&[usize]], output: &[usize], tiling: Tiling
     })
 }
 
-/// Whether the kernel computing `op` can apply a following ReLU as it writes.
-pub fn absorbs_relu(op: &Op) -> bool {
-    matches!(op, Op::AvgPool2 | Op::MaxPool2 | Op::Add | Op::AddUpsampled2)
+/// Whether the kernel computing `op` on these shapes can apply a following ReLU as it writes.
+pub fn absorbs_relu(op: &Op, inputs: &[&[usize]], output: &[usize], tiling: Tiling) -> bool {
+    launch_for(op, inputs, output, tiling).is_some_and(|launch| launch.kernel.relu_word.is_some())
 }
 
 /// `acc += x` over `count` elements.
