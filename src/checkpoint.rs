@@ -6,16 +6,17 @@ use std::collections::HashMap;
 
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 
-use crate::exec::OptimizerState;
+use crate::files::FileError;
 use crate::nn::{ParamSet, ParamSpec};
+use crate::optim::OptimizerState;
 use crate::tensor::Tensor;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CheckpointError {
     #[error("{path}: {problem}")]
     Invalid { path: String, problem: String },
-    #[error("{path}: cannot be {action}: {source}")]
-    Io { path: String, action: &'static str, source: std::io::Error },
+    #[error(transparent)]
+    File(#[from] FileError),
 }
 
 /// Parameters with their metadata (epoch, accuracy, recipe …).
@@ -113,31 +114,10 @@ pub fn optimizer_from_bytes(bytes: &[u8], specs: &[ParamSpec], path: &str) -> Re
 }
 
 #[cfg(not(target_arch = "wasm32"))]
-mod files {
+mod on_disk {
     use std::path::{Path, PathBuf};
 
     use super::*;
-
-    /// Writes `bytes` to `path` via a temporary file in the same folder and a
-    /// rename, so a crash never leaves a half-written checkpoint.
-    pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), CheckpointError> {
-        let io = |action, source| CheckpointError::Io { path: path.display().to_string(), action, source };
-        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(|e| io("created", e))?;
-        }
-        let mut tmp = path.as_os_str().to_owned();
-        tmp.push(".tmp");
-        std::fs::write(&tmp, bytes).map_err(|e| io("written", e))?;
-        std::fs::rename(&tmp, path).map_err(|e| io("written", e))
-    }
-
-    pub fn read(path: &Path) -> Result<Vec<u8>, CheckpointError> {
-        std::fs::read(path).map_err(|source| CheckpointError::Io {
-            path: path.display().to_string(),
-            action: "read",
-            source,
-        })
-    }
 
     /// The file holding Adam's state beside checkpoint `path`: `model.safetensors` → `model.adam.safetensors`.
     pub fn optimizer_path(path: &Path) -> PathBuf {
@@ -146,13 +126,23 @@ mod files {
 
     pub fn save(path: &Path, params: &ParamSet, metadata: &HashMap<String, String>) -> Result<(), CheckpointError> {
         let tensors: Vec<(String, &Tensor)> = params.tensors.iter().map(|(n, t)| (n.clone(), t)).collect();
-        write_atomically(path, &to_bytes(&tensors, metadata))
+        Ok(crate::files::write_atomically(path, &to_bytes(&tensors, metadata))?)
     }
 
     pub fn load(path: &Path) -> Result<Checkpoint, CheckpointError> {
-        from_bytes(&read(path)?, &path.display().to_string())
+        from_bytes(&crate::files::read(path)?, &path.display().to_string())
+    }
+
+    /// Writes Adam's state to `path` (see `optimizer_to_bytes`).
+    pub fn save_optimizer(path: &Path, state: &OptimizerState) -> Result<(), CheckpointError> {
+        Ok(crate::files::write_atomically(path, &optimizer_to_bytes(state))?)
+    }
+
+    /// Reads Adam's state for the parameters `specs` from `path`.
+    pub fn load_optimizer(path: &Path, specs: &[ParamSpec]) -> Result<OptimizerState, CheckpointError> {
+        optimizer_from_bytes(&crate::files::read(path)?, specs, &path.display().to_string())
     }
 }
 
 #[cfg(not(target_arch = "wasm32"))]
-pub use files::{load, optimizer_path, read, save, write_atomically};
+pub use on_disk::{load, load_optimizer, optimizer_path, save, save_optimizer};

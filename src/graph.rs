@@ -1,5 +1,5 @@
 //! A model as a graph of ops, and reverse-mode differentiation that extends
-//! the graph with gradient nodes (one rule per op, in `gradient_rule`).
+//! the graph with gradient nodes (each op's rule is its `OpDef::gradient`).
 //!
 //! Nodes are appended in topological order, so a node's inputs always have
 //! smaller ids: the forward pass is the nodes in id order, and `backward`
@@ -7,9 +7,8 @@
 
 use std::collections::HashMap;
 
-use crate::ops::{Op, ShapeError};
-
-pub type NodeId = usize;
+use crate::ops::{Add, CrossEntropy, Gradient, GraphBuilder, Op};
+pub use crate::ops::{GraphError, NodeId};
 
 /// Where a node's value comes from.
 #[derive(Clone, Debug, PartialEq)]
@@ -30,15 +29,6 @@ pub struct Node {
     pub shape: Vec<usize>,
     /// Whether the value depends on a parameter (only those get gradients).
     pub requires_grad: bool,
-}
-
-/// Why a graph could not be built or differentiated.
-#[derive(Debug, thiserror::Error)]
-pub enum GraphError {
-    #[error("{node}: {source}")]
-    Shape { node: String, source: ShapeError },
-    #[error("{0}")]
-    Invalid(String),
 }
 
 #[derive(Clone, Debug, Default)]
@@ -73,7 +63,8 @@ impl Graph {
 
     /// Appends `op` applied to `inputs`, named `name` (used in error messages
     /// and to find feature maps), after checking the shapes.
-    pub fn apply(&mut self, name: &str, op: Op, inputs: &[NodeId]) -> Result<NodeId, GraphError> {
+    pub fn apply(&mut self, name: &str, op: impl Into<Op>, inputs: &[NodeId]) -> Result<NodeId, GraphError> {
+        let op = op.into();
         let shapes: Vec<&[usize]> = inputs.iter().map(|&i| self.nodes[i].shape.as_slice()).collect();
         let shape = op.output_shape(&shapes).map_err(|source| GraphError::Shape { node: name.to_string(), source })?;
         let requires_grad = inputs.iter().any(|&i| self.nodes[i].requires_grad);
@@ -98,18 +89,38 @@ impl Graph {
     /// root) with respect to every parameter, and returns (param, gradient)
     /// pairs in parameter order.
     pub fn backward(&mut self, loss: NodeId) -> Result<Vec<(NodeId, NodeId)>, GraphError> {
-        if !matches!(self.nodes[loss].source, Source::Op(Op::CrossEntropy)) {
+        if self.nodes[loss].source != Source::Op(CrossEntropy.into()) {
             return Err(GraphError::Invalid(format!(
                 "backward starts from a cross-entropy loss, not {}",
                 self.nodes[loss].name
             )));
         }
+        self.differentiate(loss, None)
+    }
+
+    /// Appends the gradient of Σ dy · output with respect to every parameter,
+    /// for a node `dy` of the output's shape (a vector-Jacobian product: how
+    /// one op's gradient rule is tested on its own).
+    pub fn backward_with(&mut self, output: NodeId, dy: NodeId) -> Result<Vec<(NodeId, NodeId)>, GraphError> {
+        if self.shape(dy) != self.shape(output) {
+            return Err(GraphError::Invalid(format!(
+                "the gradient of {} must have its shape",
+                self.nodes[output].name
+            )));
+        }
+        self.differentiate(output, Some(dy))
+    }
+
+    /// Walks back from `root` (whose gradient is `seed`, or 1 for the loss),
+    /// applying each op's rule and summing the gradients of values read twice.
+    fn differentiate(&mut self, root: NodeId, seed: Option<NodeId>) -> Result<Vec<(NodeId, NodeId)>, GraphError> {
         let mut grads: HashMap<NodeId, NodeId> = HashMap::new();
-        for id in (0..=loss).rev() {
+        grads.extend(seed.map(|dy| (root, dy)));
+        for id in (0..=root).rev() {
             let node = &self.nodes[id];
             let Source::Op(op) = node.source.clone() else { continue };
             let dy = grads.get(&id).copied();
-            if !node.requires_grad || (dy.is_none() && id != loss) {
+            if !node.requires_grad || (dy.is_none() && id != root) {
                 continue;
             }
             let inputs = node.inputs.clone();
@@ -120,7 +131,7 @@ impl Graph {
                 let total = match grads.get(&input) {
                     Some(&earlier) => {
                         let name = format!("{}.grad", self.nodes[input].name);
-                        self.apply(&name, Op::Add, &[earlier, grad])?
+                        self.apply(&name, Add, &[earlier, grad])?
                     }
                     None => grad,
                 };
@@ -137,8 +148,7 @@ impl Graph {
     }
 
     /// The gradient of each input of node `id` given the gradient `dy` of its
-    /// output, for the inputs marked in `wanted`. This is the one place that
-    /// knows how each op differentiates.
+    /// output, for the inputs marked in `wanted`: the op's own rule (`OpDef::gradient`).
     fn gradient_rule(
         &mut self,
         id: NodeId,
@@ -147,54 +157,24 @@ impl Graph {
         wanted: &[bool],
     ) -> Result<Vec<Option<NodeId>>, GraphError> {
         let node = &self.nodes[id];
-        let name = format!("{}.backward", node.name);
-        let inputs = node.inputs.clone();
-        let hw = |g: &Graph, i: NodeId| [g.nodes[i].shape[2], g.nodes[i].shape[3]];
-        let dy_or_err = || dy.ok_or_else(|| GraphError::Invalid(format!("{name}: no incoming gradient")));
-        let want = |g: &mut Graph, which: usize, op: Op, args: &[NodeId]| -> Result<Option<NodeId>, GraphError> {
-            if wanted[which] {
-                g.apply(&format!("{name}.{which}"), op, args).map(Some)
-            } else {
-                Ok(None)
-            }
+        let mut gradient = Gradient {
+            name: format!("{}.backward", node.name),
+            inputs: node.inputs.clone(),
+            output: id,
+            dy,
+            wanted: wanted.to_vec(),
+            graph: self,
         };
-        Ok(match op {
-            Op::Conv2d { stride, padding } => {
-                let (x, w) = (inputs[0], inputs[1]);
-                let (stride, padding, kernel) = (*stride, *padding, self.nodes[w].shape[2]);
-                let dy = dy_or_err()?;
-                vec![
-                    want(self, 0, Op::Conv2dBackwardInput { stride, padding, input_size: hw(self, x) }, &[dy, w])?,
-                    want(self, 1, Op::Conv2dBackwardWeight { stride, padding, kernel }, &[dy, x])?,
-                    want(self, 2, Op::ChannelSum, &[dy])?,
-                ]
-            }
-            Op::Linear => {
-                let dy = dy_or_err()?;
-                vec![
-                    want(self, 0, Op::LinearBackwardInput, &[dy, inputs[1]])?,
-                    want(self, 1, Op::LinearBackwardWeight, &[dy, inputs[0]])?,
-                    want(self, 2, Op::ChannelSum, &[dy])?,
-                ]
-            }
-            Op::AvgPool2 => {
-                let input_size = hw(self, inputs[0]);
-                vec![want(self, 0, Op::AvgPool2Backward { input_size }, &[dy_or_err()?])?]
-            }
-            Op::MaxPool2 => vec![want(self, 0, Op::MaxPool2Backward, &[inputs[0], dy_or_err()?])?],
-            Op::Upsample2 => vec![want(self, 0, Op::Upsample2Backward, &[dy_or_err()?])?],
-            // The mask reads the ReLU's output (y > 0 exactly where x > 0), so
-            // its input need not be kept, and the op before it may compute it.
-            Op::Relu => vec![want(self, 0, Op::ReluBackward, &[id, dy_or_err()?])?],
-            Op::Add => vec![Some(dy_or_err()?), Some(dy_or_err()?)],
-            Op::AddUpsampled2 => vec![Some(dy_or_err()?), want(self, 1, Op::Upsample2Backward, &[dy_or_err()?])?],
-            Op::Reshape { .. } => {
-                let shape = self.nodes[inputs[0]].shape.clone();
-                vec![want(self, 0, Op::Reshape { shape }, &[dy_or_err()?])?]
-            }
-            // The loss is the root: its own gradient is 1, so dy is not used.
-            Op::CrossEntropy => vec![want(self, 0, Op::CrossEntropyBackward, &[inputs[0], inputs[1]])?, None],
-            other => return Err(GraphError::Invalid(format!("{name}: {} has no gradient", other.name()))),
-        })
+        op.def().gradient(&mut gradient)
+    }
+}
+
+impl GraphBuilder for Graph {
+    fn apply_op(&mut self, name: &str, op: Op, inputs: &[NodeId]) -> Result<NodeId, GraphError> {
+        self.apply(name, op, inputs)
+    }
+
+    fn shape_of(&self, id: NodeId) -> &[usize] {
+        self.shape(id)
     }
 }

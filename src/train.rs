@@ -1,9 +1,9 @@
-//! Training and evaluation loops over a compiled runner, shared by the
+//! Training and evaluation loops over a compiled program, shared by the
 //! command line and the web page. Nothing here blocks: every read-back is awaited.
 
 use crate::data::epoch_order;
-use crate::exec::{DeviceData, Metrics, Runner};
-use crate::gpu::GpuError;
+use crate::exec::{DeviceData, ExecError, Metrics, Program};
+use crate::ops::loss::argmax;
 
 /// The seed recipe's defaults.
 #[derive(Clone, Debug, PartialEq)]
@@ -31,14 +31,54 @@ pub struct EpochReport {
     pub seconds: f64,
 }
 
+/// Where training stands in its data: the epoch (0-based), its seeded order
+/// and the position in it. The CLI's epochs and the page's step-by-step
+/// training both walk the data with it, so both see the same batches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EpochCursor {
+    pub data: DeviceData,
+    pub seed: u64,
+    pub epoch: usize,
+    /// Examples of this epoch already trained on.
+    pub position: usize,
+}
+
+impl EpochCursor {
+    /// Starts epoch `epoch`: writes its order to the device and resets the metrics.
+    pub fn start(runner: &mut dyn Program, data: DeviceData, seed: u64, epoch: usize) -> Result<Self, ExecError> {
+        runner.set_order(data, &epoch_order(data.len, seed, epoch))?;
+        runner.reset_metrics();
+        Ok(EpochCursor { data, seed, epoch, position: 0 })
+    }
+
+    pub fn epoch_done(&self) -> bool {
+        self.position >= self.data.len
+    }
+
+    /// Trains one step on the next batch; returns how many examples it held.
+    pub fn step(&mut self, runner: &mut dyn Program) -> usize {
+        let end = (self.position + runner.model().batch()).min(self.data.len);
+        runner.select_batch(self.data, self.position);
+        runner.train_step();
+        let examples = end - self.position;
+        self.position = end;
+        examples
+    }
+
+    /// The cursor at the start of the next epoch.
+    pub fn next_epoch(&self, runner: &mut dyn Program) -> Result<Self, ExecError> {
+        EpochCursor::start(runner, self.data, self.seed, self.epoch + 1)
+    }
+}
+
 /// Walks `data` in its own order, one batch after another, calling `each` after
 /// every forward pass with the number of examples in that batch.
-async fn forward_in_order<F>(runner: &mut Runner, data: DeviceData, mut each: F) -> Result<(), GpuError>
+async fn forward_in_order<F>(runner: &mut dyn Program, data: DeviceData, mut each: F) -> Result<(), ExecError>
 where
-    F: AsyncFnMut(&mut Runner, usize) -> Result<(), GpuError>,
+    F: AsyncFnMut(&mut dyn Program, usize) -> Result<(), ExecError>,
 {
     let batch = runner.model().batch();
-    runner.set_order(data, &(0..data.len).collect::<Vec<_>>());
+    runner.set_order(data, &(0..data.len).collect::<Vec<_>>())?;
     for first in (0..data.len).step_by(batch) {
         runner.select_batch(data, first);
         runner.forward();
@@ -48,44 +88,42 @@ where
 }
 
 /// Evaluates every example of `data` in batches; the last batch is padded.
-pub async fn evaluate(runner: &mut Runner, data: DeviceData) -> Result<Metrics, GpuError> {
+pub async fn evaluate(runner: &mut dyn Program, data: DeviceData) -> Result<Metrics, ExecError> {
     runner.reset_metrics();
     forward_in_order(runner, data, async |_, _| Ok(())).await?;
     runner.metrics().await
 }
 
 /// The predicted class of every example of `data`, in order.
-pub async fn predictions(runner: &mut Runner, data: DeviceData) -> Result<Vec<usize>, GpuError> {
+pub async fn predictions(runner: &mut dyn Program, data: DeviceData) -> Result<Vec<usize>, ExecError> {
     let mut predicted = Vec::with_capacity(data.len);
     forward_in_order(runner, data, async |runner, rows| {
         let logits = runner.read(runner.model().logits).await?;
-        predicted.extend(crate::cpu::argmax(&logits).iter().take(rows).map(|&c| c as usize));
+        predicted.extend(argmax(&logits).iter().take(rows).map(|&c| c as usize));
         Ok(())
     })
     .await?;
     Ok(predicted)
 }
 
-/// Trains one epoch on `data` (already on the runner's device), calling
+/// Trains epoch `epoch` on `data` (already on the runner's device), calling
 /// `progress(samples done, running metrics)` every `report_every` steps and at
 /// the end (the only read-backs); returns the epoch's metrics.
 pub async fn train_epoch(
-    runner: &mut Runner,
+    runner: &mut dyn Program,
     data: DeviceData,
     seed: u64,
     epoch: usize,
     report_every: usize,
     mut progress: impl FnMut(usize, Metrics),
-) -> Result<Metrics, GpuError> {
-    let batch = runner.model().batch();
-    let steps = data.len.div_ceil(batch);
-    runner.set_order(data, &epoch_order(data.len, seed, epoch));
-    runner.reset_metrics();
-    for step in 0..steps {
-        runner.select_batch(data, step * batch);
-        runner.train_step();
-        if (step + 1) % report_every == 0 || step + 1 == steps {
-            progress(((step + 1) * batch).min(data.len), runner.metrics().await?);
+) -> Result<Metrics, ExecError> {
+    let mut cursor = EpochCursor::start(runner, data, seed, epoch)?;
+    let mut steps = 0;
+    while !cursor.epoch_done() {
+        cursor.step(runner);
+        steps += 1;
+        if steps % report_every == 0 || cursor.epoch_done() {
+            progress(cursor.position, runner.metrics().await?);
         }
     }
     runner.metrics().await

@@ -4,12 +4,12 @@
 use wasm_bindgen::prelude::*;
 
 use crate::checkpoint;
-use crate::cpu::AdamConfig;
-use crate::data::{epoch_order, parse_idx, to_mnist_input, Dataset, PIXELS};
-use crate::exec::{now, Device, DeviceData, Metrics, Runner};
+use crate::data::{parse_idx, to_mnist_input, Dataset, PIXELS};
+use crate::exec::{self, now, Device, DeviceData, Metrics, Runner};
 use crate::gpu::{AdapterChoice, Gpu};
 use crate::nn::{ParamSet, SeedNet, CLASSES};
-use crate::train::{evaluate, softmax_rows};
+use crate::optim::AdamConfig;
+use crate::train::{evaluate, softmax_rows, EpochCursor};
 
 fn js_error(e: impl std::fmt::Display) -> JsError {
     JsError::new(&e.to_string())
@@ -18,13 +18,10 @@ fn js_error(e: impl std::fmt::Display) -> JsError {
 /// Training state kept between `train_steps` calls.
 struct Training {
     runner: Runner,
-    /// The first `limit` training images, on the runner's device.
-    train: DeviceData,
+    /// Where training is in the first `limit` training images (on the runner's device).
+    cursor: EpochCursor,
     /// The test set on the runner's device, once asked for.
     test: Option<DeviceData>,
-    position: usize,
-    epoch: usize,
-    seed: u64,
     started: f64,
     samples_done: usize,
 }
@@ -80,7 +77,7 @@ impl Engine {
 
     async fn predictor(device: &Device, net: &SeedNet, params: &ParamSet) -> Result<Runner, JsError> {
         let model = net.graph(1, false).map_err(js_error)?;
-        Runner::compile(device, model, params, AdamConfig::default()).await.map_err(js_error)
+        exec::compile(device, model, params, AdamConfig::default()).await.map_err(js_error)
     }
 
     /// Whether the engine runs on WebGPU.
@@ -103,8 +100,7 @@ impl Engine {
     pub fn load_weights(&mut self, bytes: &[u8]) -> Result<(), JsError> {
         let file = checkpoint::from_bytes(bytes, "weights").map_err(js_error)?;
         self.params = file.params_for(&self.net.params(), "weights").map_err(js_error)?;
-        self.predictor.load_params(&self.params);
-        Ok(())
+        self.predictor.load_params(&self.params).map_err(js_error)
     }
 
     /// RGBA canvas pixels (dark ink on white, or white on black) as the 784
@@ -127,7 +123,7 @@ impl Engine {
         if pixels.len() != PIXELS {
             return Err(JsError::new(&format!("predict needs {PIXELS} pixels, got {}", pixels.len())));
         }
-        self.predictor.write_batch(&pixels, &[-1.0]);
+        self.predictor.write_batch(&pixels, &[-1.0]).map_err(js_error)?;
         self.predictor.forward();
         let logits = self.predictor.read(self.predictor.model().logits).await.map_err(js_error)?;
         Ok(softmax_rows(&logits.data, CLASSES))
@@ -184,11 +180,10 @@ impl Engine {
         let model = self.net.graph(batch, true).map_err(js_error)?;
         let params = ParamSet::init(&self.net.params(), seed);
         let adam = AdamConfig { lr, ..AdamConfig::default() };
-        let mut runner = Runner::compile(&self.device, model, &params, adam).await.map_err(js_error)?;
+        let mut runner = exec::compile(&self.device, model, &params, adam).await.map_err(js_error)?;
         let train = runner.upload_dataset(&data.first(examples)).await.map_err(js_error)?;
-        runner.set_order(train, &epoch_order(examples, seed, 0));
-        self.training =
-            Some(Training { runner, train, test: None, position: 0, epoch: 0, seed, started: now(), samples_done: 0 });
+        let cursor = EpochCursor::start(runner.as_mut(), train, seed, 0).map_err(js_error)?;
+        self.training = Some(Training { runner, cursor, test: None, started: now(), samples_done: 0 });
         Ok(())
     }
 
@@ -197,29 +192,20 @@ impl Engine {
     #[wasm_bindgen(js_name = trainSteps)]
     pub async fn train_steps(&mut self, steps: usize) -> Result<Progress, JsError> {
         let t = self.training.as_mut().ok_or_else(|| JsError::new("startTraining first"))?;
-        let examples = t.train.len;
-        if t.position >= examples {
-            t.epoch += 1;
-            t.position = 0;
-            t.runner.set_order(t.train, &epoch_order(examples, t.seed, t.epoch));
-            t.runner.reset_metrics();
+        if t.cursor.epoch_done() {
+            t.cursor = t.cursor.next_epoch(t.runner.as_mut()).map_err(js_error)?;
         }
-        let batch = t.runner.model().batch();
         for _ in 0..steps {
-            if t.position >= examples {
+            if t.cursor.epoch_done() {
                 break;
             }
-            let end = (t.position + batch).min(examples);
-            t.runner.select_batch(t.train, t.position);
-            t.runner.train_step();
-            t.samples_done += end - t.position;
-            t.position = end;
+            t.samples_done += t.cursor.step(t.runner.as_mut());
         }
         let m: Metrics = t.runner.metrics().await.map_err(js_error)?;
         Ok(Progress {
-            epoch: t.epoch,
-            done: t.position,
-            total: examples,
+            epoch: t.cursor.epoch,
+            done: t.cursor.position,
+            total: t.cursor.data.len,
             loss: m.loss(),
             accuracy: m.accuracy(),
             samples_per_second: t.samples_done as f64 / (now() - t.started).max(1e-9),
@@ -235,7 +221,7 @@ impl Engine {
             Some(test) => test,
             None => *t.test.insert(t.runner.upload_dataset(data).await.map_err(js_error)?),
         };
-        let m = evaluate(&mut t.runner, test).await.map_err(js_error)?;
+        let m = evaluate(t.runner.as_mut(), test).await.map_err(js_error)?;
         t.runner.reset_metrics();
         Ok(m.accuracy())
     }
@@ -245,7 +231,6 @@ impl Engine {
     pub async fn use_trained_weights(&mut self) -> Result<(), JsError> {
         let t = self.training.as_ref().ok_or_else(|| JsError::new("startTraining first"))?;
         self.params = t.runner.params().await.map_err(js_error)?;
-        self.predictor.load_params(&self.params);
-        Ok(())
+        self.predictor.load_params(&self.params).map_err(js_error)
     }
 }

@@ -7,9 +7,9 @@ use std::path::Path;
 use std::rc::Rc;
 
 use octconv::checkpoint;
-use octconv::cpu::AdamConfig;
-use octconv::exec::{Device, Runner};
+use octconv::exec::Device;
 use octconv::nn::SeedNet;
+use octconv::optim::AdamConfig;
 
 const TOLERANCE: f32 = 1e-4;
 
@@ -22,8 +22,8 @@ fn logits_on(device: &Device) -> (Vec<f32>, Vec<f32>) {
     let expected = fixture.params.get("logits").unwrap();
     let batch = images.shape[0];
     let model = net.graph(batch, false).unwrap();
-    let mut runner = pollster::block_on(Runner::compile(device, model, &params, AdamConfig::default())).unwrap();
-    runner.write_batch(&images.data, &vec![-1.0; batch]);
+    let mut runner = pollster::block_on(octconv::exec::compile(device, model, &params, AdamConfig::default())).unwrap();
+    runner.write_batch(&images.data, &vec![-1.0; batch]).unwrap();
     runner.forward();
     let logits = pollster::block_on(runner.read(runner.model().logits)).unwrap();
     (logits.data, expected.data.clone())

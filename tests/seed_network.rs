@@ -5,10 +5,10 @@ mod common;
 
 use std::rc::Rc;
 
-use octconv::cpu::AdamConfig;
-use octconv::exec::{Device, Runner};
-use octconv::gpu::kernels::Tiling;
+use octconv::exec::{self, Device, Runner};
 use octconv::nn::{Branches, OctaveConv, ParamSet, SeedNet};
+use octconv::ops::Tiling;
+use octconv::optim::AdamConfig;
 use octconv::tensor::Tensor;
 
 /// A random batch: pixels in [0, 1] and labels 0..10, the last row padding when `pad`.
@@ -23,7 +23,7 @@ fn batch(size: usize, seed: u64, pad: bool) -> (Vec<f32>, Vec<f32>) {
 
 fn runner(device: &Device, batch: usize, params: &ParamSet) -> Runner {
     let model = SeedNet::new().graph(batch, true).unwrap();
-    pollster::block_on(Runner::compile(device, model, params, AdamConfig::default())).unwrap()
+    pollster::block_on(exec::compile(device, model, params, AdamConfig::default())).unwrap()
 }
 
 /// Largest |a − b| over two tensors.
@@ -53,7 +53,7 @@ fn steps_match_the_cpu(tiling: Tiling) {
     for step in 0..3 {
         let (images, labels) = batch(5, 100 + step, step == 2);
         for r in [&mut on_gpu, &mut on_cpu] {
-            r.write_batch(&images, &labels);
+            r.write_batch(&images, &labels).unwrap();
             r.train_step();
         }
         if step == 0 {
@@ -98,9 +98,9 @@ fn autodiff_matches_finite_differences_on_the_whole_network() {
     let (images, labels) = batch(2, 40, false);
     let mut r = runner(&Device::Cpu, 2, &params);
     let loss_at = |r: &mut Runner, p: &ParamSet| -> f64 {
-        r.load_params(p);
+        r.load_params(p).unwrap();
         r.reset_metrics();
-        r.write_batch(&images, &labels);
+        r.write_batch(&images, &labels).unwrap();
         r.forward();
         pollster::block_on(r.metrics()).unwrap().loss()
     };
@@ -117,8 +117,8 @@ fn autodiff_matches_finite_differences_on_the_whole_network() {
             numeric.push((name.clone(), k, i, fd));
         }
     }
-    r.load_params(&params);
-    r.write_batch(&images, &labels);
+    r.load_params(&params).unwrap();
+    r.write_batch(&images, &labels).unwrap();
     r.train_step();
     let grads = r.model().grads.clone();
     for (name, k, i, fd) in numeric {
@@ -175,7 +175,7 @@ fn relus_are_fused_into_the_ops_before_them() {
     use octconv::exec::{relu_fusions, Schedule};
     let model = SeedNet::new().graph(4, true).unwrap();
     let fused = relu_fusions(&model, &Schedule::new(&model), |op, inputs, output| {
-        octconv::gpu::kernels::absorbs_relu(op, inputs, output, Tiling::Registers)
+        op.absorbs_relu(inputs, output, Tiling::Registers)
     });
     let g = &model.graph;
     let mut pairs: Vec<String> = fused

@@ -4,15 +4,16 @@
 mod common;
 
 use octconv::gpu::GpuError;
-use octconv::ops::Op;
-use octconv::{cpu, Tensor};
+use octconv::ops::{Add, Conv2d, CrossEntropy, Linear, MaxPool2, Op, Relu, Upsample2};
+use octconv::Tensor;
 
 #[test]
 fn mismatched_channels_name_the_op_and_shapes() {
     let x = Tensor::zeros(&[2, 3, 8, 8]);
     let w = Tensor::zeros(&[4, 5, 3, 3]);
     let b = Tensor::zeros(&[4]);
-    let message = cpu::eval(&Op::Conv2d { stride: 1, padding: 1 }, &[&x, &w, &b]).unwrap_err().to_string();
+    let conv = Op::from(Conv2d { stride: 1, padding: 1 });
+    let message = conv.eval_cpu(&[&x, &w, &b]).unwrap_err().to_string();
     assert!(
         message.contains("conv2d") && message.contains("[2, 3, 8, 8]") && message.contains("[4, 5, 3, 3]"),
         "{message}"
@@ -21,28 +22,27 @@ fn mismatched_channels_name_the_op_and_shapes() {
 
     let Some(gpu) = common::gpu() else { return };
     let inputs = [&x, &w, &b].map(|t| gpu.upload(t).unwrap());
-    let err = pollster::block_on(gpu.run(&Op::Conv2d { stride: 1, padding: 1 }, &[&inputs[0], &inputs[1], &inputs[2]]))
-        .unwrap_err();
+    let err = pollster::block_on(gpu.run(&conv, &[&inputs[0], &inputs[1], &inputs[2]])).unwrap_err();
     assert_eq!(err.to_string(), message);
 }
 
 #[test]
 fn other_bad_shapes_are_errors() {
     let cases: Vec<(Op, Vec<Vec<usize>>, &str)> = vec![
-        (Op::Linear, vec![vec![2, 10], vec![4, 9], vec![4]], "weight expects 9 input features but x has 10"),
+        (Linear.into(), vec![vec![2, 10], vec![4, 9], vec![4]], "weight expects 9 input features but x has 10"),
         (
-            Op::Conv2d { stride: 1, padding: 0 },
+            Conv2d { stride: 1, padding: 0 }.into(),
             vec![vec![1, 1, 2, 2], vec![1, 1, 3, 3], vec![1]],
             "larger than the padded input",
         ),
-        (Op::MaxPool2, vec![vec![1, 1, 1, 5]], "at least 2"),
-        (Op::Add, vec![vec![2, 3], vec![3, 2]], "same shape"),
-        (Op::CrossEntropy, vec![vec![4, 10], vec![3]], "one label per row"),
-        (Op::Relu, vec![vec![0, 3]], "at least 1"),
+        (MaxPool2.into(), vec![vec![1, 1, 1, 5]], "at least 2"),
+        (Add.into(), vec![vec![2, 3], vec![3, 2]], "same shape"),
+        (CrossEntropy.into(), vec![vec![4, 10], vec![3]], "one label per row"),
+        (Relu.into(), vec![vec![0, 3]], "at least 1"),
     ];
     for (op, shapes, expected) in cases {
         let tensors: Vec<Tensor> = shapes.iter().map(|s| Tensor::zeros(s)).collect();
-        let err = cpu::eval(&op, &tensors.iter().collect::<Vec<_>>()).unwrap_err().to_string();
+        let err = op.eval_cpu(&tensors.iter().collect::<Vec<_>>()).unwrap_err().to_string();
         assert!(err.contains(op.name()) && err.contains(expected), "{err}");
     }
 }
@@ -56,7 +56,7 @@ fn a_buffer_over_the_binding_limit_is_an_error() {
     let planes = (limit as usize / 4 / (side * side) / 4 + 1).max(1);
     let x = Tensor::zeros(&[planes, 1, side, side]);
     let x_gpu = gpu.upload(&x).unwrap();
-    let err = pollster::block_on(gpu.run(&Op::Upsample2, &[&x_gpu])).unwrap_err();
+    let err = pollster::block_on(gpu.run(&Upsample2.into(), &[&x_gpu])).unwrap_err();
     assert!(matches!(err, GpuError::TooLarge { .. }), "{err}");
     let message = err.to_string();
     assert!(message.contains("upsample2") && message.contains(&format!("[{planes}, 1, {side}, {side}]")), "{message}");

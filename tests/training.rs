@@ -5,9 +5,9 @@ mod common;
 use std::rc::Rc;
 
 use octconv::checkpoint;
-use octconv::cpu::AdamConfig;
-use octconv::exec::{Device, Runner};
+use octconv::exec::Device;
 use octconv::nn::{ParamSet, SeedNet};
+use octconv::optim::AdamConfig;
 use octconv::train::{evaluate, train_epoch};
 
 /// Trains the seed net for four epochs on 320 bar images and checks that it learns.
@@ -17,19 +17,20 @@ fn learns_on(device: Device) {
     let net = SeedNet::new();
     let params = ParamSet::init(&net.params(), 5);
     let model = net.graph(32, true).unwrap();
-    let mut runner = pollster::block_on(Runner::compile(&device, model, &params, AdamConfig::default())).unwrap();
+    let mut runner =
+        pollster::block_on(octconv::exec::compile(&device, model, &params, AdamConfig::default())).unwrap();
     let data = pollster::block_on(runner.upload_dataset(&data)).unwrap();
     let held_out = pollster::block_on(runner.upload_dataset(&held_out)).unwrap();
-    let before = pollster::block_on(evaluate(&mut runner, held_out)).unwrap();
+    let before = pollster::block_on(evaluate(runner.as_mut(), held_out)).unwrap();
     let mut first_loss = None;
     for epoch in 0..4 {
-        let m = pollster::block_on(train_epoch(&mut runner, data, 3, epoch, 1, |_, m| {
+        let m = pollster::block_on(train_epoch(runner.as_mut(), data, 3, epoch, 1, |_, m| {
             first_loss.get_or_insert(m.loss());
         }))
         .unwrap();
         println!("{}: epoch {epoch}: loss {:.4} accuracy {:.3}", device.describe(), m.loss(), m.accuracy());
     }
-    let after = pollster::block_on(evaluate(&mut runner, held_out)).unwrap();
+    let after = pollster::block_on(evaluate(runner.as_mut(), held_out)).unwrap();
     println!(
         "held out: loss {:.4} → {:.4}, accuracy {:.3} → {:.3}",
         before.loss(),
@@ -71,7 +72,7 @@ fn round_trip(device: Device, name: &str) {
     let dir = common::temp_dir(name);
     let net = SeedNet::new();
     let data = common::bars(16, 4);
-    let mut runner = pollster::block_on(Runner::compile(
+    let mut runner = pollster::block_on(octconv::exec::compile(
         &device,
         net.graph(8, true).unwrap(),
         &ParamSet::init(&net.params(), 9),
@@ -79,7 +80,7 @@ fn round_trip(device: Device, name: &str) {
     ))
     .unwrap();
     let on_device = pollster::block_on(runner.upload_dataset(&data)).unwrap();
-    pollster::block_on(train_epoch(&mut runner, on_device, 1, 0, 100, |_, _| {})).unwrap();
+    pollster::block_on(train_epoch(runner.as_mut(), on_device, 1, 0, 100, |_, _| {})).unwrap();
     let params = pollster::block_on(runner.params()).unwrap();
     let state = pollster::block_on(runner.optimizer_state()).unwrap();
     let metadata = std::collections::HashMap::from([("epoch".to_string(), "1".to_string())]);
@@ -87,23 +88,26 @@ fn round_trip(device: Device, name: &str) {
     let path = dir.join("model.safetensors");
     checkpoint::save(&path, &params, &metadata).unwrap();
     let adam_path = checkpoint::optimizer_path(&path);
-    checkpoint::write_atomically(&adam_path, &checkpoint::optimizer_to_bytes(&state)).unwrap();
+    checkpoint::save_optimizer(&adam_path, &state).unwrap();
     assert!(!dir.join("model.safetensors.tmp").exists(), "the temporary file was renamed away");
 
     let loaded = checkpoint::load(&path).unwrap();
     assert_eq!(loaded.metadata.get("epoch").map(String::as_str), Some("1"));
     assert_eq!(loaded.params_for(&net.params(), "model").unwrap(), params);
-    let bytes = checkpoint::read(&adam_path).unwrap();
-    assert_eq!(checkpoint::optimizer_from_bytes(&bytes, &net.params(), "adam").unwrap(), state);
+    assert_eq!(checkpoint::load_optimizer(&adam_path, &net.params()).unwrap(), state);
 
     // A runner restored from the files continues exactly like the original.
-    let mut restored =
-        pollster::block_on(Runner::compile(&device, net.graph(8, true).unwrap(), &params, AdamConfig::default()))
-            .unwrap();
-    restored.load_optimizer_state(&state);
+    let mut restored = pollster::block_on(octconv::exec::compile(
+        &device,
+        net.graph(8, true).unwrap(),
+        &params,
+        AdamConfig::default(),
+    ))
+    .unwrap();
+    restored.load_optimizer_state(&state).unwrap();
     for r in [&mut runner, &mut restored] {
         let on_device = pollster::block_on(r.upload_dataset(&data)).unwrap();
-        pollster::block_on(train_epoch(r, on_device, 1, 1, 100, |_, _| {})).unwrap();
+        pollster::block_on(train_epoch(r.as_mut(), on_device, 1, 1, 100, |_, _| {})).unwrap();
     }
     assert_eq!(pollster::block_on(runner.params()).unwrap(), pollster::block_on(restored.params()).unwrap());
 }

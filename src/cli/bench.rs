@@ -7,15 +7,15 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::Args;
-use octconv::cpu::AdamConfig;
 use octconv::data::{Dataset, PIXELS};
-use octconv::exec::{Device, DispatchTime, Runner};
-use octconv::gpu::kernels::Tiling;
+use octconv::exec::{Device, DispatchTime, Program, Runner};
+use octconv::gpu::Gpu;
 use octconv::graph::Graph;
-use octconv::nn::{Branches, Linear, OctaveConv, ParamSet, SeedNet, TrainGraph};
-use octconv::ops::Op;
+use octconv::nn::{Branches, Linear, OctaveConv, ParamSet, ParamSpec, SeedNet, TrainGraph};
+use octconv::ops::{self, Op, Tiling};
+use serde_json::{json, Value};
 
-use super::{open_device, AdapterArgs, DeviceKind};
+use super::{compile, open_device, AdapterArgs, DeviceKind};
 
 #[derive(Args, Debug)]
 pub struct BenchArgs {
@@ -53,31 +53,28 @@ fn time(repeats: usize, mut f: impl FnMut()) -> f64 {
     )
 }
 
-fn compile(device: &Device, model: TrainGraph, specs_seed: u64) -> Result<Runner, String> {
-    let params = ParamSet::init(&param_specs(&model), specs_seed);
-    pollster::block_on(Runner::compile(device, model, &params, AdamConfig::default())).map_err(|e| e.to_string())
+/// A model compiled with seeded PyTorch-style initial weights.
+fn compiled(device: &Device, model: TrainGraph, seed: u64) -> Result<Runner, String> {
+    let params = ParamSet::init(&param_specs(&model), seed);
+    compile(device, model, &params)
 }
 
 /// The parameter specs of a graph (fan-in from the shape, as PyTorch's default init).
-fn param_specs(model: &TrainGraph) -> Vec<octconv::nn::ParamSpec> {
+fn param_specs(model: &TrainGraph) -> Vec<ParamSpec> {
     let g = &model.graph;
     g.params()
         .into_iter()
         .map(|id| {
             let shape = g.shape(id).to_vec();
             let fan_in = if shape.len() > 1 { shape[1..].iter().product() } else { shape[0] };
-            octconv::nn::ParamSpec { name: g.nodes[id].name.clone(), shape, fan_in }
+            ParamSpec { name: g.nodes[id].name.clone(), shape, fan_in }
         })
         .collect()
 }
 
 /// Waits for the device to finish what was submitted (a metrics read-back).
-fn finish(runner: &Runner) {
+fn finish(runner: &dyn Program) {
     let _ = pollster::block_on(runner.metrics());
-}
-
-fn json_escape(s: &str) -> String {
-    s.replace('\\', "\\\\").replace('"', "\\\"")
 }
 
 pub fn run(args: BenchArgs) -> Result<ExitCode, String> {
@@ -87,127 +84,138 @@ pub fn run(args: BenchArgs) -> Result<ExitCode, String> {
         Device::Cpu => String::new(),
     };
     println!("octconv bench on {}{tiling} ({} repeats, median)\n", device.describe(), args.repeats);
-    let mut json = Vec::new();
     let net = SeedNet::new();
+    let mut report = serde_json::Map::new();
+    report.insert("device".into(), json!(device.describe()));
 
-    // Kernels of one training step at batch 64 (GPU only: the CPU runs ops, not dispatches).
-    let mut step_flops = 0u64;
-    let mut train = compile(&device, net.graph(64, true).map_err(|e| e.to_string())?, 1)?;
-    if let Runner::Gpu(program) = &mut train {
-        let mib = program.value_bytes() as f64 / (1 << 20) as f64;
-        println!("the training step's values take {mib:.1} MiB of GPU memory after buffer reuse\n");
-        json.push(format!("\"value_mib\":{mib:.2}"));
-        let times: Vec<DispatchTime> = program.profile(args.repeats);
-        println!("{:<24} {:<34} {:>10} {:>10}", "kernel", "node (seed net, batch 64)", "ms", "GFLOP/s");
-        let mut rows = Vec::new();
-        for t in &times {
-            let gflops = t.flops as f64 / t.seconds / 1e9;
-            println!("{:<24} {:<34} {:>10.3} {:>10.2}", t.kernel, t.node, t.seconds * 1e3, gflops);
-            rows.push(format!(
-                "{{\"kernel\":\"{}\",\"node\":\"{}\",\"seconds\":{:.6},\"flops\":{}}}",
-                t.kernel,
-                json_escape(&t.node),
-                t.seconds,
-                t.flops
-            ));
-            step_flops += t.flops;
-        }
-        json.push(format!("\"kernels\":[{}]", rows.join(",")));
-        let sum: f64 = times.iter().map(|t| t.seconds).sum();
-        println!("{:<59} {:>10.3}\n", "sum of the dispatches, each submitted alone", sum * 1e3);
+    let mut train = compiled(&device, net.graph(64, true).map_err(|e| e.to_string())?, 1)?;
+    let mut step_flops = None;
+    if let Some(program) = train.as_gpu() {
+        let (kernels, flops) = kernel_table(program, args.repeats, &mut report);
+        report.insert("kernels".into(), kernels);
+        step_flops = Some(flops);
     }
-
-    // A larger shape: the 512³ matrix product on the linear kernel in both
-    // variants, the reference rate for this device.
     if let Device::Gpu(gpu) = &device {
-        let mut rates = Vec::new();
-        for tiling in [Tiling::Registers, Tiling::Workgroup] {
-            let seconds = matmul_seconds(gpu, 512, args.repeats, tiling)?;
-            let gflops = 2.0 * 512f64.powi(3) / seconds / 1e9;
-            let used = if tiling == gpu.tiling { " (the variant used here)" } else { "" };
-            println!(
-                "matmul 512×512×512, {} tiling: {:.1} ms, {gflops:.2} GFLOP/s{used}",
-                tiling.name(),
-                seconds * 1e3
-            );
-            rates.push(format!("\"{}\":{{\"seconds\":{seconds:.6},\"gflops\":{gflops:.3}}}", tiling.name()));
-        }
-        println!();
-        json.push(format!("\"matmul_512\":{{{}}}", rates.join(",")));
+        report.insert("matmul_512".into(), matmul_rates(gpu, args.repeats)?);
+    }
+    report.insert("train_step".into(), training_step(train.as_mut(), args.repeats, step_flops)?);
+    report.insert("inference".into(), inference(&device, &net, args.repeats)?);
+    if args.octave_sweep {
+        report.insert("octave_sweep".into(), octave_sweep(&device, args.repeats)?);
     }
 
-    // The whole step as training runs it: the batch gathered from a dataset on
-    // the device, forward, backward and Adam, in one submission.
+    if let Some(parent) = args.json.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(|e| format!("{}: cannot be created: {e}", parent.display()))?;
+    }
+    let text = serde_json::to_string_pretty(&Value::Object(report)).expect("plain numbers and strings") + "\n";
+    std::fs::write(&args.json, text).map_err(|e| format!("{}: cannot be written: {e}", args.json.display()))?;
+    println!("\nwrote {}", args.json.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Every dispatch of one training step at batch 64, timed on its own (GPU
+/// only: the CPU runs ops, not dispatches). Returns the rows and the step's FLOPs.
+fn kernel_table(
+    program: &mut octconv::exec::GpuProgram,
+    repeats: usize,
+    report: &mut serde_json::Map<String, Value>,
+) -> (Value, u64) {
+    let mib = program.value_bytes() as f64 / (1 << 20) as f64;
+    println!("the training step's values take {mib:.1} MiB of GPU memory after buffer reuse\n");
+    report.insert("value_mib".into(), json!((mib * 100.0).round() / 100.0));
+    let times: Vec<DispatchTime> = program.profile(repeats);
+    println!("{:<24} {:<34} {:>10} {:>10}", "kernel", "node (seed net, batch 64)", "ms", "GFLOP/s");
+    let mut rows = Vec::new();
+    for t in &times {
+        let gflops = t.flops as f64 / t.seconds / 1e9;
+        println!("{:<24} {:<34} {:>10.3} {:>10.2}", t.kernel, t.node, t.seconds * 1e3, gflops);
+        rows.push(json!({"kernel": t.kernel, "node": t.node, "seconds": t.seconds, "flops": t.flops}));
+    }
+    let sum: f64 = times.iter().map(|t| t.seconds).sum();
+    println!("{:<59} {:>10.3}\n", "sum of the dispatches, each submitted alone", sum * 1e3);
+    (Value::Array(rows), times.iter().map(|t| t.flops).sum())
+}
+
+/// The 512³ matrix product on the linear kernel in both variants: the reference rate for this device.
+fn matmul_rates(gpu: &Gpu, repeats: usize) -> Result<Value, String> {
+    let mut rates = serde_json::Map::new();
+    for tiling in [Tiling::Registers, Tiling::Workgroup] {
+        let seconds = matmul_seconds(gpu, 512, repeats, tiling)?;
+        let gflops = 2.0 * 512f64.powi(3) / seconds / 1e9;
+        let used = if tiling == gpu.tiling { " (the variant used here)" } else { "" };
+        println!("matmul 512×512×512, {} tiling: {:.1} ms, {gflops:.2} GFLOP/s{used}", tiling.name(), seconds * 1e3);
+        rates.insert(tiling.name().into(), json!({"seconds": seconds, "gflops": gflops}));
+    }
+    println!();
+    Ok(Value::Object(rates))
+}
+
+/// The whole step as training runs it: the batch gathered from a dataset on
+/// the device, forward, backward and Adam, in one submission; then ten steps
+/// back to back with one wait, as an epoch runs.
+fn training_step(train: &mut dyn Program, repeats: usize, step_flops: Option<u64>) -> Result<Value, String> {
     let data = synthetic_dataset(640);
     let on_device = pollster::block_on(train.upload_dataset(&data)).map_err(|e| e.to_string())?;
-    train.set_order(on_device, &(0..data.len()).collect::<Vec<_>>());
-    let step = time(args.repeats, || {
+    train.set_order(on_device, &(0..data.len()).collect::<Vec<_>>()).map_err(|e| e.to_string())?;
+    let step = time(repeats, || {
         train.select_batch(on_device, 0);
         train.train_step();
-        finish(&train);
+        finish(train);
     });
-    // Ten steps submitted back to back and waited for once, as an epoch runs.
-    let pipelined = time(args.repeats, || {
+    let pipelined = time(repeats, || {
         for k in 0..10 {
             train.select_batch(on_device, 64 * k);
             train.train_step();
         }
-        finish(&train);
+        finish(train);
     }) / 10.0;
-    if step_flops == 0 {
-        // Forward 7.06 MFLOP per image (octconv flops); backward about twice that.
-        step_flops = (3.0 * 7.06e6 * 64.0) as u64;
-    }
+    // Without a kernel table (the CPU device): forward 7.06 MFLOP per image
+    // (octconv flops), backward about twice that.
+    let flops = step_flops.unwrap_or((3.0 * 7.06e6 * 64.0) as u64);
     println!(
         "training step (batch 64): {:.1} ms, {:.0} samples/s, {:.2} GFLOP/s; back to back: {:.2} ms per step",
         step * 1e3,
         64.0 / step,
-        step_flops as f64 / step / 1e9,
+        flops as f64 / step / 1e9,
         pipelined * 1e3
     );
     // The host's part of a step, which bounds the step rate on a GPU fast enough to keep up.
     let mut recording = 0.0;
-    if let Runner::Gpu(program) = &train {
-        recording = program.recording_seconds(20 * args.repeats);
+    if let Some(program) = train.as_gpu() {
+        recording = program.recording_seconds(20 * repeats);
         println!(
             "  recording a step's {} dispatches on the host: {:.3} ms",
             program.dispatches_per_step(),
             recording * 1e3
         );
     }
-    json.push(format!(
-        "\"train_step\":{{\"batch\":64,\"seconds\":{step:.6},\"back_to_back_seconds\":{pipelined:.6},\"recording_seconds\":{recording:.6},\"flops\":{step_flops}}}"
-    ));
+    Ok(json!({
+        "batch": 64,
+        "seconds": step,
+        "back_to_back_seconds": pipelined,
+        "recording_seconds": recording,
+        "flops": flops,
+    }))
+}
 
-    // Inference throughput.
-    let mut inference = Vec::new();
+/// Inference throughput at batch 1 and 1000.
+fn inference(device: &Device, net: &SeedNet, repeats: usize) -> Result<Value, String> {
+    let mut rows = Vec::new();
     for batch in [1usize, 1000] {
-        let mut runner = compile(&device, net.graph(batch, false).map_err(|e| e.to_string())?, 1)?;
-        runner.write_batch(&vec![0.5; batch * 784], &vec![-1.0; batch]);
-        let seconds = time(args.repeats, || {
+        let mut runner = compiled(device, net.graph(batch, false).map_err(|e| e.to_string())?, 1)?;
+        runner.write_batch(&vec![0.5; batch * PIXELS], &vec![-1.0; batch]).map_err(|e| e.to_string())?;
+        let seconds = time(repeats, || {
             runner.forward();
-            finish(&runner);
+            finish(runner.as_ref());
         });
         println!(
             "inference, batch {batch:>4}: {:.2} ms per batch, {:.0} images/s",
             seconds * 1e3,
             batch as f64 / seconds
         );
-        inference.push(format!("{{\"batch\":{batch},\"seconds\":{seconds:.6}}}"));
+        rows.push(json!({"batch": batch, "seconds": seconds}));
     }
-    json.push(format!("\"inference\":[{}]", inference.join(",")));
-
-    if args.octave_sweep {
-        json.push(format!("\"octave_sweep\":[{}]", octave_sweep(&device, args.repeats)?.join(",")));
-    }
-
-    let text = format!("{{\"device\":\"{}\",{}}}\n", json_escape(&device.describe()), json.join(","));
-    if let Some(parent) = args.json.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).map_err(|e| format!("{}: cannot be created: {e}", parent.display()))?;
-    }
-    std::fs::write(&args.json, text).map_err(|e| format!("{}: cannot be written: {e}", args.json.display()))?;
-    println!("\nwrote {}", args.json.display());
-    Ok(ExitCode::SUCCESS)
+    Ok(Value::Array(rows))
 }
 
 /// `count` digit-sized examples with varied pixels and labels, for timing.
@@ -218,22 +226,22 @@ fn synthetic_dataset(count: usize) -> Dataset {
 }
 
 /// Median seconds of one n×n×n product on the matmul kernel (y = x·Wᵀ + b).
-fn matmul_seconds(gpu: &octconv::gpu::Gpu, n: usize, repeats: usize, tiling: Tiling) -> Result<f64, String> {
-    use octconv::gpu::kernels::launch_for;
+fn matmul_seconds(gpu: &Gpu, n: usize, repeats: usize, tiling: Tiling) -> Result<f64, String> {
     use octconv::tensor::Tensor;
     let err = |e: octconv::gpu::GpuError| e.to_string();
     let x = gpu.upload(&Tensor::uniform(&[n, n], -1.0, 1.0, 1)).map_err(err)?;
     let w = gpu.upload(&Tensor::uniform(&[n, n], -1.0, 1.0, 2)).map_err(err)?;
     let b = gpu.upload(&Tensor::zeros(&[n])).map_err(err)?;
     let y = gpu.storage_buffer(n * n, "y");
-    let launch = launch_for(&Op::Linear, &[&[n, n], &[n, n], &[n]], &[n, n], tiling).expect("linear has a kernel");
+    let linear = Op::from(ops::Linear);
+    let launch = linear.launch(&[&[n, n], &[n, n], &[n]], &[n, n], tiling).expect("linear has a kernel");
     let pipeline = pollster::block_on(gpu.pipeline(launch.kernel)).map_err(err)?;
     let bind_group = gpu.bind(&pipeline, &launch, &[&x.buffer, &w.buffer, &b.buffer, &y]);
     Ok(time(repeats, || {
         let mut encoder = gpu.device.create_command_encoder(&Default::default());
         {
             let mut pass = encoder.begin_compute_pass(&Default::default());
-            octconv::gpu::Gpu::dispatch(&mut pass, &pipeline, &bind_group, &launch);
+            Gpu::dispatch(&mut pass, &pipeline, &bind_group, &launch);
         }
         gpu.queue.submit([encoder.finish()]);
         let _ = gpu.device.poll(wgpu::PollType::wait_indefinitely());
@@ -254,27 +262,27 @@ fn sweep_graph(alpha: f64) -> Result<TrainGraph, String> {
     for (name, branch) in [("head_high", y.high), ("head_low", y.low)] {
         let Some(b) = branch else { continue };
         let features = g.shape(b)[1..].iter().product();
-        let flat = g.apply(name, Op::Reshape { shape: vec![batch, features] }, &[b]).map_err(|e| e.to_string())?;
+        let flat = g.apply(name, ops::Reshape { shape: vec![batch, features] }, &[b]).map_err(|e| e.to_string())?;
         let out = Linear::new(name, features, 10).apply(&mut g, flat).map_err(|e| e.to_string())?;
         logits = Some(match logits {
-            Some(previous) => g.apply("logits", Op::Add, &[previous, out]).map_err(|e| e.to_string())?,
+            Some(previous) => g.apply("logits", ops::Add, &[previous, out]).map_err(|e| e.to_string())?,
             None => out,
         });
     }
     let logits = logits.expect("the layer has an output");
-    let loss = g.apply("loss", Op::CrossEntropy, &[logits, labels]).map_err(|e| e.to_string())?;
+    let loss = g.apply("loss", ops::CrossEntropy, &[logits, labels]).map_err(|e| e.to_string())?;
     let grads = g.backward(loss).map_err(|e| e.to_string())?;
     Ok(TrainGraph { graph: g, images: high, labels, logits, loss, grads, features: vec![] })
 }
 
 /// Forward + backward time of the octave layer for each alpha, against alpha = 0 (the plain conv).
-fn octave_sweep(device: &Device, repeats: usize) -> Result<Vec<String>, String> {
+fn octave_sweep(device: &Device, repeats: usize) -> Result<Value, String> {
     println!("\noctave conv 64→64, 56×56, batch 8, forward + backward (the layer's dispatches only)");
     println!("{:>6} {:>12} {:>12} {:>14} {:>14}", "alpha", "ms", "× plain", "theory × plain", "GFLOP/s");
     const ALPHAS: [f64; 5] = [0.0, 0.125, 0.25, 0.5, 0.75];
     let mut runners = Vec::new();
     for alpha in ALPHAS {
-        runners.push(compile(device, sweep_graph(alpha)?, 3)?);
+        runners.push(compiled(device, sweep_graph(alpha)?, 3)?);
     }
     // Rounds over every alpha, so each ratio compares times taken minutes
     // apart at most, not a whole sweep apart (this machine's speed drifts).
@@ -284,7 +292,7 @@ fn octave_sweep(device: &Device, repeats: usize) -> Result<Vec<String>, String> 
     for _ in 0..repeats.max(1) {
         let mut round = Vec::new();
         for (k, runner) in runners.iter_mut().enumerate() {
-            let Runner::Gpu(program) = runner else {
+            let Some(program) = runner.as_gpu() else {
                 return Err("the octave sweep times GPU dispatches; run it with a GPU adapter".into());
             };
             let layer: Vec<DispatchTime> =
@@ -303,8 +311,8 @@ fn octave_sweep(device: &Device, repeats: usize) -> Result<Vec<String>, String> 
         let theory = 1.0 - 0.75 * alpha * (2.0 - alpha);
         let gflops = flops[k] as f64 / time / 1e9;
         println!("{alpha:>6} {:>12.1} {ratio:>12.3} {theory:>14.3} {gflops:>14.2}", time * 1e3);
-        rows.push(format!("{{\"alpha\":{alpha},\"seconds\":{time:.6},\"ratio\":{ratio:.4},\"theory\":{theory:.4}}}"));
+        rows.push(json!({"alpha": alpha, "seconds": time, "ratio": ratio, "theory": theory}));
     }
     println!("(median of {} rounds; \"× plain\" is the median of each round's ratio)", repeats.max(1));
-    Ok(rows)
+    Ok(Value::Array(rows))
 }

@@ -5,13 +5,11 @@ use std::process::ExitCode;
 
 use clap::Args;
 use octconv::checkpoint;
-use octconv::cpu::AdamConfig;
 use octconv::data::Split;
-use octconv::exec::Runner;
 use octconv::nn::{SeedNet, CLASSES};
 use octconv::train::predictions;
 
-use super::RunArgs;
+use super::{compile, RunArgs};
 
 #[derive(Args, Debug)]
 pub struct EvalArgs {
@@ -37,11 +35,10 @@ pub fn run(args: EvalArgs) -> Result<ExitCode, String> {
     let test = args.run.load(Split::Test)?;
     let device = args.run.device()?;
     let model = net.graph(args.batch, false).map_err(|e| e.to_string())?;
-    let mut runner = pollster::block_on(Runner::compile(&device, model, &params, AdamConfig::default()))
-        .map_err(|e| e.to_string())?;
+    let mut runner = compile(&device, model, &params)?;
     let predicted = pollster::block_on(async {
         let on_device = runner.upload_dataset(&test).await?;
-        predictions(&mut runner, on_device).await
+        predictions(runner.as_mut(), on_device).await
     })
     .map_err(|e| e.to_string())?;
 

@@ -15,8 +15,10 @@ use std::rc::Rc;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use octconv::data::{load_split, Dataset, DatasetKind, Split};
-use octconv::exec::Device;
+use octconv::exec::{self, Device, Runner};
 use octconv::gpu::{AdapterChoice, Gpu, GpuError};
+use octconv::nn::{ParamSet, TrainGraph};
+use octconv::optim::AdamConfig;
 
 #[derive(Parser)]
 #[command(name = "octconv", version, about = "Octave-convolution networks on any GPU through WebGPU")]
@@ -133,6 +135,11 @@ impl RunArgs {
     fn device(&self) -> Result<Device, String> {
         open_device(self.device, &self.adapter.choice())
     }
+}
+
+/// Compiles `model` for `device` with Adam's defaults (for inference and timing).
+pub fn compile(device: &Device, model: TrainGraph, params: &ParamSet) -> Result<Runner, String> {
+    pollster::block_on(exec::compile(device, model, params, AdamConfig::default())).map_err(|e| e.to_string())
 }
 
 pub fn open_device(kind: DeviceKind, choice: &AdapterChoice) -> Result<Device, String> {

@@ -5,13 +5,12 @@ use std::process::ExitCode;
 
 use clap::Args;
 use octconv::checkpoint;
-use octconv::cpu::AdamConfig;
 use octconv::data::{to_mnist_input, PIXELS};
-use octconv::exec::Runner;
 use octconv::nn::{SeedNet, CLASSES};
+use octconv::ops::loss::argmax;
 use octconv::train::softmax_rows;
 
-use super::{open_device, AdapterArgs, DeviceKind};
+use super::{compile, open_device, AdapterArgs, DeviceKind};
 
 #[derive(Args, Debug)]
 pub struct PredictArgs {
@@ -46,13 +45,12 @@ pub fn run(args: PredictArgs) -> Result<ExitCode, String> {
     let count = args.images.len();
     let device = open_device(args.device, &args.adapter.choice())?;
     let model = net.graph(count, false).map_err(|e| e.to_string())?;
-    let mut runner = pollster::block_on(Runner::compile(&device, model, &params, AdamConfig::default()))
-        .map_err(|e| e.to_string())?;
-    runner.write_batch(&images, &vec![-1.0; count]);
+    let mut runner = compile(&device, model, &params)?;
+    runner.write_batch(&images, &vec![-1.0; count]).map_err(|e| e.to_string())?;
     runner.forward();
     let logits = pollster::block_on(runner.read(runner.model().logits)).map_err(|e| e.to_string())?;
     let probabilities = softmax_rows(&logits.data, CLASSES);
-    let digits = octconv::cpu::argmax(&logits);
+    let digits = argmax(&logits);
     for ((path, p), digit) in
         args.images.iter().zip(probabilities.chunks(CLASSES)).zip(digits.iter().map(|&d| d as usize))
     {

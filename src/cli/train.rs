@@ -9,11 +9,10 @@ use std::time::Instant;
 
 use clap::Args;
 use octconv::checkpoint;
-use octconv::cpu::AdamConfig;
-use octconv::data::Split;
-use octconv::exec::Runner;
-use octconv::gpu::GpuError;
+use octconv::data::{Dataset, Split};
+use octconv::exec::{self, DeviceData, ExecError, Program, Runner};
 use octconv::nn::{ParamSet, SeedNet};
+use octconv::optim::{AdamConfig, OptimizerState};
 use octconv::train::{evaluate, train_epoch, EpochReport, Recipe};
 
 use super::plot::{self, CurvePoint};
@@ -49,61 +48,39 @@ fn beside(out: &Path, suffix: &str) -> PathBuf {
     out.with_extension(suffix)
 }
 
+/// Where training starts: fresh weights, or a checkpoint's weights, epoch and Adam state.
+struct Start {
+    params: ParamSet,
+    first_epoch: usize,
+    optimizer: Option<OptimizerState>,
+}
+
+/// What every epoch needs: the runner with both sets on its device, and names for messages.
+struct Session<'a> {
+    runner: Runner,
+    train: DeviceData,
+    test: DeviceData,
+    recipe: &'a Recipe,
+    device: String,
+    dataset: &'static str,
+}
+
 pub fn run(args: TrainArgs) -> Result<ExitCode, String> {
-    if args.batch == 0 || args.epochs == 0 {
-        return Err("--batch and --epochs must be at least 1".into());
-    }
-    if !(args.lr > 0.0 && args.lr.is_finite()) {
-        return Err(format!("--lr must be a positive number, got {}", args.lr));
-    }
-    if args.limit == Some(0) {
-        return Err("--limit must be at least 1".into());
-    }
-    let recipe = Recipe { epochs: args.epochs, batch: args.batch, lr: args.lr, seed: args.seed };
+    let recipe = recipe(&args)?;
     let kind = args.run.dataset_kind();
     let mut train = args.run.load(Split::Train)?;
     let test = args.run.load(Split::Test)?;
     if let Some(n) = args.limit {
         train = train.first(n);
     }
-
     let net = SeedNet::new();
-    let mut params = ParamSet::init(&net.params(), recipe.seed);
-    let mut first_epoch = 0;
-    let mut optimizer = None;
-    if let Some(path) = &args.resume {
-        let name = path.display().to_string();
-        let saved = checkpoint::load(path).map_err(|e| e.to_string())?;
-        params = saved.params_for(&net.params(), &name).map_err(|e| e.to_string())?;
-        first_epoch = saved.metadata.get("epoch").and_then(|e| e.parse().ok()).unwrap_or(0);
-        let adam_path = checkpoint::optimizer_path(path);
-        if adam_path.exists() {
-            let bytes = checkpoint::read(&adam_path).map_err(|e| e.to_string())?;
-            let state = checkpoint::optimizer_from_bytes(&bytes, &net.params(), &adam_path.display().to_string());
-            optimizer = Some(state.map_err(|e| e.to_string())?);
-        } else {
-            eprintln!("notice: {} not found; Adam restarts from zero moments", adam_path.display());
-        }
-        if first_epoch >= recipe.epochs {
-            return Err(format!(
-                "{name} has already trained {first_epoch} epochs; pass --epochs above {first_epoch} to continue"
-            ));
-        }
-    }
-
+    let start = start(&args, &net, &recipe)?;
     let device = args.run.device()?;
     let model = net.graph(recipe.batch, true).map_err(|e| e.to_string())?;
     let adam = AdamConfig { lr: recipe.lr, ..AdamConfig::default() };
-    let mut runner = pollster::block_on(Runner::compile(&device, model, &params, adam)).map_err(|e| e.to_string())?;
-    if let Some(state) = &optimizer {
-        runner.load_optimizer_state(state);
-    }
-    // Both sets go to the device once; each step then gathers its batch there.
-    let (train_on_device, test_on_device) = pollster::block_on(async {
-        Ok::<_, GpuError>((runner.upload_dataset(&train).await?, runner.upload_dataset(&test).await?))
-    })
-    .map_err(|e| e.to_string())?;
-
+    let (runner, train_on_device, test_on_device) =
+        pollster::block_on(prepare(exec::compile(&device, model, &start.params, adam), &start, &train, &test))
+            .map_err(|e| e.to_string())?;
     let limited = if args.limit.is_some() { " (limited)" } else { "" };
     println!(
         "training the Octave MNIST net on {} ({} training{limited} / {} test images), device: {}",
@@ -114,36 +91,110 @@ pub fn run(args: TrainArgs) -> Result<ExitCode, String> {
     );
     println!("recipe: {} epochs, batch {}, Adam lr {}, seed {}", recipe.epochs, recipe.batch, recipe.lr, recipe.seed);
 
+    let mut session = Session {
+        runner,
+        train: train_on_device,
+        test: test_on_device,
+        recipe: &recipe,
+        device: device.describe(),
+        dataset: kind.label(),
+    };
+    let started = Instant::now();
     let mut reports: Vec<EpochReport> = Vec::new();
     let mut curve: Vec<CurvePoint> = Vec::new();
-    let started = Instant::now();
-    for epoch in first_epoch..recipe.epochs {
-        let bar = indicatif::ProgressBar::new(train.len() as u64);
+    for epoch in start.first_epoch..recipe.epochs {
+        let report = session.epoch(epoch, &mut curve)?;
+        session.save(&args.out, &report)?;
+        reports.push(report);
+    }
+    finish(&args, &reports, &curve, started)
+}
+
+/// The recipe the arguments ask for, or why it cannot run.
+fn recipe(args: &TrainArgs) -> Result<Recipe, String> {
+    if args.batch == 0 || args.epochs == 0 {
+        return Err("--batch and --epochs must be at least 1".into());
+    }
+    if !(args.lr > 0.0 && args.lr.is_finite()) {
+        return Err(format!("--lr must be a positive number, got {}", args.lr));
+    }
+    if args.limit == Some(0) {
+        return Err("--limit must be at least 1".into());
+    }
+    Ok(Recipe { epochs: args.epochs, batch: args.batch, lr: args.lr, seed: args.seed })
+}
+
+/// Fresh weights from the seed, or what `--resume` names.
+fn start(args: &TrainArgs, net: &SeedNet, recipe: &Recipe) -> Result<Start, String> {
+    let Some(path) = &args.resume else {
+        return Ok(Start { params: ParamSet::init(&net.params(), recipe.seed), first_epoch: 0, optimizer: None });
+    };
+    let name = path.display().to_string();
+    let saved = checkpoint::load(path).map_err(|e| e.to_string())?;
+    let params = saved.params_for(&net.params(), &name).map_err(|e| e.to_string())?;
+    let first_epoch = saved.metadata.get("epoch").and_then(|e| e.parse().ok()).unwrap_or(0);
+    let adam_path = checkpoint::optimizer_path(path);
+    let optimizer = if adam_path.exists() {
+        Some(checkpoint::load_optimizer(&adam_path, &net.params()).map_err(|e| e.to_string())?)
+    } else {
+        eprintln!("notice: {} not found; Adam restarts from zero moments", adam_path.display());
+        None
+    };
+    if first_epoch >= recipe.epochs {
+        return Err(format!(
+            "{name} has already trained {first_epoch} epochs; pass --epochs above {first_epoch} to continue"
+        ));
+    }
+    Ok(Start { params, first_epoch, optimizer })
+}
+
+/// The compiled runner with Adam's saved state, and both sets on its device
+/// (each step then gathers its batch there).
+async fn prepare(
+    compiling: impl std::future::Future<Output = Result<Runner, ExecError>>,
+    start: &Start,
+    train: &Dataset,
+    test: &Dataset,
+) -> Result<(Runner, DeviceData, DeviceData), ExecError> {
+    let mut runner = compiling.await?;
+    if let Some(state) = &start.optimizer {
+        runner.load_optimizer_state(state)?;
+    }
+    let train = runner.upload_dataset(train).await?;
+    let test = runner.upload_dataset(test).await?;
+    Ok((runner, train, test))
+}
+
+impl Session<'_> {
+    /// Trains and tests one epoch with a progress bar (a line every tenth without a terminal).
+    fn epoch(&mut self, epoch: usize, curve: &mut Vec<CurvePoint>) -> Result<EpochReport, String> {
+        let (epochs, total) = (self.recipe.epochs, self.train.len);
+        let bar = indicatif::ProgressBar::new(total as u64);
         bar.set_style(
             indicatif::ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} {msg}")
-                .unwrap()
+                .expect("a valid template")
                 .progress_chars("=> "),
         );
-        bar.set_prefix(format!("{}/{}", epoch + 1, recipe.epochs));
+        bar.set_prefix(format!("{}/{epochs}", epoch + 1));
         let epoch_start = Instant::now();
-        // Without a terminal (a log file, CI) the bar is hidden: print a line every tenth instead.
-        let mut next_line = if std::io::stderr().is_terminal() { usize::MAX } else { train.len() / 10 };
-        let metrics =
-            pollster::block_on(train_epoch(&mut runner, train_on_device, recipe.seed, epoch, 20, |done, m| {
-                let rate = done as f64 / epoch_start.elapsed().as_secs_f64();
-                let message = format!("loss {:.4}  acc {:.4}  {rate:.0} samples/s", m.loss(), m.accuracy());
-                if done >= next_line {
-                    eprintln!("epoch {}/{}: {done}/{} {message}", epoch + 1, recipe.epochs, train.len());
-                    next_line += train.len() / 10;
-                }
-                bar.set_position(done as u64);
-                bar.set_message(message);
-                curve.push(CurvePoint { epoch: epoch as f64 + done as f64 / train.len() as f64, loss: m.loss() });
-            }))
+        let mut next_line = if std::io::stderr().is_terminal() { usize::MAX } else { total / 10 };
+        let progress = |done: usize, m: octconv::exec::Metrics| {
+            let rate = done as f64 / epoch_start.elapsed().as_secs_f64();
+            let message = format!("loss {:.4}  acc {:.4}  {rate:.0} samples/s", m.loss(), m.accuracy());
+            if done >= next_line {
+                eprintln!("epoch {}/{epochs}: {done}/{total} {message}", epoch + 1);
+                next_line += total / 10;
+            }
+            bar.set_position(done as u64);
+            bar.set_message(message);
+            curve.push(CurvePoint { epoch: epoch as f64 + done as f64 / total as f64, loss: m.loss() });
+        };
+        let runner: &mut dyn Program = self.runner.as_mut();
+        let metrics = pollster::block_on(train_epoch(runner, self.train, self.recipe.seed, epoch, 20, progress))
             .map_err(|e| e.to_string())?;
         let seconds = epoch_start.elapsed().as_secs_f64();
         bar.finish_and_clear();
-        let tested = pollster::block_on(evaluate(&mut runner, test_on_device)).map_err(|e| e.to_string())?;
+        let tested = pollster::block_on(evaluate(runner, self.test)).map_err(|e| e.to_string())?;
         let report = EpochReport {
             epoch: epoch + 1,
             train_loss: metrics.loss(),
@@ -153,24 +204,51 @@ pub fn run(args: TrainArgs) -> Result<ExitCode, String> {
             seconds,
         };
         println!(
-            "epoch {}/{}: train loss {:.4} acc {:.4} | test loss {:.4} acc {:.4} | {:.1} s, {:.0} samples/s",
+            "epoch {}/{epochs}: train loss {:.4} acc {:.4} | test loss {:.4} acc {:.4} | {:.1} s, {:.0} samples/s",
             report.epoch,
-            recipe.epochs,
             report.train_loss,
             report.train_accuracy,
             report.test_loss,
             report.test_accuracy,
             seconds,
-            train.len() as f64 / seconds
+            total as f64 / seconds
         );
-        reports.push(report.clone());
-        save(&runner, &args.out, &recipe, &report, &device.describe(), kind.label())?;
+        Ok(report)
     }
 
+    /// The checkpoint after `report`'s epoch, and Adam's state beside it.
+    fn save(&self, out: &Path, report: &EpochReport) -> Result<(), String> {
+        let recipe = self.recipe;
+        let params = pollster::block_on(self.runner.params()).map_err(|e| e.to_string())?;
+        let metadata = HashMap::from([
+            ("format".to_string(), "pt".to_string()),
+            ("model".to_string(), "octconv seed Octave MNIST net".to_string()),
+            ("dataset".to_string(), self.dataset.to_string()),
+            ("epoch".to_string(), report.epoch.to_string()),
+            ("test_accuracy".to_string(), format!("{:.4}", report.test_accuracy)),
+            (
+                "recipe".to_string(),
+                format!("epochs={} batch={} lr={} seed={} adam", recipe.epochs, recipe.batch, recipe.lr, recipe.seed),
+            ),
+            ("device".to_string(), self.device.clone()),
+        ]);
+        checkpoint::save(out, &params, &metadata).map_err(|e| e.to_string())?;
+        let state = pollster::block_on(self.runner.optimizer_state()).map_err(|e| e.to_string())?;
+        checkpoint::save_optimizer(&checkpoint::optimizer_path(out), &state).map_err(|e| e.to_string())
+    }
+}
+
+/// The metrics file, the curve and the closing lines.
+fn finish(
+    args: &TrainArgs,
+    reports: &[EpochReport],
+    curve: &[CurvePoint],
+    started: Instant,
+) -> Result<ExitCode, String> {
     let metrics_path = beside(&args.out, "metrics.csv");
-    write_metrics(&metrics_path, &reports, args.resume.is_some())?;
+    write_metrics(&metrics_path, reports, args.resume.is_some())?;
     let curve_path = beside(&args.out, "curve.svg");
-    plot::training_curve(&curve_path, &curve, &reports)?;
+    plot::training_curve(&curve_path, curve, reports)?;
     let last = reports.last().expect("at least one epoch ran");
     println!(
         "done in {:.1} s: test accuracy {:.4} after {} epochs\nwrote {}, {}, {}",
@@ -182,33 +260,6 @@ pub fn run(args: TrainArgs) -> Result<ExitCode, String> {
         curve_path.display()
     );
     Ok(ExitCode::SUCCESS)
-}
-
-fn save(
-    runner: &Runner,
-    out: &Path,
-    recipe: &Recipe,
-    report: &EpochReport,
-    adapter: &str,
-    dataset: &str,
-) -> Result<(), String> {
-    let params = pollster::block_on(runner.params()).map_err(|e| e.to_string())?;
-    let metadata = HashMap::from([
-        ("format".to_string(), "pt".to_string()),
-        ("model".to_string(), "octconv seed Octave MNIST net".to_string()),
-        ("dataset".to_string(), dataset.to_string()),
-        ("epoch".to_string(), report.epoch.to_string()),
-        ("test_accuracy".to_string(), format!("{:.4}", report.test_accuracy)),
-        (
-            "recipe".to_string(),
-            format!("epochs={} batch={} lr={} seed={} adam", recipe.epochs, recipe.batch, recipe.lr, recipe.seed),
-        ),
-        ("device".to_string(), adapter.to_string()),
-    ]);
-    checkpoint::save(out, &params, &metadata).map_err(|e| e.to_string())?;
-    let state = pollster::block_on(runner.optimizer_state()).map_err(|e| e.to_string())?;
-    checkpoint::write_atomically(&checkpoint::optimizer_path(out), &checkpoint::optimizer_to_bytes(&state))
-        .map_err(|e| e.to_string())
 }
 
 fn write_metrics(path: &Path, reports: &[EpochReport], append: bool) -> Result<(), String> {

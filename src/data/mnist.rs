@@ -174,7 +174,7 @@ fn content_sha256(bytes: &[u8]) -> Result<String, String> {
 
 /// Writes `bytes` to `path` through a temporary file, so no half file is left behind.
 fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), String> {
-    crate::checkpoint::write_atomically(path, bytes).map_err(|e| e.to_string())
+    crate::files::write_atomically(path, bytes).map_err(|e| e.to_string())
 }
 
 fn download_all(kind: DatasetKind, dir: &Path) -> Result<(), String> {

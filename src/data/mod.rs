@@ -63,6 +63,11 @@ impl Dataset {
         self.labels.len()
     }
 
+    /// Values per example (28 × 28 pixels).
+    pub fn sample_len(&self) -> usize {
+        PIXELS
+    }
+
     pub fn is_empty(&self) -> bool {
         self.labels.is_empty()
     }

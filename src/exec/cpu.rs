@@ -1,10 +1,14 @@
-//! The model evaluated node by node with the CPU twins.
+//! The model evaluated node by node on the CPU device (each op's `cpu_fast`).
 
-use super::{param_names, Metrics, OptimizerState, Schedule};
-use crate::cpu::{self, AdamConfig};
+use super::{
+    check_batch, check_moments, check_order, check_sample, param_names, param_values, DeviceData, ExecError,
+    GpuProgram, Metrics, Pending, Program, Schedule,
+};
 use crate::data::Dataset;
 use crate::graph::{NodeId, Source};
 use crate::nn::{ParamSet, TrainGraph};
+use crate::ops::loss::batch_metrics;
+use crate::optim::{adam_step, AdamConfig, OptimizerState};
 use crate::tensor::Tensor;
 
 pub struct CpuProgram {
@@ -15,12 +19,17 @@ pub struct CpuProgram {
     adam: AdamConfig,
     step: u64,
     metrics: [f32; 3],
-    /// Datasets handed to the runner, each with its current order.
+    /// Datasets handed to the program, each with its current order.
     datasets: Vec<(Dataset, Vec<usize>)>,
 }
 
+/// A value already computed, as a `Pending` result.
+fn ready<'a, T: 'a>(value: T) -> Pending<'a, T> {
+    Box::pin(std::future::ready(Ok(value)))
+}
+
 impl CpuProgram {
-    pub fn new(model: TrainGraph, params: &ParamSet, adam: AdamConfig) -> Self {
+    pub fn new(model: TrainGraph, params: &ParamSet, adam: AdamConfig) -> Result<Self, ExecError> {
         let schedule = Schedule::new(&model);
         let mut values = vec![None; model.graph.nodes.len()];
         for (id, node) in model.graph.nodes.iter().enumerate() {
@@ -35,45 +44,61 @@ impl CpuProgram {
         let moments = moments.collect();
         let mut program =
             CpuProgram { model, schedule, values, moments, adam, step: 0, metrics: [0.0; 3], datasets: Vec::new() };
-        program.load_params(params);
-        program
+        program.load_params(params)?;
+        Ok(program)
     }
 
-    pub fn write_batch(&mut self, images: &[f32], labels: &[f32]) {
+    fn set_inputs(&mut self, images: &[f32], labels: &[f32]) {
         let (i, l) = (self.model.images, self.model.labels);
-        self.values[i].as_mut().unwrap().data.copy_from_slice(images);
-        self.values[l].as_mut().unwrap().data.copy_from_slice(labels);
-    }
-
-    /// Keeps a copy of `data`; returns its index.
-    pub fn upload_dataset(&mut self, data: &Dataset) -> usize {
-        self.datasets.push((data.clone(), Vec::new()));
-        self.datasets.len() - 1
-    }
-
-    pub fn set_order(&mut self, index: usize, order: &[usize]) {
-        self.datasets[index].1 = order.to_vec();
-    }
-
-    /// The batch at `first` of dataset `index`'s order (`Dataset::batch_at`).
-    pub fn select_batch(&mut self, index: usize, first: usize) {
-        let (data, order) = &self.datasets[index];
-        let (images, labels) = data.batch_at(order, first, self.model.batch());
-        self.write_batch(&images, &labels);
+        self.values[i].as_mut().expect("inputs have values").data.copy_from_slice(images);
+        self.values[l].as_mut().expect("inputs have values").data.copy_from_slice(labels);
     }
 
     fn update_metrics(&mut self) {
-        let value = |id: NodeId| self.values[id].as_ref().unwrap();
+        let value = |id: NodeId| self.values[id].as_ref().expect("the forward pass computed it");
         let loss = value(self.model.loss).data[0];
-        cpu::batch_metrics(value(self.model.logits), value(self.model.labels), loss, &mut self.metrics);
+        batch_metrics(value(self.model.logits), value(self.model.labels), loss, &mut self.metrics);
     }
 
-    pub fn forward(&mut self) {
-        run(&self.model, &mut self.values, &self.schedule.forward);
-        self.update_metrics();
+    fn value(&self, node: NodeId) -> Tensor {
+        self.values[node].clone().unwrap_or_else(|| Tensor::zeros(self.model.graph.shape(node)))
+    }
+}
+
+impl Program for CpuProgram {
+    fn model(&self) -> &TrainGraph {
+        &self.model
     }
 
-    pub fn train_step(&mut self) {
+    fn write_batch(&mut self, images: &[f32], labels: &[f32]) -> Result<(), ExecError> {
+        check_batch(&self.model, images, labels)?;
+        self.set_inputs(images, labels);
+        Ok(())
+    }
+
+    /// Keeps a copy of `data`.
+    fn upload_dataset<'a>(&'a mut self, data: &'a Dataset) -> Pending<'a, DeviceData> {
+        if let Err(e) = check_sample(&self.model, data) {
+            return Box::pin(std::future::ready(Err(e)));
+        }
+        self.datasets.push((data.clone(), Vec::new()));
+        ready(DeviceData { index: self.datasets.len() - 1, len: data.len() })
+    }
+
+    fn set_order(&mut self, data: DeviceData, order: &[usize]) -> Result<(), ExecError> {
+        check_order(data, order)?;
+        self.datasets[data.index].1 = order.to_vec();
+        Ok(())
+    }
+
+    /// The batch at `first` of the dataset's order (`Dataset::batch_at`).
+    fn select_batch(&mut self, data: DeviceData, first: usize) {
+        let (dataset, order) = &self.datasets[data.index];
+        let (images, labels) = dataset.batch_at(order, first, self.model.batch());
+        self.set_inputs(&images, &labels);
+    }
+
+    fn train_step(&mut self) {
         self.forward();
         run(&self.model, &mut self.values, &self.schedule.backward);
         self.step += 1;
@@ -83,49 +108,61 @@ impl CpuProgram {
                 unreachable!("a training step computes every gradient and holds every parameter")
             };
             let (m, v) = &mut self.moments[k];
-            cpu::adam_step(&self.adam, self.step, &grad.data, &mut param.data, m, v);
+            adam_step(&self.adam, self.step, &grad.data, &mut param.data, m, v);
         }
     }
 
-    pub fn metrics(&self) -> Metrics {
-        Metrics::from_sums(&self.metrics)
+    fn forward(&mut self) {
+        run(&self.model, &mut self.values, &self.schedule.forward);
+        self.update_metrics();
     }
 
-    pub fn reset_metrics(&mut self) {
+    fn metrics(&self) -> Pending<'_, Metrics> {
+        ready(Metrics::from_sums(&self.metrics))
+    }
+
+    fn reset_metrics(&mut self) {
         self.metrics = [0.0; 3];
     }
 
-    pub fn read(&self, node: NodeId) -> Tensor {
-        self.values[node].clone().unwrap_or_else(|| Tensor::zeros(self.model.graph.shape(node)))
+    fn read(&self, node: NodeId) -> Pending<'_, Tensor> {
+        ready(self.value(node))
     }
 
-    pub fn params(&self) -> ParamSet {
-        let tensors = param_names(&self.model).into_iter().map(|(id, name)| (name, self.read(id))).collect();
-        ParamSet { tensors }
+    fn params(&self) -> Pending<'_, ParamSet> {
+        ready(ParamSet {
+            tensors: param_names(&self.model).into_iter().map(|(id, name)| (name, self.value(id))).collect(),
+        })
     }
 
-    pub fn load_params(&mut self, params: &ParamSet) {
-        for (id, name) in param_names(&self.model) {
-            let value = params.get(&name).unwrap_or_else(|| panic!("no value for parameter {name}"));
+    fn load_params(&mut self, params: &ParamSet) -> Result<(), ExecError> {
+        for (id, value) in param_values(&self.model, params)? {
             self.values[id] = Some(value.clone());
         }
+        Ok(())
     }
 
-    pub fn optimizer_state(&self) -> OptimizerState {
+    fn optimizer_state(&self) -> Pending<'_, OptimizerState> {
         let moments = self.model.grads.iter().zip(&self.moments).map(|(&(p, _), (m, v))| {
             let shape = self.model.graph.shape(p);
             let name = self.model.graph.nodes[p].name.clone();
             (name, Tensor::new(shape, m.clone()), Tensor::new(shape, v.clone()))
         });
-        OptimizerState { step: self.step, moments: moments.collect() }
+        ready(OptimizerState { step: self.step, moments: moments.collect() })
     }
 
-    pub fn load_optimizer_state(&mut self, state: &OptimizerState) {
+    fn load_optimizer_state(&mut self, state: &OptimizerState) -> Result<(), ExecError> {
+        check_moments(&self.model, state)?;
         self.step = state.step;
         for ((m, v), (_, sm, sv)) in self.moments.iter_mut().zip(&state.moments) {
             m.copy_from_slice(&sm.data);
             v.copy_from_slice(&sv.data);
         }
+        Ok(())
+    }
+
+    fn as_gpu(&mut self) -> Option<&mut GpuProgram> {
+        None
     }
 }
 
@@ -134,8 +171,8 @@ fn run(model: &TrainGraph, values: &mut [Option<Tensor>], nodes: &[NodeId]) {
     for &id in nodes {
         let node = &model.graph.nodes[id];
         let Source::Op(op) = &node.source else { continue };
-        let inputs: Vec<&Tensor> = node.inputs.iter().map(|&i| values[i].as_ref().unwrap()).collect();
-        let value = cpu::fast::eval(op, &inputs).expect("shapes were checked when the graph was built");
+        let inputs: Vec<&Tensor> = node.inputs.iter().map(|&i| values[i].as_ref().expect("computed before")).collect();
+        let value = op.eval_fast(&inputs).expect("shapes were checked when the graph was built");
         values[id] = Some(value);
     }
 }

@@ -5,13 +5,21 @@
 use std::rc::Rc;
 use std::sync::Arc;
 
-use super::{param_names, relu_fusions, BufferPlan, Metrics, OptimizerState, Schedule};
-use crate::cpu::AdamConfig;
-use crate::data::{Dataset, PIXELS};
-use crate::gpu::kernels::{self, Launch};
+use super::places::{place_slots, Place};
+use super::{
+    check_batch, check_moments, check_order, check_sample, param_names, param_values, relu_fusions, BufferPlan,
+    DeviceData, ExecError, Metrics, Pending, Program, Schedule,
+};
+use crate::data::Dataset;
 use crate::gpu::{Gpu, GpuError, Pipeline};
 use crate::graph::{NodeId, Source};
 use crate::nn::{ParamSet, TrainGraph};
+use crate::ops::adam::{adam_launch, adam_params, ADAM_STEP};
+use crate::ops::gather::{gather_launch, gather_params};
+use crate::ops::kernel::KernelParams;
+use crate::ops::loss::batch_metrics_launch;
+use crate::ops::Launch;
+use crate::optim::{AdamConfig, OptimizerState};
 use crate::tensor::Tensor;
 
 /// One recorded kernel launch with everything bound.
@@ -31,26 +39,6 @@ pub struct DispatchTime {
     pub node: String,
     pub seconds: f64,
     pub flops: u64,
-}
-
-/// Where a buffer slot of the plan lives: a range of one of the program's buffers.
-#[derive(Clone, Copy, Debug)]
-struct Place {
-    buffer: usize,
-    /// In f32 values.
-    offset: usize,
-    len: usize,
-}
-
-impl Place {
-    /// This range of `buffers[self.buffer]`, for a bind group.
-    fn range(self, buffers: &[wgpu::Buffer]) -> wgpu::BufferBinding<'_> {
-        wgpu::BufferBinding {
-            buffer: &buffers[self.buffer],
-            offset: (self.offset * 4) as u64,
-            size: wgpu::BufferSize::new((self.len * 4) as u64),
-        }
-    }
 }
 
 pub struct GpuProgram {
@@ -84,9 +72,24 @@ pub struct GpuProgram {
 struct GpuDataset {
     order: wgpu::Buffer,
     order_len: usize,
-    len: usize,
     params: wgpu::Buffer,
     gather: Dispatch,
+}
+
+/// What `compile` builds before the program exists.
+struct Compiled {
+    plan: BufferPlan,
+    buffers: Vec<wgpu::Buffer>,
+    places: Vec<Place>,
+    /// Values in the shared parameter buffer (and its gradient and moment twins).
+    arena_len: usize,
+}
+
+impl Compiled {
+    /// The range of a node's slot, for a bind group.
+    fn binding(&self, id: NodeId) -> wgpu::BufferBinding<'_> {
+        self.places[self.plan.slot_of[id].expect("every scheduled value has a buffer")].range(&self.buffers)
+    }
 }
 
 impl GpuProgram {
@@ -95,68 +98,25 @@ impl GpuProgram {
         model: TrainGraph,
         params: &ParamSet,
         adam_config: AdamConfig,
-    ) -> Result<Self, GpuError> {
+    ) -> Result<Self, ExecError> {
         let schedule = Schedule::new(&model);
-        let fused =
-            relu_fusions(&model, &schedule, |op, inputs, output| kernels::absorbs_relu(op, inputs, output, gpu.tiling));
+        let fused = relu_fusions(&model, &schedule, |op, inputs, output| op.absorbs_relu(inputs, output, gpu.tiling));
         let plan = BufferPlan::new(&model, &schedule, &fused);
         let (buffers, places, arena_len) = place_slots(&gpu, &model, &plan)?;
-        let binding =
-            |id: NodeId| places[plan.slot_of[id].expect("every scheduled value has a buffer")].range(&buffers);
+        let compiled = Compiled { plan, buffers, places, arena_len };
 
-        let g = &model.graph;
-        let mut record = Vec::new();
-        for id in schedule.all() {
-            let node = &g.nodes[id];
-            let Source::Op(op) = &node.source else { continue };
-            if fused[id].is_some() {
-                continue; // computed by the op before it
-            }
-            let shapes: Vec<&[usize]> = node.inputs.iter().map(|&i| g.shape(i)).collect();
-            let Some(mut launch) = kernels::launch_for(op, &shapes, &node.shape, gpu.tiling) else { continue };
-            let mut label = node.name.clone();
-            if fused.contains(&Some(id)) {
-                assert!(launch.fuse_relu(), "absorbs_relu found a ReLU epilogue for {}", op.name());
-                label.push_str(" + relu");
-            }
-            let pipeline = gpu.pipeline(launch.kernel).await?;
-            let inputs: Vec<wgpu::BufferBinding> = node.inputs.iter().map(|&i| binding(i)).collect();
-            let bound: Vec<wgpu::BufferBinding> =
-                launch.buffers(&inputs.iter().collect::<Vec<_>>(), &binding(id)).into_iter().cloned().collect();
-            let bind_group = gpu.bind_ranges(&pipeline, &gpu.uniform_buffer(&launch.params), &bound);
-            let flops = op.flops(&shapes, &node.shape);
-            record.push((id, Dispatch { pipeline, bind_group, launch, label, flops }));
-        }
+        let record = record_ops(&gpu, &model, &schedule, &fused, &compiled).await?;
         let (forward, backward): (Vec<_>, Vec<_>) = record.into_iter().partition(|(id, _)| *id <= model.loss);
         let strip = |v: Vec<(NodeId, Dispatch)>| v.into_iter().map(|(_, d)| d).collect::<Vec<_>>();
-
-        // One Adam step over the whole parameter buffer (the alignment gaps
-        // between parameters have zero gradients and moments, so stay unchanged).
-        let adam_uniform = gpu.uniform_buffer(&kernels::adam_params(&adam_config, 1));
-        let (mut adam, mut moments) = (Vec::new(), None);
-        if let Some(&(param, grad)) = model.grads.first() {
-            let (m, v) = (gpu.storage_buffer(arena_len, "adam m"), gpu.storage_buffer(arena_len, "adam v"));
-            let pipeline = gpu.pipeline(&kernels::ADAM_STEP).await?;
-            let arena = |id: NodeId| &buffers[places[plan.slot_of[id].expect("parameters have buffers")].buffer];
-            let bind_group = gpu.bind_with_uniform(&pipeline, &adam_uniform, &[arena(grad), arena(param), &m, &v]);
-            let launch = kernels::adam_launch(&adam_config, 1, arena_len);
-            let flops = 10 * arena_len as u64;
-            adam.push(Dispatch { pipeline, bind_group, launch, label: "every parameter".into(), flops });
-            moments = Some((m, v));
-        }
-
+        let adam_uniform = gpu.uniform_buffer(&adam_params(&adam_config, 1).words());
+        let (adam, moments) = match adam_dispatch(&gpu, &model, &compiled, &adam_config, &adam_uniform).await? {
+            Some((dispatch, moments)) => (vec![dispatch], Some(moments)),
+            None => (Vec::new(), None),
+        };
         let metrics_buffer = gpu.storage_buffer(3, "metrics");
-        let launch = kernels::batch_metrics_launch(model.batch(), g.shape(model.logits)[1]);
-        let pipeline = gpu.pipeline(launch.kernel).await?;
-        let bound = [
-            binding(model.logits),
-            binding(model.labels),
-            binding(model.loss),
-            metrics_buffer.as_entire_buffer_binding(),
-        ];
-        let bind_group = gpu.bind_ranges(&pipeline, &gpu.uniform_buffer(&launch.params), &bound);
-        let metrics = Dispatch { pipeline, bind_group, launch, label: "metrics".into(), flops: 0 };
+        let metrics = metrics_dispatch(&gpu, &model, &compiled, &metrics_buffer).await?;
 
+        let Compiled { plan, buffers, places, .. } = compiled;
         let mut program = GpuProgram {
             forward: strip(forward),
             backward: strip(backward),
@@ -175,7 +135,7 @@ impl GpuProgram {
             buffers,
             places,
         };
-        program.load_params(params);
+        program.load_params(params)?;
         Ok(program)
     }
 
@@ -207,50 +167,6 @@ impl GpuProgram {
         self.plan.bytes()
     }
 
-    pub fn write_batch(&mut self, images: &[f32], labels: &[f32]) {
-        self.pending_gather = None;
-        self.write(self.model.images, images);
-        self.write(self.model.labels, labels);
-    }
-
-    /// Copies `data` to the GPU once (bytes, four to a word); returns its index.
-    pub async fn upload_dataset(&mut self, data: &Dataset) -> Result<usize, GpuError> {
-        let images = self.gpu.upload_bytes(&data.images, &format!("the images of {} examples", data.len()))?;
-        let labels = self.gpu.upload_bytes(&data.labels, "their labels")?;
-        let order = self.gpu.storage_buffer(data.len(), "order");
-        let launch = kernels::gather_launch(self.model.batch(), PIXELS, 0, 0);
-        let params = self.gpu.uniform_buffer(&launch.params);
-        let pipeline = self.gpu.pipeline(launch.kernel).await?;
-        let ranges = [
-            order.as_entire_buffer_binding(),
-            images.as_entire_buffer_binding(),
-            labels.as_entire_buffer_binding(),
-            self.place(self.model.images).range(&self.buffers),
-            self.place(self.model.labels).range(&self.buffers),
-        ];
-        let bind_group = self.gpu.bind_ranges(&pipeline, &params, &ranges);
-        let gather = Dispatch { pipeline, bind_group, launch, label: "gather".into(), flops: 0 };
-        self.datasets.push(GpuDataset { order, order_len: 0, len: data.len(), params, gather });
-        Ok(self.datasets.len() - 1)
-    }
-
-    /// Sets the order in which `select_batch` walks dataset `index` (written once per epoch).
-    pub fn set_order(&mut self, index: usize, order: &[usize]) {
-        let d = &mut self.datasets[index];
-        assert!(order.len() <= d.len && order.iter().all(|&i| i < d.len), "an order of the dataset's examples");
-        let words: Vec<u32> = order.iter().map(|&i| i as u32).collect();
-        self.gpu.queue.write_buffer(&d.order, 0, bytemuck::cast_slice(&words));
-        d.order_len = order.len();
-    }
-
-    /// Makes the next submission start by gathering the batch at `first` of dataset `index`'s order.
-    pub fn select_batch(&mut self, index: usize, first: usize) {
-        let d = &self.datasets[index];
-        let params = kernels::gather_params(self.model.batch(), PIXELS, first, d.order_len);
-        self.gpu.queue.write_buffer(&d.params, 0, bytemuck::cast_slice(&params));
-        self.pending_gather = Some(index);
-    }
-
     /// Records `groups` (after dataset `gather`'s batch gather, if any) into one command buffer and submits it.
     fn submit(&self, gather: Option<usize>, groups: &[&[Dispatch]]) {
         self.gpu.queue.submit([self.record(gather, groups)]);
@@ -275,19 +191,6 @@ impl GpuProgram {
         median_seconds(repeats, || drop(self.record(gather, &self.step_groups())))
     }
 
-    pub fn forward(&mut self) {
-        let gather = self.pending_gather.take();
-        self.submit(gather, &[&self.forward, std::slice::from_ref(&self.metrics)]);
-    }
-
-    pub fn train_step(&mut self) {
-        self.step += 1;
-        let params = kernels::adam_params(&self.adam_config, self.step);
-        self.gpu.queue.write_buffer(&self.adam_uniform, 0, bytemuck::cast_slice(&params));
-        let gather = self.pending_gather.take();
-        self.submit(gather, &self.step_groups());
-    }
-
     /// Times every dispatch of a training step on its own: the median of
     /// `repeats` submissions, each waited for. For benchmarks, not training.
     pub fn profile(&mut self, repeats: usize) -> Vec<DispatchTime> {
@@ -307,99 +210,221 @@ impl GpuProgram {
         times
     }
 
-    pub async fn metrics(&self) -> Result<Metrics, GpuError> {
-        Ok(Metrics::from_sums(&self.gpu.read_buffer(&self.metrics_buffer, 3).await?))
+    /// Copies `data` to the GPU once (bytes, four to a word), with its gather dispatch.
+    async fn add_dataset(&mut self, data: &Dataset) -> Result<DeviceData, ExecError> {
+        check_sample(&self.model, data)?;
+        let images = self.gpu.upload_bytes(&data.images, &format!("the images of {} examples", data.len()))?;
+        let labels = self.gpu.upload_bytes(&data.labels, "their labels")?;
+        let order = self.gpu.storage_buffer(data.len(), "order");
+        let launch = gather_launch(self.model.batch(), self.model.sample_len(), 0, 0);
+        let params = self.gpu.uniform_buffer(&launch.params);
+        let pipeline = self.gpu.pipeline(launch.kernel).await?;
+        let ranges = [
+            order.as_entire_buffer_binding(),
+            images.as_entire_buffer_binding(),
+            labels.as_entire_buffer_binding(),
+            self.place(self.model.images).range(&self.buffers),
+            self.place(self.model.labels).range(&self.buffers),
+        ];
+        let bind_group = self.gpu.bind_ranges(&pipeline, &params, &ranges);
+        let gather = Dispatch { pipeline, bind_group, launch, label: "gather".into(), flops: 0 };
+        self.datasets.push(GpuDataset { order, order_len: 0, params, gather });
+        Ok(DeviceData { index: self.datasets.len() - 1, len: data.len() })
     }
 
-    pub fn reset_metrics(&mut self) {
-        self.gpu.queue.write_buffer(&self.metrics_buffer, 0, bytemuck::cast_slice(&[0.0f32; 3]));
-    }
-
-    pub async fn read(&self, node: NodeId) -> Result<Tensor, GpuError> {
+    async fn read_node(&self, node: NodeId) -> Result<Tensor, GpuError> {
         let shape = self.model.graph.shape(node).to_vec();
         let place = self.place(node);
         let values = self.gpu.read_buffer_at(&self.buffers[place.buffer], place.offset, shape.iter().product()).await?;
         Ok(Tensor::new(&shape, values))
     }
+}
 
-    pub async fn params(&self) -> Result<ParamSet, GpuError> {
-        let mut tensors = Vec::new();
-        for (id, name) in param_names(&self.model) {
-            tensors.push((name, self.read(id).await?));
-        }
-        Ok(ParamSet { tensors })
+impl Program for GpuProgram {
+    fn model(&self) -> &TrainGraph {
+        &self.model
     }
 
-    pub fn load_params(&mut self, params: &ParamSet) {
-        for (id, name) in param_names(&self.model) {
-            let value = params.get(&name).unwrap_or_else(|| panic!("no value for parameter {name}"));
+    fn write_batch(&mut self, images: &[f32], labels: &[f32]) -> Result<(), ExecError> {
+        check_batch(&self.model, images, labels)?;
+        self.pending_gather = None;
+        self.write(self.model.images, images);
+        self.write(self.model.labels, labels);
+        Ok(())
+    }
+
+    fn upload_dataset<'a>(&'a mut self, data: &'a Dataset) -> Pending<'a, DeviceData> {
+        Box::pin(self.add_dataset(data))
+    }
+
+    /// Writes the order once (e.g. per epoch); each step's gather reads it.
+    fn set_order(&mut self, data: DeviceData, order: &[usize]) -> Result<(), ExecError> {
+        check_order(data, order)?;
+        let d = &mut self.datasets[data.index];
+        let words: Vec<u32> = order.iter().map(|&i| i as u32).collect();
+        self.gpu.queue.write_buffer(&d.order, 0, bytemuck::cast_slice(&words));
+        d.order_len = order.len();
+        Ok(())
+    }
+
+    /// Makes the next submission start by gathering the batch at `first` of the dataset's order.
+    fn select_batch(&mut self, data: DeviceData, first: usize) {
+        let d = &self.datasets[data.index];
+        let params = gather_params(self.model.batch(), self.model.sample_len(), first, d.order_len);
+        self.gpu.queue.write_buffer(&d.params, 0, bytemuck::bytes_of(&params));
+        self.pending_gather = Some(data.index);
+    }
+
+    fn train_step(&mut self) {
+        self.step += 1;
+        let params = adam_params(&self.adam_config, self.step);
+        self.gpu.queue.write_buffer(&self.adam_uniform, 0, bytemuck::bytes_of(&params));
+        let gather = self.pending_gather.take();
+        self.submit(gather, &self.step_groups());
+    }
+
+    fn forward(&mut self) {
+        let gather = self.pending_gather.take();
+        self.submit(gather, &[&self.forward, std::slice::from_ref(&self.metrics)]);
+    }
+
+    fn metrics(&self) -> Pending<'_, Metrics> {
+        Box::pin(async { Ok(Metrics::from_sums(&self.gpu.read_buffer(&self.metrics_buffer, 3).await?)) })
+    }
+
+    fn reset_metrics(&mut self) {
+        self.gpu.queue.write_buffer(&self.metrics_buffer, 0, bytemuck::cast_slice(&[0.0f32; 3]));
+    }
+
+    fn read(&self, node: NodeId) -> Pending<'_, Tensor> {
+        Box::pin(async move { Ok(self.read_node(node).await?) })
+    }
+
+    fn params(&self) -> Pending<'_, ParamSet> {
+        Box::pin(async {
+            let mut tensors = Vec::new();
+            for (id, name) in param_names(&self.model) {
+                tensors.push((name, self.read_node(id).await?));
+            }
+            Ok(ParamSet { tensors })
+        })
+    }
+
+    fn load_params(&mut self, params: &ParamSet) -> Result<(), ExecError> {
+        for (id, value) in param_values(&self.model, params)? {
             self.write(id, &value.data);
         }
+        Ok(())
     }
 
-    pub async fn optimizer_state(&self) -> Result<OptimizerState, GpuError> {
-        let mut moments = Vec::new();
-        if let Some((m, v)) = &self.moments {
-            for &(param, _) in &self.model.grads {
-                let (shape, place) = (self.model.graph.shape(param), self.place(param));
-                let m = Tensor::new(shape, self.gpu.read_buffer_at(m, place.offset, place.len).await?);
-                let v = Tensor::new(shape, self.gpu.read_buffer_at(v, place.offset, place.len).await?);
-                moments.push((self.model.graph.nodes[param].name.clone(), m, v));
+    fn optimizer_state(&self) -> Pending<'_, OptimizerState> {
+        Box::pin(async {
+            let mut moments = Vec::new();
+            if let Some((m, v)) = &self.moments {
+                for &(param, _) in &self.model.grads {
+                    let (shape, place) = (self.model.graph.shape(param), self.place(param));
+                    let m = Tensor::new(shape, self.gpu.read_buffer_at(m, place.offset, place.len).await?);
+                    let v = Tensor::new(shape, self.gpu.read_buffer_at(v, place.offset, place.len).await?);
+                    moments.push((self.model.graph.nodes[param].name.clone(), m, v));
+                }
             }
-        }
-        Ok(OptimizerState { step: self.step, moments })
+            Ok(OptimizerState { step: self.step, moments })
+        })
     }
 
-    pub fn load_optimizer_state(&mut self, state: &OptimizerState) {
+    fn load_optimizer_state(&mut self, state: &OptimizerState) -> Result<(), ExecError> {
+        check_moments(&self.model, state)?;
         self.step = state.step;
-        let Some((m, v)) = &self.moments else { return };
+        let Some((m, v)) = &self.moments else { return Ok(()) };
         for (&(param, _), (_, sm, sv)) in self.model.grads.iter().zip(&state.moments) {
             let offset = (self.place(param).offset * 4) as u64;
             self.gpu.queue.write_buffer(m, offset, bytemuck::cast_slice(&sm.data));
             self.gpu.queue.write_buffer(v, offset, bytemuck::cast_slice(&sv.data));
         }
+        Ok(())
+    }
+
+    fn as_gpu(&mut self) -> Option<&mut GpuProgram> {
+        Some(self)
     }
 }
 
-/// Gives every slot of `plan` a place: the parameters of `model.grads` in one
-/// shared buffer and their gradients in another, at the same offsets aligned
-/// for binding; every other slot in a buffer of its own. Returns the buffers,
-/// the places and the shared buffers' length.
-fn place_slots(
+/// One bound dispatch per scheduled op (a fused ReLU's op applies it), in schedule order.
+async fn record_ops(
     gpu: &Gpu,
     model: &TrainGraph,
-    plan: &BufferPlan,
-) -> Result<(Vec<wgpu::Buffer>, Vec<Place>, usize), GpuError> {
-    let align = (gpu.limits.min_storage_buffer_offset_alignment as usize / 4).max(1);
-    let mut shared = vec![None; plan.slot_len.len()];
-    let mut arena_len = 0;
-    for &(param, grad) in &model.grads {
-        let len = plan.slot_len[plan.slot_of[param].expect("parameters have slots")];
-        for (buffer, id) in [(0, param), (1, grad)] {
-            shared[plan.slot_of[id].expect("gradients have slots")] = Some(Place { buffer, offset: arena_len, len });
+    schedule: &Schedule,
+    fused: &[Option<NodeId>],
+    compiled: &Compiled,
+) -> Result<Vec<(NodeId, Dispatch)>, ExecError> {
+    let g = &model.graph;
+    let mut record = Vec::new();
+    for id in schedule.all() {
+        let node = &g.nodes[id];
+        let Source::Op(op) = &node.source else { continue };
+        if fused[id].is_some() {
+            continue; // computed by the op before it
         }
-        arena_len = (arena_len + len).div_ceil(align) * align;
+        let shapes: Vec<&[usize]> = node.inputs.iter().map(|&i| g.shape(i)).collect();
+        let Some(mut launch) = op.launch(&shapes, &node.shape, gpu.tiling) else { continue };
+        let mut label = node.name.clone();
+        if fused.contains(&Some(id)) {
+            assert!(launch.fuse_relu(), "absorbs_relu found a ReLU epilogue for {}", op.name());
+            label.push_str(" + relu");
+        }
+        let pipeline = gpu.pipeline(launch.kernel).await?;
+        let inputs: Vec<wgpu::BufferBinding> = node.inputs.iter().map(|&i| compiled.binding(i)).collect();
+        let output = compiled.binding(id);
+        let bound: Vec<wgpu::BufferBinding> =
+            launch.buffers(&inputs.iter().collect::<Vec<_>>(), &output).into_iter().cloned().collect();
+        let bind_group = gpu.bind_ranges(&pipeline, &gpu.uniform_buffer(&launch.params), &bound);
+        let flops = op.flops(&shapes, &node.shape);
+        record.push((id, Dispatch { pipeline, bind_group, launch, label, flops }));
     }
-    let mut lengths: Vec<[usize; 1]> = plan.slot_len.iter().map(|&len| [len]).collect();
-    lengths.push([arena_len]);
-    gpu.check_fits("compile", &lengths.iter().map(|s| s.as_slice()).collect::<Vec<_>>())?;
+    Ok(record)
+}
 
-    let mut buffers = Vec::new();
-    if arena_len > 0 {
-        buffers.push(gpu.storage_buffer(arena_len, "parameters"));
-        buffers.push(gpu.storage_buffer(arena_len, "gradients"));
-    }
-    let mut places = Vec::new();
-    for (slot, &len) in plan.slot_len.iter().enumerate() {
-        places.push(match shared[slot] {
-            Some(place) => place,
-            None => {
-                buffers.push(gpu.storage_buffer(len, "value"));
-                Place { buffer: buffers.len() - 1, offset: 0, len }
-            }
-        });
-    }
-    Ok((buffers, places, arena_len))
+/// One Adam step over the whole parameter buffer (the alignment gaps between
+/// parameters have zero gradients and moments, so stay unchanged), with the
+/// moment buffers it updates; None for a model without gradients.
+async fn adam_dispatch(
+    gpu: &Gpu,
+    model: &TrainGraph,
+    compiled: &Compiled,
+    config: &AdamConfig,
+    uniform: &wgpu::Buffer,
+) -> Result<Option<(Dispatch, (wgpu::Buffer, wgpu::Buffer))>, ExecError> {
+    let Some(&(param, grad)) = model.grads.first() else { return Ok(None) };
+    let len = compiled.arena_len;
+    let (m, v) = (gpu.storage_buffer(len, "adam m"), gpu.storage_buffer(len, "adam v"));
+    let pipeline = gpu.pipeline(&ADAM_STEP).await?;
+    let shared = |id: NodeId| {
+        let place = compiled.places[compiled.plan.slot_of[id].expect("parameters have buffers")];
+        &compiled.buffers[place.buffer]
+    };
+    let bind_group = gpu.bind_with_uniform(&pipeline, uniform, &[shared(grad), shared(param), &m, &v]);
+    let launch = adam_launch(config, 1, len);
+    let dispatch = Dispatch { pipeline, bind_group, launch, label: "every parameter".into(), flops: 10 * len as u64 };
+    Ok(Some((dispatch, (m, v))))
+}
+
+/// The dispatch that adds a batch's loss and accuracy to `metrics_buffer`.
+async fn metrics_dispatch(
+    gpu: &Gpu,
+    model: &TrainGraph,
+    compiled: &Compiled,
+    metrics_buffer: &wgpu::Buffer,
+) -> Result<Dispatch, ExecError> {
+    let launch = batch_metrics_launch(model.batch(), model.graph.shape(model.logits)[1]);
+    let pipeline = gpu.pipeline(launch.kernel).await?;
+    let bound = [
+        compiled.binding(model.logits),
+        compiled.binding(model.labels),
+        compiled.binding(model.loss),
+        metrics_buffer.as_entire_buffer_binding(),
+    ];
+    let bind_group = gpu.bind_ranges(&pipeline, &gpu.uniform_buffer(&launch.params), &bound);
+    Ok(Dispatch { pipeline, bind_group, launch, label: "metrics".into(), flops: 0 })
 }
 
 /// Median seconds of `repeats` (at least one) runs of `f`.

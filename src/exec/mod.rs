@@ -1,22 +1,25 @@
 //! Runs a compiled model on a device: the GPU (one submission per training
-//! step) or the CPU twins. Both runners take the same calls, so training,
-//! evaluation and the web page are written once.
+//! step) or the CPU. Both are a [`Program`], so training, evaluation and the
+//! web page are written once against `dyn Program`.
 
 mod cpu;
 mod gpu;
+mod places;
 mod plan;
 
 pub use cpu::CpuProgram;
 pub use gpu::{DispatchTime, GpuProgram};
 pub use plan::{relu_fusions, BufferPlan, Schedule};
 
+use std::future::Future;
+use std::pin::Pin;
 use std::rc::Rc;
 
-use crate::cpu::AdamConfig;
 use crate::data::Dataset;
 use crate::gpu::{Gpu, GpuError};
 use crate::graph::NodeId;
 use crate::nn::{ParamSet, TrainGraph};
+use crate::optim::{AdamConfig, OptimizerState};
 use crate::tensor::Tensor;
 
 /// Where a model runs.
@@ -34,6 +37,25 @@ impl Device {
         }
     }
 }
+
+/// What can go wrong running a compiled model.
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    #[error(transparent)]
+    Gpu(#[from] GpuError),
+    #[error("a batch of this model holds {expected} {what}, but {got} were given")]
+    BatchSize { what: &'static str, expected: usize, got: usize },
+    #[error("the parameters have no {0}; they are not this model's")]
+    MissingParam(String),
+    #[error("the dataset's examples have {got} values each, but the model takes {expected}")]
+    SampleSize { expected: usize, got: usize },
+    #[error("an order of {len} examples lists example {index}, which is not in the dataset")]
+    BadOrder { len: usize, index: usize },
+}
+
+/// A result the device may still be computing: awaited in the browser,
+/// `pollster::block_on` natively.
+pub type Pending<'a, T> = Pin<Box<dyn Future<Output = Result<T, ExecError>> + 'a>>;
 
 /// Sums since the last reset: loss · samples, correct predictions, samples.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -57,17 +79,9 @@ impl Metrics {
     }
 }
 
-/// Adam's state: the step count and each parameter's first and second moments.
-#[derive(Clone, Debug, PartialEq)]
-pub struct OptimizerState {
-    pub step: u64,
-    /// (parameter name, m, v) in parameter order.
-    pub moments: Vec<(String, Tensor, Tensor)>,
-}
-
-/// A dataset handed to a runner once (`Runner::upload_dataset`). On a GPU its
+/// A dataset handed to a program once (`Program::upload_dataset`). On a GPU its
 /// bytes stay in GPU memory and every batch is gathered there by a kernel, so
-/// training uploads no images; the CPU runner keeps a copy.
+/// training uploads no images; the CPU program keeps a copy.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DeviceData {
     index: usize,
@@ -75,137 +89,50 @@ pub struct DeviceData {
     pub len: usize,
 }
 
-/// A compiled model on one device.
-#[allow(clippy::large_enum_variant)] // one runner per model; never moved in a hot path
-pub enum Runner {
-    Gpu(GpuProgram),
-    Cpu(CpuProgram),
-}
-
-impl Runner {
-    /// Compiles `model` with initial `params`: buffers, pipelines and bind groups are made once here.
-    pub async fn compile(
-        device: &Device,
-        model: TrainGraph,
-        params: &ParamSet,
-        adam: AdamConfig,
-    ) -> Result<Runner, GpuError> {
-        Ok(match device {
-            Device::Gpu(gpu) => Runner::Gpu(GpuProgram::compile(gpu.clone(), model, params, adam).await?),
-            Device::Cpu => Runner::Cpu(CpuProgram::new(model, params, adam)),
-        })
-    }
-
-    pub fn model(&self) -> &TrainGraph {
-        match self {
-            Runner::Gpu(p) => &p.model,
-            Runner::Cpu(p) => &p.model,
-        }
-    }
-
-    /// Sets the next batch: images [batch, 1, 28, 28] and labels [batch] (−1 = padding).
-    pub fn write_batch(&mut self, images: &[f32], labels: &[f32]) {
-        let batch = self.model().batch();
-        assert_eq!(labels.len(), batch, "one label per batch row");
-        assert_eq!(images.len(), batch * 28 * 28, "28×28 pixels per batch row");
-        match self {
-            Runner::Gpu(p) => p.write_batch(images, labels),
-            Runner::Cpu(p) => p.write_batch(images, labels),
-        }
-    }
-
+/// A compiled model on one device: buffers (and, on a GPU, pipelines and
+/// bind groups) are made once when it is compiled.
+pub trait Program {
+    fn model(&self) -> &TrainGraph;
+    /// Sets the next batch: the model's images (batch × sample values) and labels (−1 = padding).
+    fn write_batch(&mut self, images: &[f32], labels: &[f32]) -> Result<(), ExecError>;
     /// Copies `data` to the device once; batches are then chosen with `set_order` and `select_batch`.
-    pub async fn upload_dataset(&mut self, data: &Dataset) -> Result<DeviceData, GpuError> {
-        let index = match self {
-            Runner::Gpu(p) => p.upload_dataset(data).await?,
-            Runner::Cpu(p) => p.upload_dataset(data),
-        };
-        Ok(DeviceData { index, len: data.len() })
-    }
-
+    fn upload_dataset<'a>(&'a mut self, data: &'a Dataset) -> Pending<'a, DeviceData>;
     /// The order in which `select_batch` walks `data` (a permutation of some of
     /// its examples); written to the device once, e.g. per epoch.
-    pub fn set_order(&mut self, data: DeviceData, order: &[usize]) {
-        match self {
-            Runner::Gpu(p) => p.set_order(data.index, order),
-            Runner::Cpu(p) => p.set_order(data.index, order),
-        }
-    }
-
+    fn set_order(&mut self, data: DeviceData, order: &[usize]) -> Result<(), ExecError>;
     /// The next step's batch: the examples at positions `first ..` of `data`'s
-    /// order, padded past its end with label −1 (as `Dataset::batch`).
-    pub fn select_batch(&mut self, data: DeviceData, first: usize) {
-        match self {
-            Runner::Gpu(p) => p.select_batch(data.index, first),
-            Runner::Cpu(p) => p.select_batch(data.index, first),
-        }
-    }
-
+    /// order, padded past its end with label −1 (as `Dataset::batch_at`).
+    fn select_batch(&mut self, data: DeviceData, first: usize);
     /// Forward, backward and one Adam step on the current batch; updates the metrics.
-    pub fn train_step(&mut self) {
-        match self {
-            Runner::Gpu(p) => p.train_step(),
-            Runner::Cpu(p) => p.train_step(),
-        }
-    }
-
+    fn train_step(&mut self);
     /// Forward pass only (logits, loss, feature maps); updates the metrics.
-    pub fn forward(&mut self) {
-        match self {
-            Runner::Gpu(p) => p.forward(),
-            Runner::Cpu(p) => p.forward(),
-        }
-    }
-
-    pub async fn metrics(&self) -> Result<Metrics, GpuError> {
-        match self {
-            Runner::Gpu(p) => p.metrics().await,
-            Runner::Cpu(p) => Ok(p.metrics()),
-        }
-    }
-
-    pub fn reset_metrics(&mut self) {
-        match self {
-            Runner::Gpu(p) => p.reset_metrics(),
-            Runner::Cpu(p) => p.reset_metrics(),
-        }
-    }
-
+    fn forward(&mut self);
+    fn metrics(&self) -> Pending<'_, Metrics>;
+    fn reset_metrics(&mut self);
     /// The current value of a node (logits, a feature map, …).
-    pub async fn read(&self, node: NodeId) -> Result<Tensor, GpuError> {
-        match self {
-            Runner::Gpu(p) => p.read(node).await,
-            Runner::Cpu(p) => Ok(p.read(node)),
-        }
-    }
+    fn read(&self, node: NodeId) -> Pending<'_, Tensor>;
+    fn params(&self) -> Pending<'_, ParamSet>;
+    fn load_params(&mut self, params: &ParamSet) -> Result<(), ExecError>;
+    fn optimizer_state(&self) -> Pending<'_, OptimizerState>;
+    fn load_optimizer_state(&mut self, state: &OptimizerState) -> Result<(), ExecError>;
+    /// The GPU program, for what only it can report (kernel profiles, dispatch counts).
+    fn as_gpu(&mut self) -> Option<&mut GpuProgram>;
+}
 
-    pub async fn params(&self) -> Result<ParamSet, GpuError> {
-        match self {
-            Runner::Gpu(p) => p.params().await,
-            Runner::Cpu(p) => Ok(p.params()),
-        }
-    }
+/// A compiled model on some device.
+pub type Runner = Box<dyn Program>;
 
-    pub fn load_params(&mut self, params: &ParamSet) {
-        match self {
-            Runner::Gpu(p) => p.load_params(params),
-            Runner::Cpu(p) => p.load_params(params),
-        }
-    }
-
-    pub async fn optimizer_state(&self) -> Result<OptimizerState, GpuError> {
-        match self {
-            Runner::Gpu(p) => p.optimizer_state().await,
-            Runner::Cpu(p) => Ok(p.optimizer_state()),
-        }
-    }
-
-    pub fn load_optimizer_state(&mut self, state: &OptimizerState) {
-        match self {
-            Runner::Gpu(p) => p.load_optimizer_state(state),
-            Runner::Cpu(p) => p.load_optimizer_state(state),
-        }
-    }
+/// Compiles `model` with initial `params` for `device`.
+pub async fn compile(
+    device: &Device,
+    model: TrainGraph,
+    params: &ParamSet,
+    adam: AdamConfig,
+) -> Result<Runner, ExecError> {
+    Ok(match device {
+        Device::Gpu(gpu) => Box::new(GpuProgram::compile(gpu.clone(), model, params, adam).await?),
+        Device::Cpu => Box::new(CpuProgram::new(model, params, adam)?),
+    })
 }
 
 /// Seconds since an arbitrary start, for timing on native and in the browser.
@@ -225,4 +152,60 @@ pub fn now() -> f64 {
 /// Parameter names of a model in declaration order.
 fn param_names(model: &TrainGraph) -> Vec<(NodeId, String)> {
     model.graph.params().into_iter().map(|id| (id, model.graph.nodes[id].name.clone())).collect()
+}
+
+/// Each parameter node of `model` with its value in `params`, or the first one missing.
+fn param_values<'a>(model: &TrainGraph, params: &'a ParamSet) -> Result<Vec<(NodeId, &'a Tensor)>, ExecError> {
+    param_names(model)
+        .into_iter()
+        .map(|(id, name)| match params.get(&name) {
+            Some(value) if value.shape == model.graph.shape(id) => Ok((id, value)),
+            _ => Err(ExecError::MissingParam(format!("{name} of shape {:?}", model.graph.shape(id)))),
+        })
+        .collect()
+}
+
+/// Checks a batch written by the host against the model's input shapes.
+fn check_batch(model: &TrainGraph, images: &[f32], labels: &[f32]) -> Result<(), ExecError> {
+    let batch = model.batch();
+    if labels.len() != batch {
+        return Err(ExecError::BatchSize { what: "labels", expected: batch, got: labels.len() });
+    }
+    let values = batch * model.sample_len();
+    if images.len() != values {
+        return Err(ExecError::BatchSize { what: "image values", expected: values, got: images.len() });
+    }
+    Ok(())
+}
+
+/// Checks that `data` fits the model's input and `order` lists only its examples.
+fn check_order(data: DeviceData, order: &[usize]) -> Result<(), ExecError> {
+    match order.iter().find(|&&i| i >= data.len) {
+        Some(&index) => Err(ExecError::BadOrder { len: data.len, index }),
+        None if order.len() > data.len => Err(ExecError::BadOrder { len: data.len, index: data.len }),
+        None => Ok(()),
+    }
+}
+
+/// Checks that a dataset's examples have the model's sample size.
+fn check_sample(model: &TrainGraph, data: &Dataset) -> Result<(), ExecError> {
+    let (expected, got) = (model.sample_len(), data.sample_len());
+    if expected != got {
+        return Err(ExecError::SampleSize { expected, got });
+    }
+    Ok(())
+}
+
+/// Checks Adam's state against the model's parameters.
+fn check_moments(model: &TrainGraph, state: &OptimizerState) -> Result<(), ExecError> {
+    for (&(param, _), (name, m, v)) in model.grads.iter().zip(&state.moments) {
+        let shape = model.graph.shape(param);
+        if m.shape != shape || v.shape != shape || name != &model.graph.nodes[param].name {
+            return Err(ExecError::MissingParam(format!("Adam moments for {name} of shape {shape:?}")));
+        }
+    }
+    if state.moments.len() != model.grads.len() {
+        return Err(ExecError::MissingParam(format!("Adam moments for all {} parameters", model.grads.len())));
+    }
+    Ok(())
 }

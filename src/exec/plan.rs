@@ -2,7 +2,7 @@
 
 use crate::graph::{NodeId, Source};
 use crate::nn::TrainGraph;
-use crate::ops::Op;
+use crate::ops::{Op, Relu};
 
 /// The op nodes to evaluate: the forward pass (up to the loss, the logits
 /// and the kept feature maps) and, after it, the backward pass.
@@ -63,7 +63,7 @@ pub fn relu_fusions(
     let mut fused = vec![None; g.nodes.len()];
     for id in schedule.all() {
         let node = &g.nodes[id];
-        if node.source != Source::Op(Op::Relu) {
+        if node.source != Source::Op(Op::Relu(Relu)) {
             continue;
         }
         let producer_id = node.inputs[0];
@@ -99,7 +99,7 @@ impl BufferPlan {
         // A reshape is a view: follow it to the node that owns the data.
         let mut owner: Vec<NodeId> = (0..n).collect();
         for id in 0..n {
-            let is_view = matches!(g.nodes[id].source, Source::Op(Op::Reshape { .. })) || fused[id].is_some();
+            let is_view = matches!(g.nodes[id].source, Source::Op(Op::Reshape(_))) || fused[id].is_some();
             if is_view {
                 owner[id] = owner[g.nodes[id].inputs[0]];
             }

@@ -1,17 +1,21 @@
-//! The wgpu device: adapter choice, the pipeline cache, buffers, dispatch and
-//! asynchronous read-back.
+//! The wgpu device: adapter choice (`adapter`), compiled kernels
+//! (`pipelines`), memory and read-back (`buffers`), and running one op.
 
-mod device;
-pub mod kernels;
+mod adapter;
+mod buffers;
+mod pipelines;
 mod tensor;
 
 #[cfg(not(target_arch = "wasm32"))]
-pub use device::adapter_summaries;
-pub use device::{AdapterChoice, AdapterSummary, Gpu, Pipeline};
-pub use kernels::{Kernel, Launch, Shader};
+pub use adapter::adapter_summaries;
+pub use adapter::{AdapterChoice, AdapterSummary};
+pub use pipelines::Pipeline;
 pub use tensor::GpuTensor;
 
-use crate::ops::ShapeError;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use crate::ops::{Launch, Op, ShapeError, Tiling};
 
 /// What can go wrong on the GPU side, each with the sentence a user sees.
 #[derive(Debug, thiserror::Error)]
@@ -34,4 +38,105 @@ pub enum GpuError {
     Validation { context: String, message: String },
     #[error("reading a result back from the GPU failed: {0}")]
     Readback(String),
+}
+
+/// A wgpu device with its queue and a cache of compiled kernels.
+pub struct Gpu {
+    pub device: wgpu::Device,
+    pub queue: wgpu::Queue,
+    pub info: wgpu::AdapterInfo,
+    pub limits: wgpu::Limits,
+    /// The variant of the heavy kernels used on this adapter.
+    pub tiling: Tiling,
+    /// Shader modules by file name, pipelines by entry point.
+    modules: Mutex<HashMap<&'static str, wgpu::ShaderModule>>,
+    pipelines: Mutex<HashMap<&'static str, Arc<Pipeline>>>,
+}
+
+impl Gpu {
+    /// Opens a device on the chosen adapter with that adapter's full limits.
+    pub async fn new(choice: &AdapterChoice) -> Result<Gpu, GpuError> {
+        let adapter = adapter::pick_adapter(choice).await?;
+        let info = adapter.get_info();
+        let limits = adapter.limits();
+        let desc =
+            wgpu::DeviceDescriptor { label: Some("octconv"), required_limits: limits.clone(), ..Default::default() };
+        let (device, queue) = adapter
+            .request_device(&desc)
+            .await
+            .map_err(|e| GpuError::Device { adapter: info.name.clone(), message: e.to_string() })?;
+        Ok(Gpu {
+            device,
+            queue,
+            tiling: adapter::tiling_for(&info)?,
+            info,
+            limits,
+            modules: Mutex::new(HashMap::new()),
+            pipelines: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// "name (backend, device type)" of the adapter in use.
+    pub fn adapter_name(&self) -> String {
+        // Browsers may hide the adapter's name; the driver string or the type is what is left.
+        let name = [&self.info.name, &self.info.driver].into_iter().find(|n| !n.is_empty());
+        let name = name.map_or_else(|| "unnamed adapter".to_string(), |n| n.to_string());
+        format!("{name} ({:?}, {:?})", self.info.backend, self.info.device_type)
+    }
+
+    /// Evaluates one op on GPU tensors and returns the result as a new GPU tensor.
+    pub async fn run(&self, op: &Op, inputs: &[&GpuTensor]) -> Result<GpuTensor, GpuError> {
+        self.run_with(op, inputs, self.tiling, false).await
+    }
+
+    /// `run` with the heavy kernels in the given variant (to check or time each).
+    /// With `relu_after`, the op's kernel also applies the ReLU that follows it (`Launch::fuse_relu`).
+    pub async fn run_with(
+        &self,
+        op: &Op,
+        inputs: &[&GpuTensor],
+        tiling: Tiling,
+        relu_after: bool,
+    ) -> Result<GpuTensor, GpuError> {
+        let shapes: Vec<&[usize]> = inputs.iter().map(|t| t.shape.as_slice()).collect();
+        let out_shape = op.output_shape(&shapes)?;
+        let mut all_shapes = shapes.clone();
+        all_shapes.push(&out_shape);
+        self.check_fits(op.name(), &all_shapes)?;
+        let output = self.storage_buffer(out_shape.iter().product(), op.name());
+        match op.launch(&shapes, &out_shape, tiling) {
+            Some(mut launch) => {
+                if relu_after && !launch.fuse_relu() {
+                    let message = "its kernel cannot apply a following ReLU".to_string();
+                    return Err(GpuError::Validation { context: op.name().to_string(), message });
+                }
+                let inputs: Vec<&wgpu::Buffer> = inputs.iter().map(|t| &t.buffer).collect();
+                self.submit_one(&launch, &launch.buffers(&inputs, &output), op.name()).await?;
+            }
+            None => {
+                // Reshape: copy the values into the new tensor.
+                let mut encoder = self.device.create_command_encoder(&Default::default());
+                encoder.copy_buffer_to_buffer(&inputs[0].buffer, 0, &output, 0, (inputs[0].len() * 4) as u64);
+                self.queue.submit([encoder.finish()]);
+            }
+        }
+        Ok(GpuTensor { buffer: output, shape: out_shape })
+    }
+
+    /// Records and submits a single dispatch, reporting validation errors as a `GpuError`.
+    pub async fn submit_one(&self, launch: &Launch, buffers: &[&wgpu::Buffer], context: &str) -> Result<(), GpuError> {
+        let pipeline = self.pipeline(launch.kernel).await?;
+        let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let bind_group = self.bind(&pipeline, launch, buffers);
+        let mut encoder = self.device.create_command_encoder(&Default::default());
+        {
+            let mut pass = encoder.begin_compute_pass(&Default::default());
+            Gpu::dispatch(&mut pass, &pipeline, &bind_group, launch);
+        }
+        self.queue.submit([encoder.finish()]);
+        match scope.pop().await {
+            Some(error) => Err(GpuError::Validation { context: context.to_string(), message: error.to_string() }),
+            None => Ok(()),
+        }
+    }
 }

@@ -2,7 +2,7 @@
 
 use super::ParamSpec;
 use crate::graph::{Graph, GraphError, NodeId};
-use crate::ops::Op;
+use crate::ops;
 
 #[derive(Clone, Debug)]
 pub struct Linear {
@@ -29,6 +29,6 @@ impl Linear {
     pub fn apply(&self, g: &mut Graph, x: NodeId) -> Result<NodeId, GraphError> {
         let weight = g.param(&format!("{}.weight", self.name), &[self.out_features, self.in_features]);
         let bias = g.param(&format!("{}.bias", self.name), &[self.out_features]);
-        g.apply(&self.name, Op::Linear, &[x, weight, bias])
+        g.apply(&self.name, ops::Linear, &[x, weight, bias])
     }
 }

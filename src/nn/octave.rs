@@ -14,7 +14,7 @@
 
 use super::ParamSpec;
 use crate::graph::{Graph, GraphError, NodeId};
-use crate::ops::Op;
+use crate::ops;
 
 /// The (high, low) frequency branches of a feature map; a branch with no channels is `None`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -184,14 +184,14 @@ impl OctaveConv {
         self.check_input(g, x)?;
         let node = |suffix: &str| format!("{}.{suffix}", self.name);
         let pool_if_strided = |g: &mut Graph, branch: Option<NodeId>, label: &str| match branch {
-            Some(b) if self.stride == 2 => g.apply(&node(label), Op::AvgPool2, &[b]).map(Some),
+            Some(b) if self.stride == 2 => g.apply(&node(label), ops::AvgPool2, &[b]).map(Some),
             other => Ok(other),
         };
         let high = pool_if_strided(g, x.high, "pool_high")?;
         let low = pool_if_strided(g, x.low, "pool_low")?;
         // H→L reads the high branch average-pooled to the low resolution.
         let high_pooled = match (high, self.out_low > 0) {
-            (Some(h), true) => Some(g.apply(&node("h2l_pool"), Op::AvgPool2, &[h])?),
+            (Some(h), true) => Some(g.apply(&node("h2l_pool"), ops::AvgPool2, &[h])?),
             _ => None,
         };
 
@@ -207,7 +207,7 @@ impl OctaveConv {
             let weight =
                 g.param(&format!("{prefix}.weight"), &[path.out_channels, path.in_channels, self.kernel, self.kernel]);
             let bias = g.param(&format!("{prefix}.bias"), &[path.out_channels]);
-            let conv = Op::Conv2d { stride: 1, padding: self.padding };
+            let conv = ops::Conv2d { stride: 1, padding: self.padding };
             let y = g.apply(&prefix, conv, &[source, weight, bias])?;
             match (path.from_high, path.to_high) {
                 (false, true) => low_to_high = Some((prefix, y)),
@@ -218,13 +218,13 @@ impl OctaveConv {
         let sum = |g: &mut Graph, terms: Vec<NodeId>, label: &str| -> Result<Option<NodeId>, GraphError> {
             let mut terms = terms.into_iter();
             let Some(first) = terms.next() else { return Ok(None) };
-            terms.try_fold(first, |acc, t| g.apply(&node(label), Op::Add, &[acc, t])).map(Some)
+            terms.try_fold(first, |acc, t| g.apply(&node(label), ops::Add, &[acc, t])).map(Some)
         };
         // The L→H result joins the high branch upsampled: added in one pass
         // when there is an H→H result, else upsampled on its own.
         let high_out = match (sum(g, to_high, "high")?, low_to_high) {
-            (Some(h), Some((_, l))) => Some(g.apply(&node("high"), Op::AddUpsampled2, &[h, l])?),
-            (None, Some((prefix, l))) => Some(g.apply(&format!("{prefix}.upsample"), Op::Upsample2, &[l])?),
+            (Some(h), Some((_, l))) => Some(g.apply(&node("high"), ops::AddUpsampled2, &[h, l])?),
+            (None, Some((prefix, l))) => Some(g.apply(&format!("{prefix}.upsample"), ops::Upsample2, &[l])?),
             (h, None) => h,
         };
         Ok(Branches { high: high_out, low: sum(g, to_low, "low")? })

@@ -10,7 +10,7 @@
 
 use super::{Branches, Linear, OctaveConv, ParamSpec};
 use crate::graph::{Graph, GraphError, NodeId};
-use crate::ops::Op;
+use crate::ops::{CrossEntropy, MaxPool2, Relu, Reshape};
 
 /// Side of the square input image.
 pub const IMAGE_SIDE: usize = 28;
@@ -44,6 +44,11 @@ pub struct TrainGraph {
 impl TrainGraph {
     pub fn batch(&self) -> usize {
         self.graph.shape(self.images)[0]
+    }
+
+    /// Values per example of the images input (1 × 28 × 28 for the seed net).
+    pub fn sample_len(&self) -> usize {
+        self.graph.shape(self.images)[1..].iter().product()
     }
 }
 
@@ -89,21 +94,21 @@ impl SeedNet {
         for (branch, out, label) in [(c1.high, &mut pooled.high, "high"), (c1.low, &mut pooled.low, "low")] {
             let Some(b) = branch else { continue };
             features.push((format!("conv1.{label}"), b));
-            let p = g.apply(&format!("pool1.{label}"), Op::MaxPool2, &[b])?;
-            *out = Some(g.apply(&format!("relu1.{label}"), Op::Relu, &[p])?);
+            let p = g.apply(&format!("pool1.{label}"), MaxPool2, &[b])?;
+            *out = Some(g.apply(&format!("relu1.{label}"), Relu, &[p])?);
         }
         let c2 = self.conv2.apply(&mut g, pooled)?;
         features.extend(c2.high.map(|h| ("conv2.high".to_string(), h)));
         features.extend(c2.low.map(|l| ("conv2.low".to_string(), l)));
         let c3 = self.conv3.apply(&mut g, c2)?;
         let c3 = c3.high.expect("conv3 has a high-frequency output");
-        let r = g.apply("relu3", Op::Relu, &[c3])?;
-        let p = g.apply("pool3", Op::MaxPool2, &[r])?;
+        let r = g.apply("relu3", Relu, &[c3])?;
+        let p = g.apply("pool3", MaxPool2, &[r])?;
         let flat_len = g.shape(p)[1..].iter().product();
-        let flat = g.apply("flatten", Op::Reshape { shape: vec![batch, flat_len] }, &[p])?;
+        let flat = g.apply("flatten", Reshape { shape: vec![batch, flat_len] }, &[p])?;
         let h = self.fc1.apply(&mut g, flat)?;
         let logits = self.fc2.apply(&mut g, h)?;
-        let loss = g.apply("loss", Op::CrossEntropy, &[logits, labels])?;
+        let loss = g.apply("loss", CrossEntropy, &[logits, labels])?;
         let grads = if with_gradients { g.backward(loss)? } else { vec![] };
         Ok(TrainGraph { graph: g, images, labels, logits, loss, grads, features })
     }

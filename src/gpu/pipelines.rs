@@ -1,0 +1,158 @@
+//! Compiled kernels: the shader modules and pipelines (compiled once per
+//! device and cached), their bind groups, and recording a dispatch.
+
+use std::sync::Arc;
+
+use super::{Gpu, GpuError};
+use crate::ops::kernel::{ShaderFile, COMMON};
+use crate::ops::{Kernel, Launch};
+
+/// A compiled compute pipeline and the layout of its single bind group.
+#[derive(Debug)]
+pub struct Pipeline {
+    pub pipeline: wgpu::ComputePipeline,
+    pub layout: wgpu::BindGroupLayout,
+}
+
+impl Gpu {
+    /// The compiled pipeline of `kernel`, compiling and caching it on first use.
+    pub async fn pipeline(&self, kernel: &'static Kernel) -> Result<Arc<Pipeline>, GpuError> {
+        if let Some(p) = self.pipelines.lock().unwrap().get(kernel.entry) {
+            return Ok(p.clone());
+        }
+        let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let module = self.module(kernel.shader);
+        let layout = self.bind_group_layout(kernel);
+        let pipeline_layout = self.device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+            label: Some(kernel.entry),
+            bind_group_layouts: &[Some(&layout)],
+            immediate_size: 0,
+        });
+        let pipeline = self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some(kernel.entry),
+            layout: Some(&pipeline_layout),
+            module: &module,
+            entry_point: Some(kernel.entry),
+            compilation_options: Default::default(),
+            cache: None,
+        });
+        if let Some(error) = scope.pop().await {
+            // Forget the broken module so a fixed shader file is picked up next time.
+            self.modules.lock().unwrap().remove(kernel.shader.name);
+            return Err(GpuError::Shader {
+                file: kernel.shader.name.to_string(),
+                entry: kernel.entry.to_string(),
+                message: error.to_string(),
+            });
+        }
+        let compiled = Arc::new(Pipeline { pipeline, layout });
+        self.pipelines.lock().unwrap().insert(kernel.entry, compiled.clone());
+        Ok(compiled)
+    }
+
+    fn module(&self, shader: ShaderFile) -> wgpu::ShaderModule {
+        let mut modules = self.modules.lock().unwrap();
+        modules
+            .entry(shader.name)
+            .or_insert_with(|| {
+                let source = format!("{}\n{}", shader_source(COMMON), shader_source(shader));
+                self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
+                    label: Some(shader.name),
+                    source: wgpu::ShaderSource::Wgsl(source.into()),
+                })
+            })
+            .clone()
+    }
+
+    fn bind_group_layout(&self, kernel: &Kernel) -> wgpu::BindGroupLayout {
+        let entry = |binding: u32, ty: wgpu::BufferBindingType| wgpu::BindGroupLayoutEntry {
+            binding,
+            visibility: wgpu::ShaderStages::COMPUTE,
+            ty: wgpu::BindingType::Buffer { ty, has_dynamic_offset: false, min_binding_size: None },
+            count: None,
+        };
+        let mut entries = vec![entry(0, wgpu::BufferBindingType::Uniform)];
+        for i in 0..kernel.reads + kernel.writes {
+            let read_only = i < kernel.reads;
+            entries.push(entry(1 + i, wgpu::BufferBindingType::Storage { read_only }));
+        }
+        self.device
+            .create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor { label: Some(kernel.entry), entries: &entries })
+    }
+
+    /// A bind group for `launch`: its parameters, then `buffers` in binding order.
+    pub fn bind(&self, pipeline: &Pipeline, launch: &Launch, buffers: &[&wgpu::Buffer]) -> wgpu::BindGroup {
+        let params = self.uniform_buffer(&launch.params);
+        self.bind_with_uniform(pipeline, &params, buffers)
+    }
+
+    /// A uniform buffer holding `words` (padded to 16 bytes), writable later.
+    pub fn uniform_buffer(&self, words: &[u32]) -> wgpu::Buffer {
+        use wgpu::util::DeviceExt;
+        let mut padded = words.to_vec();
+        padded.resize(words.len().div_ceil(4).max(1) * 4, 0);
+        self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some("params"),
+            contents: bytemuck::cast_slice(&padded),
+            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+        })
+    }
+
+    /// A bind group of `uniform` at binding 0, then `buffers` in binding order.
+    pub fn bind_with_uniform(
+        &self,
+        pipeline: &Pipeline,
+        uniform: &wgpu::Buffer,
+        buffers: &[&wgpu::Buffer],
+    ) -> wgpu::BindGroup {
+        let whole: Vec<wgpu::BufferBinding> = buffers.iter().map(|b| b.as_entire_buffer_binding()).collect();
+        self.bind_ranges(pipeline, uniform, &whole)
+    }
+
+    /// A bind group of `uniform` at binding 0, then buffer ranges in binding order.
+    pub fn bind_ranges(
+        &self,
+        pipeline: &Pipeline,
+        uniform: &wgpu::Buffer,
+        ranges: &[wgpu::BufferBinding<'_>],
+    ) -> wgpu::BindGroup {
+        let mut entries = vec![wgpu::BindGroupEntry { binding: 0, resource: uniform.as_entire_binding() }];
+        for (i, range) in ranges.iter().enumerate() {
+            entries.push(wgpu::BindGroupEntry {
+                binding: 1 + i as u32,
+                resource: wgpu::BindingResource::Buffer(range.clone()),
+            });
+        }
+        self.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: None,
+            layout: &pipeline.layout,
+            entries: &entries,
+        })
+    }
+
+    /// Records one dispatch of `launch` into `pass`.
+    pub fn dispatch(
+        pass: &mut wgpu::ComputePass<'_>,
+        pipeline: &Pipeline,
+        bind_group: &wgpu::BindGroup,
+        launch: &Launch,
+    ) {
+        let [x, y, z] = launch.workgroups();
+        pass.set_pipeline(&pipeline.pipeline);
+        pass.set_bind_group(0, bind_group, &[]);
+        pass.dispatch_workgroups(x, y, z);
+    }
+}
+
+/// The WGSL text of `shader`: from `$OCTCONV_SHADERS/<file>` when that variable
+/// names a folder holding it (edit a kernel and re-run without rebuilding),
+/// else built in.
+fn shader_source(shader: ShaderFile) -> String {
+    #[cfg(not(target_arch = "wasm32"))]
+    if let Ok(dir) = std::env::var("OCTCONV_SHADERS") {
+        if let Ok(text) = std::fs::read_to_string(std::path::Path::new(&dir).join(shader.name)) {
+            return text;
+        }
+    }
+    shader.source.to_string()
+}

@@ -1,0 +1,347 @@
+//! 2-D convolution (NCHW, square kernel, bias) and its two gradients.
+//!
+//! Gradient rule: for y = conv(x, w) + b, dx = Conv2dBackwardInput(dy, w),
+//! dw = Conv2dBackwardWeight(dy, x), db = ChannelSum(dy). The two backward
+//! ops are dedicated kernels because they are where the time goes: the input
+//! gradient of a stride-1 convolution runs on the forward kernel itself
+//! (dy convolved with the flipped, transposed weights, no copy of them), and
+//! the weight gradient is a reduction over batch and pixels that no other
+//! op expresses.
+//!
+//! Kernels (conv2d.wgsl): register-blocked ones for software drivers and
+//! workgroup-tiled implicit GEMMs for hardware GPUs (`Tiling`). The CPU twin
+//! and the fast CPU version are in `cpu.rs`.
+
+mod cpu;
+
+use super::cases::{both_tilings, Case, Seeds, LONG_SUMS, SMALL_SUMS};
+use super::kernel::{
+    block_tiled, choose, word, Kernel, KernelParams, Launch, Operand, ParamsLayout, ShaderFile, Tiling,
+};
+use super::reduce::ChannelSum;
+use super::{conv_output_size, Family, Gradient, GraphError, NodeId, OpDef, Shapes};
+use crate::kernel_params;
+use crate::tensor::{numel, Tensor};
+
+const SHADER: ShaderFile = ShaderFile { name: "conv2d.wgsl", source: include_str!("../../../shaders/conv2d.wgsl") };
+
+kernel_params! {
+    /// Conv2dParams in conv2d.wgsl.
+    pub struct Conv2dParams {
+        pub batch: u32,
+        pub in_channels: u32,
+        pub in_height: u32,
+        pub in_width: u32,
+        pub out_channels: u32,
+        pub out_height: u32,
+        pub out_width: u32,
+        pub kernel: u32,
+        pub stride: u32,
+        pub padding: u32,
+        /// Weight (a, b, u, v) is at a·weight_out_stride + b·weight_in_stride + tap.
+        pub weight_out_stride: u32,
+        pub weight_in_stride: u32,
+        /// 1: the tap is flipped, (k−1−u)·k + (k−1−v).
+        pub flip: u32,
+        pub has_bias: u32,
+    }
+}
+
+const PARAMS: &ParamsLayout = &Conv2dParams::LAYOUT;
+
+pub const CONV2D_FORWARD: Kernel = Kernel::new(SHADER, "conv2d_forward", PARAMS, 3, 1);
+pub const CONV2D_FORWARD_TILED: Kernel = Kernel::new(SHADER, "conv2d_forward_tiled", PARAMS, 3, 1);
+pub const CONV2D_BACKWARD_INPUT_STRIDED: Kernel = Kernel::new(SHADER, "conv2d_backward_input_strided", PARAMS, 2, 1);
+pub const CONV2D_BACKWARD_WEIGHT: Kernel = Kernel::new(SHADER, "conv2d_backward_weight", PARAMS, 2, 1);
+pub const CONV2D_BACKWARD_WEIGHT_TILED: Kernel = Kernel::new(SHADER, "conv2d_backward_weight_tiled", PARAMS, 2, 1);
+
+pub const FAMILY: Family = Family {
+    shaders: &[SHADER],
+    kernels: &[
+        &CONV2D_FORWARD,
+        &CONV2D_FORWARD_TILED,
+        &CONV2D_BACKWARD_INPUT_STRIDED,
+        &CONV2D_BACKWARD_WEIGHT,
+        &CONV2D_BACKWARD_WEIGHT_TILED,
+    ],
+    cases,
+};
+
+/// Side of the register tile (`TILE` in conv2d.wgsl).
+const TILE: usize = 4;
+/// Output channels per conv2d_forward invocation (`OUT_TILE` in conv2d.wgsl).
+const OUT_TILE: usize = 8;
+
+/// x [N,C,H,W], weight [O,C,K,K], bias [O] -> y [N,O,H',W'].
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Conv2d {
+    pub stride: usize,
+    pub padding: usize,
+}
+
+/// dy [N,O,H',W'], weight [O,C,K,K] -> dx [N,C,H,W]; `input_size` is (H, W).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Conv2dBackwardInput {
+    pub stride: usize,
+    pub padding: usize,
+    pub input_size: [usize; 2],
+}
+
+/// dy [N,O,H',W'], x [N,C,H,W] -> dweight [O,C,K,K].
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Conv2dBackwardWeight {
+    pub stride: usize,
+    pub padding: usize,
+    pub kernel: usize,
+}
+
+/// The forward kernel's launch for these parameters (also the stride-1 input gradient).
+fn forward_launch(p: Conv2dParams, tiling: Tiling) -> Launch {
+    let (batch, out_channels) = (p.batch as usize, p.out_channels as usize);
+    let (out_h, out_w) = (p.out_height as usize, p.out_width as usize);
+    let registers =
+        Launch::grid(&CONV2D_FORWARD, &p, out_h * out_w.div_ceil(TILE), out_channels.div_ceil(OUT_TILE), batch);
+    choose(tiling, block_tiled(&CONV2D_FORWARD_TILED, &p, out_channels, batch * out_h * out_w), registers)
+}
+
+impl OpDef for Conv2d {
+    fn name(&self) -> &'static str {
+        "conv2d"
+    }
+
+    fn arity(&self) -> usize {
+        3
+    }
+
+    fn output_shape(&self, s: &Shapes) -> Result<Vec<usize>, String> {
+        let (x, w, b) = (s.rank(0, 4, "x")?, s.rank(1, 4, "weight")?, s.rank(2, 1, "bias")?);
+        if w[1] != x[1] {
+            return Err(format!("weight expects {} input channels but x has {}", w[1], x[1]));
+        }
+        if w[2] != w[3] {
+            return Err("the kernel must be square".into());
+        }
+        if b[0] != w[0] {
+            return Err(format!("bias has {} values for {} output channels", b[0], w[0]));
+        }
+        let [h, wd] = conv_output_size([x[2], x[3]], w[2], self.stride, self.padding)?;
+        Ok(vec![x[0], w[0], h, wd])
+    }
+
+    fn flops(&self, inputs: &[&[usize]], output: &[usize]) -> u64 {
+        2 * numel(output) as u64 * numel(&inputs[1][1..]) as u64
+    }
+
+    fn gradient(&self, g: &mut Gradient) -> Result<Vec<Option<NodeId>>, GraphError> {
+        let (x, w, dy) = (g.input(0), g.input(1), g.dy()?);
+        let (stride, padding, kernel) = (self.stride, self.padding, g.shape(w)[2]);
+        let input_size = g.size_2d(x);
+        Ok(vec![
+            g.apply(0, Conv2dBackwardInput { stride, padding, input_size }, &[dy, w])?,
+            g.apply(1, Conv2dBackwardWeight { stride, padding, kernel }, &[dy, x])?,
+            g.apply(2, ChannelSum, &[dy])?,
+        ])
+    }
+
+    fn cpu(&self, i: &[&Tensor], out: &[usize]) -> Vec<f32> {
+        cpu::conv2d(i[0], i[1], i[2], self.stride, self.padding, out)
+    }
+
+    fn cpu_fast(&self, i: &[&Tensor], out: &[usize]) -> Vec<f32> {
+        cpu::conv2d_fast(i[0], i[1], i[2], self.stride, self.padding, out)
+    }
+
+    fn launch(&self, inputs: &[&[usize]], y: &[usize], tiling: Tiling) -> Option<Launch> {
+        let (x, w) = (inputs[0], inputs[1]);
+        let k = w[2];
+        let p = Conv2dParams {
+            batch: word(x[0]),
+            in_channels: word(x[1]),
+            in_height: word(x[2]),
+            in_width: word(x[3]),
+            out_channels: word(w[0]),
+            out_height: word(y[2]),
+            out_width: word(y[3]),
+            kernel: word(k),
+            stride: word(self.stride),
+            padding: word(self.padding),
+            weight_out_stride: word(w[1] * k * k),
+            weight_in_stride: word(k * k),
+            flip: 0,
+            has_bias: 1,
+        };
+        Some(forward_launch(p, tiling))
+    }
+}
+
+impl OpDef for Conv2dBackwardInput {
+    fn name(&self) -> &'static str {
+        "conv2d_backward_input"
+    }
+
+    fn arity(&self) -> usize {
+        2
+    }
+
+    fn output_shape(&self, s: &Shapes) -> Result<Vec<usize>, String> {
+        let (dy, w) = (s.rank(0, 4, "dy")?, s.rank(1, 4, "weight")?);
+        let out = conv_output_size(self.input_size, w[2], self.stride, self.padding)?;
+        if dy[1] != w[0] || dy[2..] != out {
+            return Err(format!("dy must be [N, {}, {}, {}]", w[0], out[0], out[1]));
+        }
+        Ok(vec![dy[0], w[1], self.input_size[0], self.input_size[1]])
+    }
+
+    fn flops(&self, inputs: &[&[usize]], _output: &[usize]) -> u64 {
+        2 * numel(inputs[0]) as u64 * numel(&inputs[1][1..]) as u64
+    }
+
+    fn gradient(&self, g: &mut Gradient) -> Result<Vec<Option<NodeId>>, GraphError> {
+        g.none(self.name())
+    }
+
+    fn cpu(&self, i: &[&Tensor], out: &[usize]) -> Vec<f32> {
+        cpu::conv2d_backward_input(i[0], i[1], self.stride, self.padding, out)
+    }
+
+    fn cpu_fast(&self, i: &[&Tensor], out: &[usize]) -> Vec<f32> {
+        cpu::conv2d_backward_input_fast(i[0], i[1], self.stride, self.padding, out)
+    }
+
+    fn launch(&self, inputs: &[&[usize]], dx: &[usize], tiling: Tiling) -> Option<Launch> {
+        let (dy, w) = (inputs[0], inputs[1]);
+        let k = w[2];
+        let (stride, padding) = (self.stride, self.padding);
+        if stride == 1 && padding < k {
+            // dx = conv(dy, weights flipped and with in/out channels swapped, padding k−1−p).
+            let p = Conv2dParams {
+                batch: word(dy[0]),
+                in_channels: word(dy[1]),
+                in_height: word(dy[2]),
+                in_width: word(dy[3]),
+                out_channels: word(dx[1]),
+                out_height: word(dx[2]),
+                out_width: word(dx[3]),
+                kernel: word(k),
+                stride: 1,
+                padding: word(k - 1 - padding),
+                weight_out_stride: word(k * k),
+                weight_in_stride: word(dx[1] * k * k),
+                flip: 1,
+                has_bias: 0,
+            };
+            const DY: Operand = Operand::Input(0);
+            const WEIGHT: Operand = Operand::Input(1);
+            // The weights stand in for the bias the kernel is told to skip.
+            Some(forward_launch(p, tiling).binding([DY, WEIGHT, WEIGHT, Operand::Output]))
+        } else {
+            let p = Conv2dParams {
+                batch: word(dx[0]),
+                in_channels: word(dx[1]),
+                in_height: word(dx[2]),
+                in_width: word(dx[3]),
+                out_channels: word(w[0]),
+                out_height: word(dy[2]),
+                out_width: word(dy[3]),
+                kernel: word(k),
+                stride: word(stride),
+                padding: word(padding),
+                ..Conv2dParams::default()
+            };
+            Some(Launch::new(&CONV2D_BACKWARD_INPUT_STRIDED, &p, numel(dx)))
+        }
+    }
+}
+
+impl OpDef for Conv2dBackwardWeight {
+    fn name(&self) -> &'static str {
+        "conv2d_backward_weight"
+    }
+
+    fn arity(&self) -> usize {
+        2
+    }
+
+    fn output_shape(&self, s: &Shapes) -> Result<Vec<usize>, String> {
+        let (dy, x) = (s.rank(0, 4, "dy")?, s.rank(1, 4, "x")?);
+        let out = conv_output_size([x[2], x[3]], self.kernel, self.stride, self.padding)?;
+        if dy[0] != x[0] || dy[2..] != out {
+            return Err(format!("dy must be [{}, O, {}, {}]", x[0], out[0], out[1]));
+        }
+        Ok(vec![dy[1], x[1], self.kernel, self.kernel])
+    }
+
+    fn flops(&self, inputs: &[&[usize]], output: &[usize]) -> u64 {
+        2 * numel(inputs[0]) as u64 * numel(&output[1..]) as u64
+    }
+
+    fn gradient(&self, g: &mut Gradient) -> Result<Vec<Option<NodeId>>, GraphError> {
+        g.none(self.name())
+    }
+
+    fn cpu(&self, i: &[&Tensor], out: &[usize]) -> Vec<f32> {
+        cpu::conv2d_backward_weight(i[0], i[1], self.stride, self.padding, out)
+    }
+
+    fn cpu_fast(&self, i: &[&Tensor], out: &[usize]) -> Vec<f32> {
+        cpu::conv2d_backward_weight_fast(i[0], i[1], self.stride, self.padding, out)
+    }
+
+    fn launch(&self, inputs: &[&[usize]], _dw: &[usize], tiling: Tiling) -> Option<Launch> {
+        let (dy, x) = (inputs[0], inputs[1]);
+        let k = self.kernel;
+        let p = Conv2dParams {
+            batch: word(x[0]),
+            in_channels: word(x[1]),
+            in_height: word(x[2]),
+            in_width: word(x[3]),
+            out_channels: word(dy[1]),
+            out_height: word(dy[2]),
+            out_width: word(dy[3]),
+            kernel: word(k),
+            stride: word(self.stride),
+            padding: word(self.padding),
+            ..Conv2dParams::default()
+        };
+        let registers = Launch::grid(&CONV2D_BACKWARD_WEIGHT, &p, x[1].div_ceil(TILE) * k * k, dy[1].div_ceil(TILE), 1);
+        Some(choose(tiling, block_tiled(&CONV2D_BACKWARD_WEIGHT_TILED, &p, dy[1], x[1] * k * k), registers))
+    }
+}
+
+/// Conv cases: (batch, in channels, height, width, out channels, kernel, stride, padding).
+pub const CONV_SHAPES: [[usize; 8]; 7] = [
+    [1, 1, 5, 7, 1, 3, 1, 1],
+    [2, 3, 9, 11, 17, 5, 2, 2],
+    [3, 17, 8, 6, 8, 1, 1, 0],
+    [2, 8, 13, 13, 3, 3, 2, 0],
+    [1, 3, 4, 4, 2, 5, 1, 2],
+    // The seed network's conv2 H→H and conv3 H→H at batch 4.
+    [4, 8, 14, 14, 16, 3, 1, 1],
+    [4, 16, 14, 14, 64, 3, 1, 1],
+];
+
+/// The output shape of a convolution case.
+pub fn conv_case_output([n, _, h, w, o, k, stride, padding]: [usize; 8]) -> Vec<usize> {
+    let [oh, ow] = conv_output_size([h, w], k, stride, padding).expect("conv cases have valid shapes");
+    vec![n, o, oh, ow]
+}
+
+fn cases(seeds: &mut Seeds) -> Vec<Case> {
+    let mut cases = Vec::new();
+    for shape in CONV_SHAPES {
+        let [n, c, h, w, o, k, stride, padding] = shape;
+        let x = seeds.random(&[n, c, h, w]);
+        let weight = seeds.random(&[o, c, k, k]);
+        let bias = seeds.random(&[o]);
+        let dy = seeds.random(&conv_case_output(shape));
+        cases.extend(both_tilings(Conv2d { stride, padding }, vec![x.clone(), weight.clone(), bias], SMALL_SUMS));
+        let input_size = [h, w];
+        cases.extend(both_tilings(
+            Conv2dBackwardInput { stride, padding, input_size },
+            vec![dy.clone(), weight],
+            LONG_SUMS,
+        ));
+        cases.extend(both_tilings(Conv2dBackwardWeight { stride, padding, kernel: k }, vec![dy, x], LONG_SUMS));
+    }
+    cases
+}

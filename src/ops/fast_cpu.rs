@@ -1,0 +1,56 @@
+//! Shared by the ops' fast CPU versions (`OpDef::cpu_fast`): a strided GEMM
+//! (matrixmultiply's sgemm) and a split of the work over images or planes,
+//! in parallel on native targets.
+
+/// c = beta·c + a·b for an m×k `a` and a k×n `b`, each given with (row, column) strides.
+#[allow(clippy::too_many_arguments)]
+pub fn gemm(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: &[f32],
+    (a_row, a_col): (usize, usize),
+    b: &[f32],
+    (b_row, b_col): (usize, usize),
+    c: &mut [f32],
+    (c_row, c_col): (usize, usize),
+    beta: f32,
+) {
+    // Bounds: the last element each operand addresses must be inside its slice.
+    let last = |rows: usize, cols: usize, rs: usize, cs: usize| (rows - 1) * rs + (cols - 1) * cs;
+    assert!(m > 0 && k > 0 && n > 0);
+    assert!(last(m, k, a_row, a_col) < a.len() && last(k, n, b_row, b_col) < b.len());
+    assert!(last(m, n, c_row, c_col) < c.len());
+    // SAFETY: the asserts above keep every access inside the three slices,
+    // and `c` is borrowed mutably while `a` and `b` are shared borrows.
+    unsafe {
+        matrixmultiply::sgemm(
+            m,
+            k,
+            n,
+            1.0,
+            a.as_ptr(),
+            a_row as isize,
+            a_col as isize,
+            b.as_ptr(),
+            b_row as isize,
+            b_col as isize,
+            beta,
+            c.as_mut_ptr(),
+            c_row as isize,
+            c_col as isize,
+        );
+    }
+}
+
+/// Runs `f(chunk index, output chunk)` over `out` in chunks of `chunk_len`
+/// (one image or one plane each), in parallel on native targets.
+pub fn per_chunk(out: &mut [f32], chunk_len: usize, f: impl Fn(usize, &mut [f32]) + Sync + Send) {
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        use rayon::prelude::*;
+        out.par_chunks_mut(chunk_len).enumerate().for_each(|(n, chunk)| f(n, chunk));
+    }
+    #[cfg(target_arch = "wasm32")]
+    out.chunks_mut(chunk_len).enumerate().for_each(|(n, chunk)| f(n, chunk));
+}

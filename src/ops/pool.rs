@@ -1,0 +1,320 @@
+//! 2×2 stride-2 pooling over NCHW planes: average and max, and their gradients.
+//!
+//! Gradient rules: avg → AvgPool2Backward(dy) (dy / 4 spread over each
+//! window), max → MaxPool2Backward(x, dy) (dy routed to each window's
+//! argmax). Both are dedicated kernels: written with other ops, the average
+//! would be an upsample and a scale (two passes over the full-resolution map
+//! instead of one), and the max needs the argmax, which no other op gives.
+//! The forward kernels can apply a following ReLU as they write.
+
+use std::mem::offset_of;
+
+use super::cases::{single, with_relu, Case, Seeds, EXACT, MAP_SHAPES, SMALL_SUMS};
+use super::fast_cpu::per_chunk;
+use super::kernel::{word, Kernel, KernelParams, Launch, ParamsLayout, ShaderFile, Tiling};
+use super::{elementwise_flops, Family, Gradient, GraphError, NodeId, OpDef, Shapes};
+use crate::kernel_params;
+use crate::tensor::{numel, Tensor};
+
+const SHADER: ShaderFile = ShaderFile { name: "pool.wgsl", source: include_str!("../../shaders/pool.wgsl") };
+
+kernel_params! {
+    /// PoolParams in pool.wgsl.
+    pub struct PoolParams {
+        /// Batch · channels.
+        pub planes: u32,
+        pub in_height: u32,
+        pub in_width: u32,
+        pub out_height: u32,
+        pub out_width: u32,
+        /// Forward: 1 applies a ReLU to the output.
+        pub relu: u32,
+    }
+}
+
+const PARAMS: &ParamsLayout = &PoolParams::LAYOUT;
+const RELU: usize = offset_of!(PoolParams, relu);
+
+pub const AVG_POOL2_FORWARD: Kernel = Kernel::new(SHADER, "avg_pool2_forward", PARAMS, 1, 1).with_relu_at(RELU);
+pub const AVG_POOL2_BACKWARD: Kernel = Kernel::new(SHADER, "avg_pool2_backward", PARAMS, 1, 1);
+pub const MAX_POOL2_FORWARD: Kernel = Kernel::new(SHADER, "max_pool2_forward", PARAMS, 1, 1).with_relu_at(RELU);
+pub const MAX_POOL2_BACKWARD: Kernel = Kernel::new(SHADER, "max_pool2_backward", PARAMS, 2, 1);
+
+pub const FAMILY: Family = Family {
+    shaders: &[SHADER],
+    kernels: &[&AVG_POOL2_FORWARD, &AVG_POOL2_BACKWARD, &MAX_POOL2_FORWARD, &MAX_POOL2_BACKWARD],
+    cases,
+};
+
+/// x [N,C,H,W] -> [N,C,H/2,W/2], mean of each 2×2 block.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct AvgPool2;
+
+/// dy [N,C,H/2,W/2] -> dx [N,C,H,W]; `input_size` is (H, W).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct AvgPool2Backward {
+    pub input_size: [usize; 2],
+}
+
+/// x [N,C,H,W] -> [N,C,H/2,W/2], max of each 2×2 block.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct MaxPool2;
+
+/// x [N,C,H,W], dy [N,C,H/2,W/2] -> dx [N,C,H,W], routed to each block's argmax.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct MaxPool2Backward;
+
+/// The parameters of a pool between a full-size map and its pooled one.
+fn params(full: &[usize], pooled: &[usize]) -> PoolParams {
+    PoolParams {
+        planes: word(full[0] * full[1]),
+        in_height: word(full[2]),
+        in_width: word(full[3]),
+        out_height: word(pooled[2]),
+        out_width: word(pooled[3]),
+        relu: 0,
+    }
+}
+
+/// The pooled shape of x (odd rows and columns are dropped, as PyTorch's floor mode).
+fn pooled_shape(s: &Shapes) -> Result<Vec<usize>, String> {
+    let x = s.rank(0, 4, "x")?;
+    if x[2] < 2 || x[3] < 2 {
+        return Err("2×2 pooling needs height and width of at least 2".into());
+    }
+    Ok(vec![x[0], x[1], x[2] / 2, x[3] / 2])
+}
+
+impl OpDef for AvgPool2 {
+    fn name(&self) -> &'static str {
+        "avg_pool2"
+    }
+
+    fn arity(&self) -> usize {
+        1
+    }
+
+    fn output_shape(&self, s: &Shapes) -> Result<Vec<usize>, String> {
+        pooled_shape(s)
+    }
+
+    fn flops(&self, inputs: &[&[usize]], output: &[usize]) -> u64 {
+        elementwise_flops(inputs, output)
+    }
+
+    fn gradient(&self, g: &mut Gradient) -> Result<Vec<Option<NodeId>>, GraphError> {
+        let input_size = g.size_2d(g.input(0));
+        let dy = g.dy()?;
+        Ok(vec![g.apply(0, AvgPool2Backward { input_size }, &[dy])?])
+    }
+
+    fn cpu(&self, inputs: &[&Tensor], output: &[usize]) -> Vec<f32> {
+        pool(inputs[0], output, |w| 0.25 * (w[0] + w[1] + w[2] + w[3]))
+    }
+
+    fn cpu_fast(&self, inputs: &[&Tensor], output: &[usize]) -> Vec<f32> {
+        self.cpu(inputs, output) // on quarter-size maps only (the H→L path)
+    }
+
+    fn launch(&self, inputs: &[&[usize]], output: &[usize], _tiling: Tiling) -> Option<Launch> {
+        Some(Launch::new(&AVG_POOL2_FORWARD, &params(inputs[0], output), numel(output)))
+    }
+}
+
+impl OpDef for AvgPool2Backward {
+    fn name(&self) -> &'static str {
+        "avg_pool2_backward"
+    }
+
+    fn arity(&self) -> usize {
+        1
+    }
+
+    fn output_shape(&self, s: &Shapes) -> Result<Vec<usize>, String> {
+        let dy = s.rank(0, 4, "dy")?;
+        let [h, w] = self.input_size;
+        if dy[2] != h / 2 || dy[3] != w / 2 {
+            return Err(format!("dy must be half of the input size {:?}", self.input_size));
+        }
+        Ok(vec![dy[0], dy[1], h, w])
+    }
+
+    fn flops(&self, inputs: &[&[usize]], output: &[usize]) -> u64 {
+        elementwise_flops(inputs, output)
+    }
+
+    fn gradient(&self, g: &mut Gradient) -> Result<Vec<Option<NodeId>>, GraphError> {
+        g.none(self.name())
+    }
+
+    /// dx = dy / 4 spread over each window; rows and columns the pool dropped get 0.
+    fn cpu(&self, inputs: &[&Tensor], dx_shape: &[usize]) -> Vec<f32> {
+        let dy = inputs[0];
+        let [_, _, out_h, out_w] = dy.shape[..] else { unreachable!() };
+        let [_, _, in_h, in_w] = dx_shape[..] else { unreachable!() };
+        let mut dx = vec![0.0; dx_shape.iter().product()];
+        for (plane, dx_plane) in dx.chunks_mut(in_h * in_w).enumerate() {
+            for i in 0..out_h {
+                for j in 0..out_w {
+                    let g = dy.data[(plane * out_h + i) * out_w + j];
+                    for k in window(i, j, in_w) {
+                        dx_plane[k] = 0.25 * g;
+                    }
+                }
+            }
+        }
+        dx
+    }
+
+    fn cpu_fast(&self, inputs: &[&Tensor], output: &[usize]) -> Vec<f32> {
+        self.cpu(inputs, output)
+    }
+
+    fn launch(&self, inputs: &[&[usize]], output: &[usize], _tiling: Tiling) -> Option<Launch> {
+        Some(Launch::new(&AVG_POOL2_BACKWARD, &params(output, inputs[0]), numel(output)))
+    }
+}
+
+impl OpDef for MaxPool2 {
+    fn name(&self) -> &'static str {
+        "max_pool2"
+    }
+
+    fn arity(&self) -> usize {
+        1
+    }
+
+    fn output_shape(&self, s: &Shapes) -> Result<Vec<usize>, String> {
+        pooled_shape(s)
+    }
+
+    fn flops(&self, inputs: &[&[usize]], output: &[usize]) -> u64 {
+        elementwise_flops(inputs, output)
+    }
+
+    fn gradient(&self, g: &mut Gradient) -> Result<Vec<Option<NodeId>>, GraphError> {
+        let (x, dy) = (g.input(0), g.dy()?);
+        Ok(vec![g.apply(0, MaxPool2Backward, &[x, dy])?])
+    }
+
+    fn cpu(&self, inputs: &[&Tensor], output: &[usize]) -> Vec<f32> {
+        pool(inputs[0], output, |w| w[argmax4(w)])
+    }
+
+    /// The same windows, one plane per task (it reads every full-resolution map of the net).
+    fn cpu_fast(&self, inputs: &[&Tensor], out_shape: &[usize]) -> Vec<f32> {
+        let x = inputs[0];
+        let [_, _, h, w] = x.shape[..] else { unreachable!() };
+        let [_, _, out_h, out_w] = out_shape[..] else { unreachable!() };
+        let mut y = vec![0.0; out_shape.iter().product()];
+        per_chunk(&mut y, out_h * out_w, |plane, out| {
+            let x = &x.data[plane * h * w..][..h * w];
+            for (i, out_row) in out.chunks_mut(out_w).enumerate() {
+                for (j, o) in out_row.iter_mut().enumerate() {
+                    let values = window(i, j, w).map(|k| x[k]);
+                    *o = values[argmax4(values)];
+                }
+            }
+        });
+        y
+    }
+
+    fn launch(&self, inputs: &[&[usize]], output: &[usize], _tiling: Tiling) -> Option<Launch> {
+        Some(Launch::new(&MAX_POOL2_FORWARD, &params(inputs[0], output), numel(output)))
+    }
+}
+
+impl OpDef for MaxPool2Backward {
+    fn name(&self) -> &'static str {
+        "max_pool2_backward"
+    }
+
+    fn arity(&self) -> usize {
+        2
+    }
+
+    fn output_shape(&self, s: &Shapes) -> Result<Vec<usize>, String> {
+        let (x, dy) = (s.rank(0, 4, "x")?, s.rank(1, 4, "dy")?);
+        if dy != [x[0], x[1], x[2] / 2, x[3] / 2] {
+            return Err("dy must be the pooled shape of x".into());
+        }
+        Ok(x.to_vec())
+    }
+
+    fn flops(&self, inputs: &[&[usize]], output: &[usize]) -> u64 {
+        elementwise_flops(inputs, output)
+    }
+
+    fn gradient(&self, g: &mut Gradient) -> Result<Vec<Option<NodeId>>, GraphError> {
+        g.none(self.name())
+    }
+
+    /// dx = dy routed to each window's argmax (the first on ties), 0 elsewhere.
+    fn cpu(&self, inputs: &[&Tensor], _output: &[usize]) -> Vec<f32> {
+        let (x, dy) = (inputs[0], inputs[1]);
+        let [_, _, in_h, in_w] = x.shape[..] else { unreachable!() };
+        let [_, _, out_h, out_w] = dy.shape[..] else { unreachable!() };
+        let mut dx = vec![0.0; x.len()];
+        for (plane, (x_plane, dx_plane)) in x.data.chunks(in_h * in_w).zip(dx.chunks_mut(in_h * in_w)).enumerate() {
+            for i in 0..out_h {
+                for j in 0..out_w {
+                    let offsets = window(i, j, in_w);
+                    let best = argmax4(offsets.map(|k| x_plane[k]));
+                    dx_plane[offsets[best]] = dy.data[(plane * out_h + i) * out_w + j];
+                }
+            }
+        }
+        dx
+    }
+
+    fn cpu_fast(&self, inputs: &[&Tensor], output: &[usize]) -> Vec<f32> {
+        self.cpu(inputs, output)
+    }
+
+    fn launch(&self, inputs: &[&[usize]], output: &[usize], _tiling: Tiling) -> Option<Launch> {
+        Some(Launch::new(&MAX_POOL2_BACKWARD, &params(inputs[0], inputs[1]), numel(output)))
+    }
+}
+
+/// The four input offsets of the 2×2 window at output (i, j) in a plane of `width` columns.
+pub(super) fn window(i: usize, j: usize, width: usize) -> [usize; 4] {
+    let origin = 2 * i * width + 2 * j;
+    [origin, origin + 1, origin + width, origin + width + 1]
+}
+
+/// Applies `reduce` to every 2×2 window of every plane.
+fn pool(x: &Tensor, out_shape: &[usize], reduce: impl Fn([f32; 4]) -> f32) -> Vec<f32> {
+    let [_, _, in_h, in_w] = x.shape[..] else { unreachable!() };
+    let [batch, channels, out_h, out_w] = out_shape[..] else { unreachable!() };
+    let mut y = Vec::with_capacity(batch * channels * out_h * out_w);
+    for plane in x.data.chunks(in_h * in_w) {
+        for i in 0..out_h {
+            for j in 0..out_w {
+                y.push(reduce(window(i, j, in_w).map(|k| plane[k])));
+            }
+        }
+    }
+    y
+}
+
+/// Position (0..4) of the largest of four values, the first one on ties.
+fn argmax4(values: [f32; 4]) -> usize {
+    (1..4).fold(0, |best, k| if values[k] > values[best] { k } else { best })
+}
+
+fn cases(seeds: &mut Seeds) -> Vec<Case> {
+    let mut cases = Vec::new();
+    for shape in MAP_SHAPES {
+        let [n, c, h, w] = shape;
+        let pooled = [n, c, h / 2, w / 2];
+        let x = seeds.coarse(&shape);
+        cases.push(single(AvgPool2, vec![seeds.random(&shape)], SMALL_SUMS));
+        cases.push(single(AvgPool2Backward { input_size: [h, w] }, vec![seeds.random(&pooled)], EXACT));
+        cases.push(single(MaxPool2, vec![x.clone()], EXACT));
+        cases.push(single(MaxPool2Backward, vec![x.clone(), seeds.random(&pooled)], EXACT));
+        // The forward kernels with a ReLU applied as they write.
+        cases.push(with_relu(single(AvgPool2, vec![x.clone()], SMALL_SUMS)));
+        cases.push(with_relu(single(MaxPool2, vec![x], SMALL_SUMS)));
+    }
+    cases
+}

@@ -1,0 +1,87 @@
+//! The channel sum: x [N,C,...] -> [C], the sum over every axis but axis 1.
+//! It is the bias gradient of the convolutions and linear layers; it is never
+//! differentiated itself.
+
+use super::cases::{single, Case, Seeds, LONG_SUMS};
+use super::conv::{conv_case_output, CONV_SHAPES};
+use super::kernel::{word, Kernel, KernelParams, Launch, ShaderFile, Tiling};
+use super::{elementwise_flops, Family, Gradient, GraphError, NodeId, OpDef, Shapes};
+use crate::kernel_params;
+use crate::tensor::{numel, Tensor};
+
+const SHADER: ShaderFile = ShaderFile { name: "reduce.wgsl", source: include_str!("../../shaders/reduce.wgsl") };
+
+kernel_params! {
+    /// ChannelSumParams in reduce.wgsl.
+    pub struct ChannelSumParams {
+        /// The batch.
+        pub outer: u32,
+        pub channels: u32,
+        /// Height · width (1 for linear layers).
+        pub inner: u32,
+    }
+}
+
+pub const CHANNEL_SUM: Kernel = Kernel::new(SHADER, "channel_sum", &ChannelSumParams::LAYOUT, 1, 1);
+
+pub const FAMILY: Family = Family { shaders: &[SHADER], kernels: &[&CHANNEL_SUM], cases };
+
+/// x [N,C,...] -> [C]: sums over every axis but axis 1 (bias gradients).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ChannelSum;
+
+impl OpDef for ChannelSum {
+    fn name(&self) -> &'static str {
+        "channel_sum"
+    }
+
+    fn arity(&self) -> usize {
+        1
+    }
+
+    fn output_shape(&self, s: &Shapes) -> Result<Vec<usize>, String> {
+        let x = s.get(0);
+        if x.len() < 2 {
+            return Err("x must have at least 2 dimensions".into());
+        }
+        Ok(vec![x[1]])
+    }
+
+    fn flops(&self, inputs: &[&[usize]], output: &[usize]) -> u64 {
+        elementwise_flops(inputs, output)
+    }
+
+    fn gradient(&self, g: &mut Gradient) -> Result<Vec<Option<NodeId>>, GraphError> {
+        g.none(self.name())
+    }
+
+    /// sums[c] = Σ over every axis but axis 1 of x[n, c, ...]
+    fn cpu(&self, inputs: &[&Tensor], _output: &[usize]) -> Vec<f32> {
+        let x = inputs[0];
+        let channels = x.shape[1];
+        let inner: usize = x.shape[2..].iter().product();
+        let mut sums = vec![0.0; channels];
+        for (row, chunk) in x.data.chunks(inner).enumerate() {
+            sums[row % channels] += chunk.iter().sum::<f32>();
+        }
+        sums
+    }
+
+    fn cpu_fast(&self, inputs: &[&Tensor], output: &[usize]) -> Vec<f32> {
+        self.cpu(inputs, output) // one pass over dy: cheap next to the convolutions
+    }
+
+    fn launch(&self, inputs: &[&[usize]], _output: &[usize], _tiling: Tiling) -> Option<Launch> {
+        let x = inputs[0];
+        let p = ChannelSumParams { outer: word(x[0]), channels: word(x[1]), inner: word(numel(&x[2..])) };
+        Some(Launch::new(&CHANNEL_SUM, &p, x[1]))
+    }
+}
+
+fn cases(seeds: &mut Seeds) -> Vec<Case> {
+    // The bias gradients of the convolution cases.
+    CONV_SHAPES
+        .into_iter()
+        .map(|shape| single(ChannelSum, vec![seeds.random(&conv_case_output(shape))], LONG_SUMS))
+        .collect()
+}
