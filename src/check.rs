@@ -2,7 +2,7 @@
 //! GPU: every kernel against its CPU twin. `octconv check` and the test suite
 //! both run these, so what a user checks on their GPU is exactly what CI checks.
 
-pub use crate::ops::cases::{compare, Buffer, Case, Tolerance, Work};
+pub use crate::ops::cases::{compare, Buffer, Case, GradientCase, Tolerance, Work};
 
 use crate::gpu::{Gpu, GpuError};
 use crate::ops::cases::Seeds;
@@ -23,6 +23,13 @@ pub struct Outcome {
 /// Every family's cases, each family seeded on its own so a failure can be reproduced.
 pub fn cases() -> Vec<Case> {
     let family_cases = FAMILIES.iter().enumerate().map(|(k, family)| (family.cases)(&mut Seeds::new(1000 * k as u64)));
+    family_cases.flatten().collect()
+}
+
+/// Every family's gradient-rule checks (run by `tests/op_gradients.rs`).
+pub fn gradient_cases() -> Vec<GradientCase> {
+    let family_cases =
+        FAMILIES.iter().enumerate().map(|(k, family)| (family.gradients)(&mut Seeds::new(1000 * k as u64 + 500)));
     family_cases.flatten().collect()
 }
 

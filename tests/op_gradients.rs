@@ -1,22 +1,21 @@
 //! Every op's gradient rule, through `Graph::backward_with` on a one-op
 //! graph, against central finite differences of the op's CPU twin
-//! (tinygrad's `helper_test_op`: the op, its inputs, the tolerances).
+//! (tinygrad's `helper_test_op`). The cases, with their steps and
+//! tolerances, are listed by each op family (`gradients` in `src/ops/*`);
+//! `check_op` below is the one helper that runs them.
 //!
 //! For y = op(x) and a fixed random r, the scalar L(x) = Σ r·y has
 //! dL/dx = what the graph's gradient nodes compute for dy = r (run on the CPU
 //! twins, backward ops included). Each check perturbs up to 40 elements of
 //! each differentiable input by ±h and compares (L(x+h) − L(x−h)) / 2h,
-//! accumulated in f64. The forward runs in f32, so the difference carries
-//! rounding of about 1e-7·|L|/h: the tolerances are |fd − analytic| ≤
-//! abs + rel·|analytic|, with h = 1e-2 (1e-3 for the piecewise-linear ops,
-//! whose inputs are kept away from kinks and ties by `spread`).
+//! accumulated in f64, with the rule's value.
 
+use std::collections::BTreeSet;
+
+use octconv::check::{self, GradientCase, Work};
 use octconv::graph::{Graph, Source};
-use octconv::ops::*;
+use octconv::ops::Op;
 use octconv::tensor::Tensor;
-
-/// The usual tolerance: abs 2e-3, rel 1e-2.
-const TOL: [f64; 2] = [2e-3, 1e-2];
 
 /// Evaluates every node of `g` on the CPU twins from the given leaf values.
 fn evaluate(g: &Graph, leaves: &[(usize, Tensor)]) -> Vec<Tensor> {
@@ -33,23 +32,33 @@ fn evaluate(g: &Graph, leaves: &[(usize, Tensor)]) -> Vec<Tensor> {
     values.into_iter().map(|v| v.expect("every node has a value")).collect()
 }
 
-/// Checks `op`'s gradient rule for the inputs marked `differentiable`, at `inputs`.
-fn check_op(op: impl Into<Op>, inputs: Vec<Tensor>, differentiable: &[bool], h: f32, [abs, rel]: [f64; 2]) {
-    let op = op.into();
+/// A one-op graph: the op's differentiable inputs are parameters, the others inputs.
+fn one_op_graph(op: &Op, shapes: &[Vec<usize>], differentiable: &[bool]) -> (Graph, Vec<usize>, usize) {
     let mut g = Graph::new();
-    let ids: Vec<usize> = inputs
+    let ids: Vec<usize> = shapes
         .iter()
         .zip(differentiable)
         .enumerate()
-        .map(|(k, (t, &d))| if d { g.param(&format!("x{k}"), &t.shape) } else { g.input(&format!("x{k}"), &t.shape) })
+        .map(|(k, (shape, &d))| if d { g.param(&format!("x{k}"), shape) } else { g.input(&format!("x{k}"), shape) })
         .collect();
     let y = g.apply("y", op.clone(), &ids).unwrap();
+    (g, ids, y)
+}
+
+/// Checks one gradient rule; returns how many elements were compared, or the first that differs.
+fn check_op(case: &GradientCase) -> Result<usize, String> {
+    let GradientCase { op, inputs, differentiable, step: h, tolerance: [abs, rel] } = case;
+    let shapes: Vec<Vec<usize>> = inputs.iter().map(|t| t.shape.clone()).collect();
+    let (mut g, ids, y) = one_op_graph(op, &shapes, differentiable);
     let shape = g.shape(y).to_vec();
     let dy = g.input("dy", &shape);
-    let grads = g.backward_with(y, dy).unwrap();
-    // The loss is the graph's root: its own gradient is 1, whatever dy says.
-    let is_loss = matches!(op, Op::CrossEntropy(_));
-    let r = if is_loss { Tensor::new(&[1], vec![1.0]) } else { Tensor::uniform(g.shape(y), -1.0, 1.0, 99) };
+    let grads = g.backward_with(y, dy).map_err(|e| e.to_string())?;
+    // The loss is the graph's root: its rule takes its own gradient as 1.
+    let r = if matches!(op, Op::CrossEntropy(_)) {
+        Tensor::new(&[1], vec![1.0])
+    } else {
+        Tensor::uniform(&shape, -1.0, 1.0, 99)
+    };
     let mut leaves: Vec<(usize, Tensor)> = ids.iter().copied().zip(inputs.iter().cloned()).collect();
     leaves.push((dy, r.clone()));
     let values = evaluate(&g, &leaves);
@@ -62,155 +71,70 @@ fn check_op(op: impl Into<Op>, inputs: Vec<Tensor>, differentiable: &[bool], h: 
     for &(param, grad) in &grads {
         let which = ids.iter().position(|&id| id == param).unwrap();
         let analytic = &values[grad];
-        assert_eq!(analytic.shape, inputs[which].shape, "{}: gradient shape of input {which}", op.name());
+        if analytic.shape != inputs[which].shape {
+            return Err(format!("the gradient of input {which} has shape {:?}", analytic.shape));
+        }
         let count = inputs[which].len();
         for i in (0..count).step_by((count / 40).max(1)) {
-            let mut plus = inputs.clone();
+            let (mut plus, mut minus) = (inputs.clone(), inputs.clone());
             plus[which].data[i] += h;
-            let mut minus = inputs.clone();
             minus[which].data[i] -= h;
-            let fd = (loss(&plus) - loss(&minus)) / (2.0 * h as f64);
+            let fd = (loss(&plus) - loss(&minus)) / (2.0 * *h as f64);
             let a = analytic.data[i] as f64;
-            assert!(
-                (fd - a).abs() <= abs + rel * a.abs(),
-                "{}: element {i} of input {which}: finite difference {fd:.6}, gradient rule {a:.6}",
-                op.name()
-            );
+            if (fd - a).abs() > abs + rel * a.abs() {
+                return Err(format!("element {i} of input {which}: finite difference {fd:.6}, gradient rule {a:.6}"));
+            }
             checked += 1;
         }
     }
-    assert_eq!(grads.len(), differentiable.iter().filter(|&&d| d).count());
-    assert!(checked > 0, "{}: nothing checked", op.name());
-}
-
-/// Random values whose gaps exceed the step, so relu and max-pool see no kink within ±h.
-fn spread(shape: &[usize], seed: u64) -> Tensor {
-    let mut t = Tensor::uniform(shape, -1.0, 1.0, seed);
-    for (k, v) in t.data.iter_mut().enumerate() {
-        // Distinct values on a 0.01 grid, none within 0.005 of zero.
-        *v = ((*v * 50.0).round() + 0.5) / 50.0 + (k % 7) as f32 * 1e-3;
+    if grads.len() != differentiable.iter().filter(|&&d| d).count() {
+        return Err("not every differentiable input got a gradient".into());
     }
-    t
-}
-
-fn random(shape: &[usize], seed: u64) -> Tensor {
-    Tensor::uniform(shape, -1.0, 1.0, seed)
-}
-
-/// Every op either has its gradient rule checked below or is a gradient
-/// itself, whose rule is to refuse. The match has no catch-all, so a new op
-/// does not compile here until it is placed.
-fn has_gradient_rule(op: &Op) -> bool {
-    match op {
-        Op::Conv2d(_)
-        | Op::AvgPool2(_)
-        | Op::MaxPool2(_)
-        | Op::Upsample2(_)
-        | Op::AddUpsampled2(_)
-        | Op::Relu(_)
-        | Op::Add(_)
-        | Op::Linear(_)
-        | Op::CrossEntropy(_)
-        | Op::Reshape(_) => true,
-        Op::Conv2dBackwardInput(_)
-        | Op::Conv2dBackwardWeight(_)
-        | Op::ChannelSum(_)
-        | Op::AvgPool2Backward(_)
-        | Op::MaxPool2Backward(_)
-        | Op::Upsample2Backward(_)
-        | Op::ReluBackward(_)
-        | Op::LinearBackwardInput(_)
-        | Op::LinearBackwardWeight(_)
-        | Op::CrossEntropyBackward(_)
-        | Op::Argmax(_) => false,
-    }
+    Ok(checked)
 }
 
 #[test]
-fn conv2d() {
-    for (n, c, h, w, o, k, stride, padding) in
-        [(1, 1, 5, 5, 1, 3, 1, 1), (2, 3, 7, 6, 4, 3, 2, 1), (1, 2, 6, 7, 3, 5, 1, 2), (2, 3, 5, 5, 2, 1, 1, 0)]
-    {
-        let inputs = vec![random(&[n, c, h, w], 1), random(&[o, c, k, k], 2), random(&[o], 3)];
-        check_op(Conv2d { stride, padding }, inputs, &[true; 3], 1e-2, TOL);
-    }
-}
-
-#[test]
-fn linear() {
-    for (n, i, o) in [(1, 1, 1), (3, 7, 5), (4, 33, 10)] {
-        let inputs = vec![random(&[n, i], 5), random(&[o, i], 6), random(&[o], 7)];
-        check_op(Linear, inputs, &[true; 3], 1e-2, TOL);
-    }
-}
-
-#[test]
-fn pooling() {
-    for shape in [[1, 1, 2, 2], [2, 3, 5, 7], [1, 2, 6, 4]] {
-        check_op(AvgPool2, vec![spread(&shape, 9)], &[true], 1e-3, TOL);
-        check_op(MaxPool2, vec![spread(&shape, 10)], &[true], 1e-3, TOL);
-    }
-}
-
-#[test]
-fn upsampling() {
-    for shape in [[1, 1, 2, 2], [2, 3, 5, 7]] {
-        let [n, c, h, w] = shape;
-        check_op(Upsample2, vec![random(&shape, 11)], &[true], 1e-2, TOL);
-        let inputs = vec![random(&[n, c, 2 * h, 2 * w], 12), random(&shape, 13)];
-        check_op(AddUpsampled2, inputs, &[true, true], 1e-2, TOL);
-    }
-}
-
-#[test]
-fn relu_add_reshape() {
-    check_op(Relu, vec![spread(&[2, 3, 4, 5], 14)], &[true], 1e-3, TOL);
-    check_op(Add, vec![random(&[2, 3, 4], 15), random(&[2, 3, 4], 16)], &[true, true], 1e-2, TOL);
-    check_op(Reshape { shape: vec![6, 4] }, vec![random(&[2, 3, 4], 17)], &[true], 1e-2, TOL);
-}
-
-#[test]
-fn cross_entropy() {
-    for (n, k) in [(1, 1), (1, 10), (5, 3), (16, 10)] {
-        let logits = Tensor::uniform(&[n, k], -3.0, 3.0, 18);
-        let mut labels = Tensor::labels(n, k, 19);
-        if n > 4 {
-            labels.data[1] = -1.0; // a padding row: no loss, no gradient
+fn every_gradient_rule_matches_finite_differences() {
+    let mut failures = Vec::new();
+    let mut report = Vec::new();
+    for case in check::gradient_cases() {
+        let shapes: Vec<String> = case.inputs.iter().map(|t| format!("{:?}", t.shape)).collect();
+        let label =
+            format!("{} {} (step {}, tolerance {:?})", case.op.name(), shapes.join(" "), case.step, case.tolerance);
+        match check_op(&case) {
+            Ok(checked) => report.push(format!("{label}: {checked} elements within tolerance")),
+            Err(why) => failures.push(format!("{label}: {why}")),
         }
-        check_op(CrossEntropy, vec![logits, labels], &[true, false], 1e-2, TOL);
     }
+    println!("{}", report.join("\n"));
+    assert!(failures.is_empty(), "gradient rules that differ from finite differences:\n{}", failures.join("\n"));
+    assert!(report.len() >= 20, "only {} gradient cases", report.len());
 }
 
-/// Differentiating a gradient op (or argmax) is refused with a sentence naming it.
+/// Every op either has its rule checked above or is a gradient (or argmax)
+/// itself, whose rule refuses with a sentence naming it. The ops are those of
+/// the kernel check cases and the gradient cases, so a new op is covered as
+/// soon as its family lists cases.
 #[test]
-fn gradient_ops_refuse_to_be_differentiated() {
-    let ops: Vec<(Op, Vec<Vec<usize>>)> = vec![
-        (
-            Conv2dBackwardInput { stride: 1, padding: 1, input_size: [4, 4] }.into(),
-            vec![vec![1, 2, 4, 4], vec![2, 3, 3, 3]],
-        ),
-        (Conv2dBackwardWeight { stride: 1, padding: 1, kernel: 3 }.into(), vec![vec![1, 2, 4, 4], vec![1, 3, 4, 4]]),
-        (ChannelSum.into(), vec![vec![2, 3, 4]]),
-        (AvgPool2Backward { input_size: [4, 4] }.into(), vec![vec![1, 1, 2, 2]]),
-        (MaxPool2Backward.into(), vec![vec![1, 1, 4, 4], vec![1, 1, 2, 2]]),
-        (Upsample2Backward.into(), vec![vec![1, 1, 4, 4]]),
-        (ReluBackward.into(), vec![vec![3], vec![3]]),
-        (LinearBackwardInput.into(), vec![vec![2, 3], vec![3, 4]]),
-        (LinearBackwardWeight.into(), vec![vec![2, 3], vec![2, 4]]),
-        (CrossEntropyBackward.into(), vec![vec![2, 3], vec![2]]),
-        (Argmax.into(), vec![vec![2, 3]]),
-    ];
-    for (op, shapes) in ops {
-        assert!(!has_gradient_rule(&op));
-        let mut g = Graph::new();
-        let ids: Vec<usize> = shapes.iter().enumerate().map(|(k, s)| g.param(&format!("x{k}"), s)).collect();
-        let y = g.apply("y", op.clone(), &ids).unwrap();
+fn every_op_has_a_checked_rule_or_refuses() {
+    let checked: BTreeSet<&str> = check::gradient_cases().iter().map(|c| c.op.name()).collect();
+    let mut seen = BTreeSet::new();
+    for case in check::cases() {
+        let Work::Op { op, inputs, .. } = &case.work else { continue };
+        if !seen.insert(op.name()) {
+            continue;
+        }
+        let shapes: Vec<Vec<usize>> = inputs.iter().map(|t| t.shape.clone()).collect();
+        let (mut g, _, y) = one_op_graph(op, &shapes, &vec![true; shapes.len()]);
         let shape = g.shape(y).to_vec();
         let dy = g.input("dy", &shape);
-        let err = g.backward_with(y, dy).unwrap_err().to_string();
-        assert!(err.contains(op.name()) && err.contains("has no gradient"), "{err}");
+        // (An input without a gradient, as cross-entropy's labels, is reported too: the op has a rule.)
+        let refused = match g.backward_with(y, dy) {
+            Ok(_) => false,
+            Err(e) => e.to_string().contains(&format!("{} has no gradient", op.name())),
+        };
+        assert!(refused || checked.contains(op.name()), "{} has a gradient rule but no gradient case", op.name());
     }
-    for op in [Op::from(Conv2d { stride: 1, padding: 0 }), Linear.into(), Relu.into(), CrossEntropy.into()] {
-        assert!(has_gradient_rule(&op));
-    }
+    assert!(seen.len() >= 20, "only {} ops seen", seen.len());
+    assert!(checked.is_subset(&seen.union(&BTreeSet::from(["reshape"])).copied().collect()));
 }

@@ -6,6 +6,7 @@ mod cpu;
 mod gpu;
 mod places;
 mod plan;
+mod record;
 
 pub use cpu::CpuProgram;
 pub use gpu::{DispatchTime, GpuProgram};

@@ -2,7 +2,7 @@
 //! parameter, since the parameters, their gradients and both moments each
 //! share one buffer at the same offsets. The CPU twin is `optim::adam_step`.
 
-use super::cases::{dispatch_case, Buffer, Case, Seeds, Work, SMALL_SUMS};
+use super::cases::{dispatch_case, no_gradients, Buffer, Case, Seeds, Work, SMALL_SUMS};
 use super::kernel::{Kernel, KernelParams, Launch, ShaderFile};
 use super::Family;
 use crate::kernel_params;
@@ -26,7 +26,7 @@ kernel_params! {
 /// Bindings: gradients, then parameters, m and v (updated in place).
 pub const ADAM_STEP: Kernel = Kernel::new(SHADER, "adam_step", &AdamParams::LAYOUT, 1, 3);
 
-pub const FAMILY: Family = Family { shaders: &[SHADER], kernels: &[&ADAM_STEP], cases };
+pub const FAMILY: Family = Family { shaders: &[SHADER], kernels: &[&ADAM_STEP], cases, gradients: no_gradients };
 
 /// Adam's parameters at step `t` (1-based).
 pub fn adam_params(config: &AdamConfig, t: u64) -> AdamParams {

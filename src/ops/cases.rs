@@ -145,3 +145,47 @@ pub fn compare(got: &[f32], expected: &[f32], tol: Tolerance) -> (f32, f32, bool
 
 /// NCHW shapes for the map ops (pool, upsample, element-wise): odd and even, 1 channel and 17.
 pub const MAP_SHAPES: [[usize; 4]; 5] = [[1, 1, 2, 2], [2, 3, 7, 9], [1, 17, 6, 5], [3, 8, 28, 28], [64, 8, 14, 14]];
+
+/// A gradient rule's check: `op` at `inputs`, its gradient for the inputs
+/// marked `differentiable` (through `Graph::backward_with` on a one-op graph)
+/// against central finite differences with step `step`, within
+/// |fd − rule| ≤ abs + rel·|rule| (`tests/op_gradients.rs` runs them).
+pub struct GradientCase {
+    pub op: Op,
+    pub inputs: Vec<Tensor>,
+    pub differentiable: Vec<bool>,
+    pub step: f32,
+    pub tolerance: [f64; 2],
+}
+
+/// The usual gradient tolerance: the forward runs in f32, so a central
+/// difference with step 1e-2 carries rounding of about 1e-5·|L|.
+pub const GRADIENT_TOLERANCE: [f64; 2] = [2e-3, 1e-2];
+
+/// The check of every input's gradient with step 1e-2 (smooth ops).
+pub fn gradient_case(op: impl Into<Op>, inputs: Vec<Tensor>) -> GradientCase {
+    let differentiable = vec![true; inputs.len()];
+    GradientCase { op: op.into(), inputs, differentiable, step: 1e-2, tolerance: GRADIENT_TOLERANCE }
+}
+
+/// The check with step 1e-3 for piecewise-linear ops (relu, max-pool), whose
+/// inputs come from `Seeds::spread` so that no kink lies within a step.
+pub fn kinked_gradient_case(op: impl Into<Op>, inputs: Vec<Tensor>) -> GradientCase {
+    GradientCase { step: 1e-3, ..gradient_case(op, inputs) }
+}
+
+impl Seeds {
+    /// Distinct values on a 0.01 grid, none within 0.005 of zero: no kink or tie within ±1e-3.
+    pub fn spread(&mut self, shape: &[usize]) -> Tensor {
+        let mut t = self.random(shape);
+        for (k, v) in t.data.iter_mut().enumerate() {
+            *v = ((*v * 50.0).round() + 0.5) / 50.0 + (k % 7) as f32 * 1e-3;
+        }
+        t
+    }
+}
+
+/// For families whose ops are all gradients themselves (or not graph ops).
+pub fn no_gradients(_seeds: &mut Seeds) -> Vec<GradientCase> {
+    Vec::new()
+}

@@ -9,7 +9,10 @@
 
 use std::mem::offset_of;
 
-use super::cases::{dispatch_case, single, with_relu, Buffer, Case, Seeds, Work, EXACT, MAP_SHAPES, SMALL_SUMS};
+use super::cases::{
+    dispatch_case, gradient_case, kinked_gradient_case, single, with_relu, Buffer, Case, GradientCase, Seeds, Work,
+    EXACT, MAP_SHAPES, SMALL_SUMS,
+};
 use super::fast_cpu::per_chunk;
 use super::kernel::{word, Kernel, KernelParams, Launch, ParamsLayout, ShaderFile, Tiling};
 use super::{elementwise_flops, Family, Gradient, GraphError, NodeId, OpDef, Shapes};
@@ -37,7 +40,7 @@ pub const ADD: Kernel = Kernel::new(SHADER, "add", PARAMS, 2, 1).with_relu_at(of
 pub const ACCUMULATE: Kernel = Kernel::new(SHADER, "accumulate", PARAMS, 1, 1);
 
 pub const FAMILY: Family =
-    Family { shaders: &[SHADER], kernels: &[&RELU_FORWARD, &RELU_BACKWARD, &ADD, &ACCUMULATE], cases };
+    Family { shaders: &[SHADER], kernels: &[&RELU_FORWARD, &RELU_BACKWARD, &ADD, &ACCUMULATE], cases, gradients };
 
 /// x -> max(x, 0).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -196,4 +199,11 @@ fn cases(seeds: &mut Seeds) -> Vec<Case> {
         cases.push(dispatch_case("accumulate", format!("{shape:?}"), EXACT, work));
     }
     cases
+}
+
+fn gradients(seeds: &mut Seeds) -> Vec<GradientCase> {
+    vec![
+        kinked_gradient_case(Relu, vec![seeds.spread(&[2, 3, 4, 5])]),
+        gradient_case(Add, vec![seeds.random(&[2, 3, 4]), seeds.random(&[2, 3, 4])]),
+    ]
 }

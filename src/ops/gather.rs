@@ -3,7 +3,7 @@
 //! batch from them (pixels / 255, rows past the order's end padded with
 //! label −1). Its CPU twin is `Dataset::batch_at`.
 
-use super::cases::{dispatch_case, Buffer, Case, Seeds, Work, EXACT};
+use super::cases::{dispatch_case, no_gradients, Buffer, Case, Seeds, Work, EXACT};
 use super::kernel::{word, Kernel, KernelParams, Launch, ShaderFile};
 use super::Family;
 use crate::data::{epoch_order, Dataset, PIXELS};
@@ -29,7 +29,7 @@ kernel_params! {
 /// Bindings: order, images, labels (bytes), then the batch's images and labels.
 pub const GATHER_BATCH: Kernel = Kernel::new(SHADER, "gather_batch", &GatherParams::LAYOUT, 3, 2);
 
-pub const FAMILY: Family = Family { shaders: &[SHADER], kernels: &[&GATHER_BATCH], cases };
+pub const FAMILY: Family = Family { shaders: &[SHADER], kernels: &[&GATHER_BATCH], cases, gradients: no_gradients };
 
 /// The parameters of gathering `batch` rows of `pixels` bytes each, starting
 /// at position `first` of an order of `count` examples (rewritten every step).

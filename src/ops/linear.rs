@@ -5,7 +5,7 @@
 //! Gradient rule: dx = LinearBackwardInput(dy, W) = dy·W,
 //! dW = LinearBackwardWeight(dy, x) = dyᵀ·x, db = ChannelSum(dy).
 
-use super::cases::{both_tilings, Case, Seeds, LONG_SUMS, SMALL_SUMS};
+use super::cases::{both_tilings, gradient_case, Case, GradientCase, Seeds, LONG_SUMS, SMALL_SUMS};
 use super::fast_cpu::gemm;
 use super::kernel::{
     block_tiled, choose, word, Kernel, KernelParams, Launch, Operand, ParamsLayout, ShaderFile, Tiling,
@@ -39,7 +39,7 @@ const PARAMS: &ParamsLayout = &MatmulParams::LAYOUT;
 pub const MATMUL: Kernel = Kernel::new(SHADER, "matmul", PARAMS, 3, 1);
 pub const MATMUL_TILED: Kernel = Kernel::new(SHADER, "matmul_tiled", PARAMS, 3, 1);
 
-pub const FAMILY: Family = Family { shaders: &[SHADER], kernels: &[&MATMUL, &MATMUL_TILED], cases };
+pub const FAMILY: Family = Family { shaders: &[SHADER], kernels: &[&MATMUL, &MATMUL_TILED], cases, gradients };
 
 /// Side of the register tile of `matmul` (`TILE` in linear.wgsl).
 const TILE: usize = 4;
@@ -267,4 +267,11 @@ fn cases(seeds: &mut Seeds) -> Vec<Case> {
         cases.extend(both_tilings(LinearBackwardWeight, vec![dy, x], SMALL_SUMS));
     }
     cases
+}
+
+fn gradients(seeds: &mut Seeds) -> Vec<GradientCase> {
+    let case = |[n, i, o]: [usize; 3]| {
+        gradient_case(Linear, vec![seeds.random(&[n, i]), seeds.random(&[o, i]), seeds.random(&[o])])
+    };
+    [[1, 1, 1], [3, 7, 5], [4, 33, 10]].map(case).into_iter().collect()
 }

@@ -7,7 +7,9 @@
 //! dlogits = CrossEntropyBackward(logits, labels) = (softmax − onehot) / rows,
 //! one kernel that needs no incoming gradient. Labels get none.
 
-use super::cases::{dispatch_case, single, Buffer, Case, Seeds, Work, EXACT, SMALL_SUMS, TRANSCENDENTAL};
+use super::cases::{
+    dispatch_case, gradient_case, single, Buffer, Case, GradientCase, Seeds, Work, EXACT, SMALL_SUMS, TRANSCENDENTAL,
+};
 use super::kernel::{word, Kernel, KernelParams, Launch, ShaderFile, Tiling, WORKGROUP_SIZE};
 use super::{elementwise_flops, Family, Gradient, GraphError, NodeId, OpDef, Shapes};
 use crate::kernel_params;
@@ -45,6 +47,7 @@ pub const FAMILY: Family = Family {
     shaders: &[CROSS_ENTROPY, ARGMAX_SHADER],
     kernels: &[&CROSS_ENTROPY_FORWARD, &CROSS_ENTROPY_BACKWARD, &ARGMAX, &BATCH_METRICS],
     cases,
+    gradients,
 };
 
 /// logits [N,K], labels [N] -> [1], mean softmax cross-entropy.
@@ -279,6 +282,23 @@ fn cases(seeds: &mut Seeds) -> Vec<Case> {
         cases.push(single(CrossEntropy, vec![logits.clone(), labels.clone()], TRANSCENDENTAL));
         cases.push(single(CrossEntropyBackward, vec![logits, labels], TRANSCENDENTAL));
         cases.push(single(Argmax, vec![seeds.coarse(&[n, k])], EXACT));
+    }
+    cases
+}
+
+fn gradients(seeds: &mut Seeds) -> Vec<GradientCase> {
+    let mut cases = Vec::new();
+    for [n, k] in [[1, 1], [1, 10], [5, 3], [16, 10]] {
+        let logits = Tensor::uniform(&[n, k], -3.0, 3.0, seeds.seed());
+        let mut labels = Tensor::labels(n, k, seeds.seed());
+        if n > 4 {
+            labels.data[1] = -1.0; // a padding row: no loss, no gradient
+        }
+        // Labels are not differentiable.
+        cases.push(GradientCase {
+            differentiable: vec![true, false],
+            ..gradient_case(CrossEntropy, vec![logits, labels])
+        });
     }
     cases
 }

@@ -40,7 +40,7 @@ use std::fmt;
 pub use kernel::{Kernel, Launch, Tiling};
 
 use crate::tensor::Tensor;
-use cases::{Case, Seeds};
+use cases::{Case, GradientCase, Seeds};
 use kernel::ShaderFile;
 
 /// A node of a graph, by position.
@@ -77,6 +77,8 @@ pub struct Family {
     pub kernels: &'static [&'static Kernel],
     /// Every kernel of the family against its CPU twin, with stated tolerances.
     pub cases: fn(&mut Seeds) -> Vec<Case>,
+    /// Every gradient rule of the family against finite differences.
+    pub gradients: fn(&mut Seeds) -> Vec<GradientCase>,
 }
 
 /// Registers the ops: the `Op` enum, its dispatch to each op's `OpDef`, and

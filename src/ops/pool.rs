@@ -9,7 +9,7 @@
 
 use std::mem::offset_of;
 
-use super::cases::{single, with_relu, Case, Seeds, EXACT, MAP_SHAPES, SMALL_SUMS};
+use super::cases::{kinked_gradient_case, single, with_relu, Case, GradientCase, Seeds, EXACT, MAP_SHAPES, SMALL_SUMS};
 use super::fast_cpu::per_chunk;
 use super::kernel::{word, Kernel, KernelParams, Launch, ParamsLayout, ShaderFile, Tiling};
 use super::{elementwise_flops, Family, Gradient, GraphError, NodeId, OpDef, Shapes};
@@ -44,6 +44,7 @@ pub const FAMILY: Family = Family {
     shaders: &[SHADER],
     kernels: &[&AVG_POOL2_FORWARD, &AVG_POOL2_BACKWARD, &MAX_POOL2_FORWARD, &MAX_POOL2_BACKWARD],
     cases,
+    gradients,
 };
 
 /// x [N,C,H,W] -> [N,C,H/2,W/2], mean of each 2×2 block.
@@ -315,6 +316,16 @@ fn cases(seeds: &mut Seeds) -> Vec<Case> {
         // The forward kernels with a ReLU applied as they write.
         cases.push(with_relu(single(AvgPool2, vec![x.clone()], SMALL_SUMS)));
         cases.push(with_relu(single(MaxPool2, vec![x], SMALL_SUMS)));
+    }
+    cases
+}
+
+fn gradients(seeds: &mut Seeds) -> Vec<GradientCase> {
+    let mut cases = Vec::new();
+    // Even and odd sizes (the pool drops the last row and column of odd ones).
+    for shape in [[1, 1, 2, 2], [2, 3, 5, 7], [1, 2, 6, 4]] {
+        cases.push(kinked_gradient_case(AvgPool2, vec![seeds.spread(&shape)]));
+        cases.push(kinked_gradient_case(MaxPool2, vec![seeds.spread(&shape)]));
     }
     cases
 }

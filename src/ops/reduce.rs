@@ -2,7 +2,7 @@
 //! It is the bias gradient of the convolutions and linear layers; it is never
 //! differentiated itself.
 
-use super::cases::{single, Case, Seeds, LONG_SUMS};
+use super::cases::{no_gradients, single, Case, Seeds, LONG_SUMS};
 use super::conv::{conv_case_output, CONV_SHAPES};
 use super::kernel::{word, Kernel, KernelParams, Launch, ShaderFile, Tiling};
 use super::{elementwise_flops, Family, Gradient, GraphError, NodeId, OpDef, Shapes};
@@ -24,7 +24,7 @@ kernel_params! {
 
 pub const CHANNEL_SUM: Kernel = Kernel::new(SHADER, "channel_sum", &ChannelSumParams::LAYOUT, 1, 1);
 
-pub const FAMILY: Family = Family { shaders: &[SHADER], kernels: &[&CHANNEL_SUM], cases };
+pub const FAMILY: Family = Family { shaders: &[SHADER], kernels: &[&CHANNEL_SUM], cases, gradients: no_gradients };
 
 /// x [N,C,...] -> [C]: sums over every axis but axis 1 (bias gradients).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]

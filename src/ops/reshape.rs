@@ -3,12 +3,12 @@
 //!
 //! Gradient rule: dy reshaped back to the input's shape.
 
-use super::cases::{Case, Seeds};
+use super::cases::{gradient_case, Case, GradientCase, Seeds};
 use super::kernel::{Launch, Tiling};
 use super::{Family, Gradient, GraphError, NodeId, OpDef, Shapes};
 use crate::tensor::{numel, Tensor};
 
-pub const FAMILY: Family = Family { shaders: &[], kernels: &[], cases };
+pub const FAMILY: Family = Family { shaders: &[], kernels: &[], cases, gradients };
 
 /// x -> the same values under `shape` (no data movement).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -54,7 +54,11 @@ impl OpDef for Reshape {
     }
 }
 
-/// No kernel, nothing to check on a GPU (the gradient tests cover its rule).
+/// No kernel, nothing to check on a GPU.
 fn cases(_seeds: &mut Seeds) -> Vec<Case> {
     Vec::new()
+}
+
+fn gradients(seeds: &mut Seeds) -> Vec<GradientCase> {
+    vec![gradient_case(Reshape { shape: vec![6, 4] }, vec![seeds.random(&[2, 3, 4])])]
 }

@@ -9,7 +9,7 @@
 
 use std::mem::offset_of;
 
-use super::cases::{single, with_relu, Case, Seeds, EXACT, MAP_SHAPES, SMALL_SUMS};
+use super::cases::{gradient_case, single, with_relu, Case, GradientCase, Seeds, EXACT, MAP_SHAPES, SMALL_SUMS};
 use super::fast_cpu::per_chunk;
 use super::kernel::{word, Kernel, KernelParams, Launch, ParamsLayout, ShaderFile, Tiling};
 use super::pool::window;
@@ -39,8 +39,12 @@ pub const UPSAMPLE2_BACKWARD: Kernel = Kernel::new(SHADER, "upsample2_backward",
 pub const ADD_UPSAMPLED2: Kernel =
     Kernel::new(SHADER, "add_upsampled2", PARAMS, 2, 1).with_relu_at(offset_of!(UpsampleParams, relu));
 
-pub const FAMILY: Family =
-    Family { shaders: &[SHADER], kernels: &[&UPSAMPLE2_FORWARD, &UPSAMPLE2_BACKWARD, &ADD_UPSAMPLED2], cases };
+pub const FAMILY: Family = Family {
+    shaders: &[SHADER],
+    kernels: &[&UPSAMPLE2_FORWARD, &UPSAMPLE2_BACKWARD, &ADD_UPSAMPLED2],
+    cases,
+    gradients,
+};
 
 /// x [N,C,H,W] -> [N,C,2H,2W], nearest neighbour.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -220,6 +224,16 @@ fn cases(seeds: &mut Seeds) -> Vec<Case> {
         let (high, low) = (seeds.random(&big), seeds.random(&shape));
         cases.push(single(AddUpsampled2, vec![high.clone(), low.clone()], EXACT));
         cases.push(with_relu(single(AddUpsampled2, vec![high, low], SMALL_SUMS)));
+    }
+    cases
+}
+
+fn gradients(seeds: &mut Seeds) -> Vec<GradientCase> {
+    let mut cases = Vec::new();
+    for [n, c, h, w] in [[1, 1, 2, 2], [2, 3, 5, 7]] {
+        cases.push(gradient_case(Upsample2, vec![seeds.random(&[n, c, h, w])]));
+        let (high, low) = (seeds.random(&[n, c, 2 * h, 2 * w]), seeds.random(&[n, c, h, w]));
+        cases.push(gradient_case(AddUpsampled2, vec![high, low]));
     }
     cases
 }

@@ -14,7 +14,7 @@
 
 mod cpu;
 
-use super::cases::{both_tilings, Case, Seeds, LONG_SUMS, SMALL_SUMS};
+use super::cases::{both_tilings, gradient_case, Case, GradientCase, Seeds, LONG_SUMS, SMALL_SUMS};
 use super::kernel::{
     block_tiled, choose, word, Kernel, KernelParams, Launch, Operand, ParamsLayout, ShaderFile, Tiling,
 };
@@ -65,6 +65,7 @@ pub const FAMILY: Family = Family {
         &CONV2D_BACKWARD_WEIGHT_TILED,
     ],
     cases,
+    gradients,
 };
 
 /// Side of the register tile (`TILE` in conv2d.wgsl).
@@ -93,6 +94,26 @@ pub struct Conv2dBackwardWeight {
     pub stride: usize,
     pub padding: usize,
     pub kernel: usize,
+}
+
+impl Conv2dParams {
+    /// A convolution of `x` [N,C,H,W] into `out_channels` maps of the
+    /// spatial size of `out` [.., .., H', W'], without bias or weight layout.
+    fn geometry(x: &[usize], out_channels: usize, out: &[usize], kernel: usize, stride: usize, padding: usize) -> Self {
+        Conv2dParams {
+            batch: word(x[0]),
+            in_channels: word(x[1]),
+            in_height: word(x[2]),
+            in_width: word(x[3]),
+            out_channels: word(out_channels),
+            out_height: word(out[2]),
+            out_width: word(out[3]),
+            kernel: word(kernel),
+            stride: word(stride),
+            padding: word(padding),
+            ..Conv2dParams::default()
+        }
+    }
 }
 
 /// The forward kernel's launch for these parameters (also the stride-1 input gradient).
@@ -155,20 +176,10 @@ impl OpDef for Conv2d {
         let (x, w) = (inputs[0], inputs[1]);
         let k = w[2];
         let p = Conv2dParams {
-            batch: word(x[0]),
-            in_channels: word(x[1]),
-            in_height: word(x[2]),
-            in_width: word(x[3]),
-            out_channels: word(w[0]),
-            out_height: word(y[2]),
-            out_width: word(y[3]),
-            kernel: word(k),
-            stride: word(self.stride),
-            padding: word(self.padding),
             weight_out_stride: word(w[1] * k * k),
             weight_in_stride: word(k * k),
-            flip: 0,
             has_bias: 1,
+            ..Conv2dParams::geometry(x, w[0], y, k, self.stride, self.padding)
         };
         Some(forward_launch(p, tiling))
     }
@@ -215,39 +226,17 @@ impl OpDef for Conv2dBackwardInput {
         if stride == 1 && padding < k {
             // dx = conv(dy, weights flipped and with in/out channels swapped, padding k−1−p).
             let p = Conv2dParams {
-                batch: word(dy[0]),
-                in_channels: word(dy[1]),
-                in_height: word(dy[2]),
-                in_width: word(dy[3]),
-                out_channels: word(dx[1]),
-                out_height: word(dx[2]),
-                out_width: word(dx[3]),
-                kernel: word(k),
-                stride: 1,
-                padding: word(k - 1 - padding),
                 weight_out_stride: word(k * k),
                 weight_in_stride: word(dx[1] * k * k),
                 flip: 1,
-                has_bias: 0,
+                ..Conv2dParams::geometry(dy, dx[1], dx, k, 1, k - 1 - padding)
             };
             const DY: Operand = Operand::Input(0);
             const WEIGHT: Operand = Operand::Input(1);
             // The weights stand in for the bias the kernel is told to skip.
             Some(forward_launch(p, tiling).binding([DY, WEIGHT, WEIGHT, Operand::Output]))
         } else {
-            let p = Conv2dParams {
-                batch: word(dx[0]),
-                in_channels: word(dx[1]),
-                in_height: word(dx[2]),
-                in_width: word(dx[3]),
-                out_channels: word(w[0]),
-                out_height: word(dy[2]),
-                out_width: word(dy[3]),
-                kernel: word(k),
-                stride: word(stride),
-                padding: word(padding),
-                ..Conv2dParams::default()
-            };
+            let p = Conv2dParams::geometry(dx, w[0], dy, k, stride, padding);
             Some(Launch::new(&CONV2D_BACKWARD_INPUT_STRIDED, &p, numel(dx)))
         }
     }
@@ -290,19 +279,7 @@ impl OpDef for Conv2dBackwardWeight {
     fn launch(&self, inputs: &[&[usize]], _dw: &[usize], tiling: Tiling) -> Option<Launch> {
         let (dy, x) = (inputs[0], inputs[1]);
         let k = self.kernel;
-        let p = Conv2dParams {
-            batch: word(x[0]),
-            in_channels: word(x[1]),
-            in_height: word(x[2]),
-            in_width: word(x[3]),
-            out_channels: word(dy[1]),
-            out_height: word(dy[2]),
-            out_width: word(dy[3]),
-            kernel: word(k),
-            stride: word(self.stride),
-            padding: word(self.padding),
-            ..Conv2dParams::default()
-        };
+        let p = Conv2dParams::geometry(x, dy[1], dy, k, self.stride, self.padding);
         let registers = Launch::grid(&CONV2D_BACKWARD_WEIGHT, &p, x[1].div_ceil(TILE) * k * k, dy[1].div_ceil(TILE), 1);
         Some(choose(tiling, block_tiled(&CONV2D_BACKWARD_WEIGHT_TILED, &p, dy[1], x[1] * k * k), registers))
     }
@@ -344,4 +321,15 @@ fn cases(seeds: &mut Seeds) -> Vec<Case> {
         cases.extend(both_tilings(Conv2dBackwardWeight { stride, padding, kernel: k }, vec![dy, x], LONG_SUMS));
     }
     cases
+}
+
+fn gradients(seeds: &mut Seeds) -> Vec<GradientCase> {
+    // Padding 1 and 2, stride 1 and 2, kernels 1, 3 and 5, one channel and several.
+    let shapes =
+        [[1, 1, 5, 5, 1, 3, 1, 1], [2, 3, 7, 6, 4, 3, 2, 1], [1, 2, 6, 7, 3, 5, 1, 2], [2, 3, 5, 5, 2, 1, 1, 0]];
+    let case = |[n, c, h, w, o, k, stride, padding]: [usize; 8]| {
+        let inputs = vec![seeds.random(&[n, c, h, w]), seeds.random(&[o, c, k, k]), seeds.random(&[o])];
+        gradient_case(Conv2d { stride, padding }, inputs)
+    };
+    shapes.map(case).into_iter().collect()
 }
