@@ -1,25 +1,27 @@
-//! Every WGSL kernel against its CPU twin, on the shapes of `octconv::check`
+//! Every WGSL kernel against its CPU twin, on the cases each op family lists
 //! (batch 1, one channel, odd sizes, sizes that are not a multiple of the
-//! workgroup, 1/3/8/17 channels, kernels 1/3/5, stride 1 and 2, padding 0/1/2,
-//! and the seed network's own shapes). Tolerances are stated in check.rs.
+//! workgroup, 1/3/8/17 channels, kernels 1/3/5, stride 1 and 2, padding
+//! 0/1/2, and the seed network's own shapes), one test per family.
+//! Tolerances are stated with the cases (`src/ops/cases.rs`).
 
 mod common;
 
 use octconv::check;
+use octconv::ops::{all_kernels, FAMILIES};
 
-/// Runs every case of `kernel` and fails with the whole table if any differs.
-fn check_kernel(kernel: &str) {
+/// Runs every case of `family` and fails with the whole table if any differs.
+fn check_family(family: &str) {
     let Some(gpu) = common::gpu() else { return };
-    let cases: Vec<_> = check::cases().into_iter().filter(|c| c.kernel == kernel).collect();
-    assert!(!cases.is_empty(), "no check cases for kernel {kernel}");
+    let cases: Vec<_> = check::cases().into_iter().filter(|c| c.family == family).collect();
     let mut report = Vec::new();
     let mut failed = false;
     for case in &cases {
-        let outcome =
-            pollster::block_on(check::run_case(&gpu, case)).unwrap_or_else(|e| panic!("{kernel} {}: {e}", case.shape));
+        let outcome = pollster::block_on(check::run_case(&gpu, case))
+            .unwrap_or_else(|e| panic!("{} {}: {e}", case.kernel, case.shape));
         failed |= !outcome.passed;
         report.push(format!(
-            "{kernel} {}: max abs {:.3e}, max rel {:.3e}, tolerance {:?} -> {}",
+            "{} {}: max abs {:.3e}, max rel {:.3e}, tolerance {:?} -> {}",
+            case.kernel,
             outcome.shape,
             outcome.max_abs,
             outcome.max_rel,
@@ -28,50 +30,26 @@ fn check_kernel(kernel: &str) {
         ));
     }
     println!("{}", report.join("\n"));
-    assert!(!failed, "{kernel} differs from its CPU twin on {}:\n{}", gpu.adapter_name(), report.join("\n"));
+    assert!(!failed, "{family}: kernels differ from their CPU twins on {}:\n{}", gpu.adapter_name(), report.join("\n"));
 }
 
-macro_rules! kernel_tests {
+macro_rules! family_tests {
     ($($name:ident),* $(,)?) => {
-        $(#[test] fn $name() { check_kernel(stringify!($name)); })*
+        $(#[test] fn $name() { check_family(stringify!($name)); })*
         const TESTED: &[&str] = &[$(stringify!($name)),*];
     };
 }
 
-kernel_tests!(
-    conv2d_forward,
-    conv2d_forward_tiled,
-    conv2d_backward_input_strided,
-    conv2d_backward_weight,
-    conv2d_backward_weight_tiled,
-    channel_sum,
-    avg_pool2_forward,
-    avg_pool2_backward,
-    max_pool2_forward,
-    max_pool2_backward,
-    upsample2_forward,
-    upsample2_backward,
-    add_upsampled2,
-    relu_forward,
-    relu_backward,
-    add,
-    accumulate,
-    matmul,
-    matmul_tiled,
-    cross_entropy_forward,
-    cross_entropy_backward,
-    argmax_rows,
-    batch_metrics,
-    adam_step,
-    gather_batch,
-);
+family_tests!(conv, reduce, pool, upsample, elementwise, linear, loss, reshape, gather, adam);
 
-/// The list above covers every kernel the engine has, and every kernel has check cases.
+/// Every family has a test above, and every kernel has check cases.
 #[test]
-fn every_kernel_has_a_test() {
+fn every_kernel_has_cases_and_every_family_a_test() {
+    for family in FAMILIES {
+        assert!(TESTED.contains(&family.name), "family {} has no test", family.name);
+    }
     let cases = check::cases();
-    for kernel in octconv::ops::all_kernels() {
-        assert!(TESTED.contains(&kernel.entry), "kernel {} has no test", kernel.entry);
+    for kernel in all_kernels() {
         assert!(cases.iter().any(|c| c.kernel == kernel.entry), "kernel {} has no check cases", kernel.entry);
     }
 }

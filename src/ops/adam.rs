@@ -26,7 +26,8 @@ kernel_params! {
 /// Bindings: gradients, then parameters, m and v (updated in place).
 pub const ADAM_STEP: Kernel = Kernel::new(SHADER, "adam_step", &AdamParams::LAYOUT, 1, 3);
 
-pub const FAMILY: Family = Family { shaders: &[SHADER], kernels: &[&ADAM_STEP], cases, gradients: no_gradients };
+pub const FAMILY: Family =
+    Family { name: "adam", shaders: &[SHADER], kernels: &[&ADAM_STEP], cases, gradients: no_gradients };
 
 /// Adam's parameters at step `t` (1-based).
 pub fn adam_params(config: &AdamConfig, t: u64) -> AdamParams {
@@ -55,7 +56,7 @@ fn cases(seeds: &mut Seeds) -> Vec<Case> {
             dispatches.push((adam_launch(&config, step, len), vec![k, 3, 4, 5]));
         }
         let work = Work::Dispatches { buffers, dispatches, read: vec![3], expected: p };
-        cases.push(dispatch_case("adam_step", format!("[{len}] × 3 steps"), SMALL_SUMS, work));
+        cases.push(dispatch_case("adam", format!("[{len}] × 3 steps"), SMALL_SUMS, work));
     }
     cases
 }

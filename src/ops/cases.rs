@@ -51,6 +51,8 @@ pub enum Work {
 
 /// One kernel on one set of inputs.
 pub struct Case {
+    /// The op family that lists it (set by `check::cases`).
+    pub family: &'static str,
     /// The op computed (an op may run on another op's kernel, e.g. a stride-1
     /// conv input gradient on the forward conv kernel).
     pub op: &'static str,
@@ -95,7 +97,8 @@ pub fn op_case(op: impl Into<Op>, inputs: Vec<Tensor>, tolerance: Tolerance, til
     let output = op.output_shape(&shapes).expect("check cases have valid shapes");
     let kernel = op.launch(&shapes, &output, tiling).map_or("none", |l| l.kernel.entry);
     let shape = shapes.iter().map(|s| format!("{s:?}")).collect::<Vec<_>>().join(" ");
-    Case { op: op.name(), kernel, shape, tolerance, tiling, work: Work::Op { op, inputs, relu_after: false } }
+    let work = Work::Op { op: op.clone(), inputs, relu_after: false };
+    Case { family: "", op: op.name(), kernel, shape, tolerance, tiling, work }
 }
 
 /// The case of an op that has one kernel.
@@ -118,9 +121,14 @@ pub fn with_relu(mut case: Case) -> Case {
     case
 }
 
-/// A case of kernels that are not graph ops (see `Work::Dispatches`).
-pub fn dispatch_case(kernel: &'static str, shape: String, tolerance: Tolerance, work: Work) -> Case {
-    Case { op: kernel, kernel, shape, tolerance, tiling: Tiling::Registers, work }
+/// A case of kernels that are not graph ops (see `Work::Dispatches`), named
+/// `op` and by the kernel of its first dispatch.
+pub fn dispatch_case(op: &'static str, shape: String, tolerance: Tolerance, work: Work) -> Case {
+    let kernel = match &work {
+        Work::Dispatches { dispatches, .. } => dispatches.first().map_or("none", |(launch, _)| launch.kernel.entry),
+        Work::Op { .. } => unreachable!("op cases are made by op_case"),
+    };
+    Case { family: "", op, kernel, shape, tolerance, tiling: Tiling::Registers, work }
 }
 
 /// Largest absolute and relative difference, and whether every element is within `tol`.

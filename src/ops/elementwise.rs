@@ -39,8 +39,13 @@ pub const ADD: Kernel = Kernel::new(SHADER, "add", PARAMS, 2, 1).with_relu_at(of
 /// acc += x, in place (bindings: x, acc).
 pub const ACCUMULATE: Kernel = Kernel::new(SHADER, "accumulate", PARAMS, 1, 1);
 
-pub const FAMILY: Family =
-    Family { shaders: &[SHADER], kernels: &[&RELU_FORWARD, &RELU_BACKWARD, &ADD, &ACCUMULATE], cases, gradients };
+pub const FAMILY: Family = Family {
+    name: "elementwise",
+    shaders: &[SHADER],
+    kernels: &[&RELU_FORWARD, &RELU_BACKWARD, &ADD, &ACCUMULATE],
+    cases,
+    gradients,
+};
 
 /// x -> max(x, 0).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]

@@ -29,7 +29,8 @@ kernel_params! {
 /// Bindings: order, images, labels (bytes), then the batch's images and labels.
 pub const GATHER_BATCH: Kernel = Kernel::new(SHADER, "gather_batch", &GatherParams::LAYOUT, 3, 2);
 
-pub const FAMILY: Family = Family { shaders: &[SHADER], kernels: &[&GATHER_BATCH], cases, gradients: no_gradients };
+pub const FAMILY: Family =
+    Family { name: "gather", shaders: &[SHADER], kernels: &[&GATHER_BATCH], cases, gradients: no_gradients };
 
 /// The parameters of gathering `batch` rows of `pixels` bytes each, starting
 /// at position `first` of an order of `count` examples (rewritten every step).
@@ -65,7 +66,7 @@ fn cases(seeds: &mut Seeds) -> Vec<Case> {
             read: vec![3, 4],
             expected,
         };
-        cases.push(dispatch_case("gather_batch", format!("{len} examples, batch {batch} at {first}"), EXACT, work));
+        cases.push(dispatch_case("gather", format!("{len} examples, batch {batch} at {first}"), EXACT, work));
     }
     cases
 }

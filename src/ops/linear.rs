@@ -39,7 +39,8 @@ const PARAMS: &ParamsLayout = &MatmulParams::LAYOUT;
 pub const MATMUL: Kernel = Kernel::new(SHADER, "matmul", PARAMS, 3, 1);
 pub const MATMUL_TILED: Kernel = Kernel::new(SHADER, "matmul_tiled", PARAMS, 3, 1);
 
-pub const FAMILY: Family = Family { shaders: &[SHADER], kernels: &[&MATMUL, &MATMUL_TILED], cases, gradients };
+pub const FAMILY: Family =
+    Family { name: "linear", shaders: &[SHADER], kernels: &[&MATMUL, &MATMUL_TILED], cases, gradients };
 
 /// Side of the register tile of `matmul` (`TILE` in linear.wgsl).
 const TILE: usize = 4;

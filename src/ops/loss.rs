@@ -44,6 +44,7 @@ pub const ARGMAX: Kernel = Kernel::new(ARGMAX_SHADER, "argmax_rows", &ArgmaxPara
 pub const BATCH_METRICS: Kernel = Kernel::new(ARGMAX_SHADER, "batch_metrics", &ArgmaxParams::LAYOUT, 3, 1);
 
 pub const FAMILY: Family = Family {
+    name: "loss",
     shaders: &[CROSS_ENTROPY, ARGMAX_SHADER],
     kernels: &[&CROSS_ENTROPY_FORWARD, &CROSS_ENTROPY_BACKWARD, &ARGMAX, &BATCH_METRICS],
     cases,

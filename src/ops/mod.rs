@@ -72,6 +72,8 @@ pub trait OpDef {
 
 /// An op family: its shader file, its kernels and its check cases.
 pub struct Family {
+    /// The module's name (`octconv check` and the tests group cases by it).
+    pub name: &'static str,
     /// Its WGSL files (none for ops that move no data).
     pub shaders: &'static [ShaderFile],
     pub kernels: &'static [&'static Kernel],

@@ -41,6 +41,7 @@ pub const MAX_POOL2_FORWARD: Kernel = Kernel::new(SHADER, "max_pool2_forward", P
 pub const MAX_POOL2_BACKWARD: Kernel = Kernel::new(SHADER, "max_pool2_backward", PARAMS, 2, 1);
 
 pub const FAMILY: Family = Family {
+    name: "pool",
     shaders: &[SHADER],
     kernels: &[&AVG_POOL2_FORWARD, &AVG_POOL2_BACKWARD, &MAX_POOL2_FORWARD, &MAX_POOL2_BACKWARD],
     cases,

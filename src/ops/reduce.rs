@@ -24,7 +24,8 @@ kernel_params! {
 
 pub const CHANNEL_SUM: Kernel = Kernel::new(SHADER, "channel_sum", &ChannelSumParams::LAYOUT, 1, 1);
 
-pub const FAMILY: Family = Family { shaders: &[SHADER], kernels: &[&CHANNEL_SUM], cases, gradients: no_gradients };
+pub const FAMILY: Family =
+    Family { name: "reduce", shaders: &[SHADER], kernels: &[&CHANNEL_SUM], cases, gradients: no_gradients };
 
 /// x [N,C,...] -> [C]: sums over every axis but axis 1 (bias gradients).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]

@@ -8,7 +8,7 @@ use super::kernel::{Launch, Tiling};
 use super::{Family, Gradient, GraphError, NodeId, OpDef, Shapes};
 use crate::tensor::{numel, Tensor};
 
-pub const FAMILY: Family = Family { shaders: &[], kernels: &[], cases, gradients };
+pub const FAMILY: Family = Family { name: "reshape", shaders: &[], kernels: &[], cases, gradients };
 
 /// x -> the same values under `shape` (no data movement).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]

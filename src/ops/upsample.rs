@@ -40,6 +40,7 @@ pub const ADD_UPSAMPLED2: Kernel =
     Kernel::new(SHADER, "add_upsampled2", PARAMS, 2, 1).with_relu_at(offset_of!(UpsampleParams, relu));
 
 pub const FAMILY: Family = Family {
+    name: "upsample",
     shaders: &[SHADER],
     kernels: &[&UPSAMPLE2_FORWARD, &UPSAMPLE2_BACKWARD, &ADD_UPSAMPLED2],
     cases,

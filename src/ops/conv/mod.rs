@@ -56,6 +56,7 @@ pub const CONV2D_BACKWARD_WEIGHT: Kernel = Kernel::new(SHADER, "conv2d_backward_
 pub const CONV2D_BACKWARD_WEIGHT_TILED: Kernel = Kernel::new(SHADER, "conv2d_backward_weight_tiled", PARAMS, 2, 1);
 
 pub const FAMILY: Family = Family {
+    name: "conv",
     shaders: &[SHADER],
     kernels: &[
         &CONV2D_FORWARD,
