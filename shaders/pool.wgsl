@@ -27,6 +27,21 @@ fn window_origin(plane: u32, i: u32, j: u32) -> u32 {
     return (plane * p.in_height + 2u * i) * p.in_width + 2u * j;
 }
 
+// The first input element of the window that output element `index` reduces.
+fn output_window(index: u32) -> u32 {
+    let j = index % p.out_width;
+    let i = (index / p.out_width) % p.out_height;
+    return window_origin(index / (p.out_width * p.out_height), i, j);
+}
+
+// (plane, i, j): the output element whose 2×2 window holds input element
+// `index` (i or j past the output's end in a row or column the pool drops).
+fn covering_window(index: u32) -> vec3<u32> {
+    let s = index % p.in_width;
+    let r = (index / p.in_width) % p.in_height;
+    return vec3<u32>(index / (p.in_width * p.in_height), r / 2u, s / 2u);
+}
+
 // Offset of the largest element of the window starting at `origin` (first one on ties).
 fn window_argmax(origin: u32) -> u32 {
     let offsets = array<u32, 4>(0u, 1u, p.in_width, p.in_width + 1u);
@@ -46,9 +61,7 @@ fn avg_pool2_forward(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_
     if index >= p.planes * p.out_height * p.out_width {
         return;
     }
-    let j = index % p.out_width;
-    let i = (index / p.out_width) % p.out_height;
-    let origin = window_origin(index / (p.out_width * p.out_height), i, j);
+    let origin = output_window(index);
     y[index] = relu_if(0.25 * (x[origin] + x[origin + 1u] + x[origin + p.in_width] + x[origin + p.in_width + 1u]), p.relu);
 }
 
@@ -59,14 +72,12 @@ fn avg_pool2_backward(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num
     if index >= p.planes * p.in_height * p.in_width {
         return;
     }
-    let s = index % p.in_width;
-    let r = (index / p.in_width) % p.in_height;
-    let plane = index / (p.in_width * p.in_height);
-    if r / 2u >= p.out_height || s / 2u >= p.out_width {
+    let w = covering_window(index);
+    if w.y >= p.out_height || w.z >= p.out_width {
         dx_from_dy[index] = 0.0;
         return;
     }
-    dx_from_dy[index] = 0.25 * dy_only[(plane * p.out_height + r / 2u) * p.out_width + s / 2u];
+    dx_from_dy[index] = 0.25 * dy_only[(w.x * p.out_height + w.y) * p.out_width + w.z];
 }
 
 // y[i,j] = max of x over the 2×2 block at (2i, 2j)
@@ -76,9 +87,7 @@ fn max_pool2_forward(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_
     if index >= p.planes * p.out_height * p.out_width {
         return;
     }
-    let j = index % p.out_width;
-    let i = (index / p.out_width) % p.out_height;
-    let origin = window_origin(index / (p.out_width * p.out_height), i, j);
+    let origin = output_window(index);
     y[index] = relu_if(x[origin + window_argmax(origin)], p.relu);
 }
 
@@ -89,16 +98,12 @@ fn max_pool2_backward(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num
     if index >= p.planes * p.in_height * p.in_width {
         return;
     }
-    let s = index % p.in_width;
-    let r = (index / p.in_width) % p.in_height;
-    let plane = index / (p.in_width * p.in_height);
-    let i = r / 2u;
-    let j = s / 2u;
+    let w = covering_window(index);
     var grad = 0.0;
-    if i < p.out_height && j < p.out_width {
-        let origin = window_origin(plane, i, j);
+    if w.y < p.out_height && w.z < p.out_width {
+        let origin = window_origin(w.x, w.y, w.z);
         if origin + window_argmax(origin) == index {
-            grad = dy[(plane * p.out_height + i) * p.out_width + j];
+            grad = dy[(w.x * p.out_height + w.y) * p.out_width + w.z];
         }
     }
     dx[index] = grad;

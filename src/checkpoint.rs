@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 
 use crate::files::FileError;
-use crate::nn::{ParamSet, ParamSpec};
+use crate::nn::{ParamSet, ParamSpec, SeedNet};
 use crate::optim::OptimizerState;
 use crate::tensor::Tensor;
 
@@ -57,6 +57,36 @@ pub fn from_bytes(bytes: &[u8], path: &str) -> Result<Checkpoint, CheckpointErro
 }
 
 impl Checkpoint {
+    /// The octave share of the net it holds: its `alpha` metadata, or the
+    /// seed's for a file without one (a PyTorch export of the seed net).
+    pub fn alpha(&self, path: &str) -> Result<f64, CheckpointError> {
+        let Some(text) = self.metadata.get("alpha") else { return Ok(crate::nn::SEED_ALPHA) };
+        text.parse().map_err(|_| CheckpointError::Invalid {
+            path: path.to_string(),
+            problem: format!("records alpha \"{text}\", which is not a number; it was not written by octconv"),
+        })
+    }
+
+    /// The net this checkpoint holds, with its parameters; `alpha`, when
+    /// given, must be the checkpoint's.
+    pub fn net_and_params(&self, alpha: Option<f64>, path: &str) -> Result<(SeedNet, ParamSet), CheckpointError> {
+        let saved = self.alpha(path)?;
+        if let Some(wanted) = alpha.filter(|&a| a != saved) {
+            return Err(CheckpointError::Invalid {
+                path: path.to_string(),
+                problem: format!(
+                    "holds the net with alpha {saved}, not {wanted}; leave --alpha out to use the checkpoint's, or train a net with --alpha {wanted}"
+                ),
+            });
+        }
+        let net = SeedNet::with_alpha(
+            crate::nn::checked_alpha(saved)
+                .map_err(|problem| CheckpointError::Invalid { path: path.to_string(), problem })?,
+        );
+        let params = self.params_for(&net.params(), path)?;
+        Ok((net, params))
+    }
+
     /// The parameters in the model's order, after checking that every name
     /// and shape the model expects is present, and nothing else.
     pub fn params_for(&self, specs: &[ParamSpec], path: &str) -> Result<ParamSet, CheckpointError> {

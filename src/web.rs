@@ -7,7 +7,7 @@ use crate::checkpoint;
 use crate::data::{parse_idx, to_mnist_input, Dataset, PIXELS};
 use crate::exec::{self, now, Device, DeviceData, Metrics, Runner};
 use crate::gpu::{AdapterChoice, Gpu};
-use crate::nn::{ParamSet, SeedNet, CLASSES};
+use crate::nn::{checked_alpha, ParamSet, SeedNet, CLASSES};
 use crate::optim::AdamConfig;
 use crate::train::{evaluate, softmax_rows, EpochCursor};
 
@@ -17,6 +17,8 @@ fn js_error(e: impl std::fmt::Display) -> JsError {
 
 /// Training state kept between `train_steps` calls.
 struct Training {
+    /// The net being trained (its alpha may differ from the predictor's).
+    net: SeedNet,
     runner: Runner,
     /// Where training is in the first `limit` training images (on the runner's device).
     cursor: EpochCursor,
@@ -168,22 +170,36 @@ impl Engine {
         Ok(())
     }
 
-    /// Starts training from fresh weights (seeded), on the first `limit`
-    /// training images (0 = all).
+    /// The octave share of the net that recognises digits.
+    #[wasm_bindgen(getter)]
+    pub fn alpha(&self) -> f64 {
+        self.net.alpha
+    }
+
+    /// Starts training a net with octave share `alpha` from fresh weights
+    /// (seeded), on the first `limit` training images (0 = all).
     #[wasm_bindgen(js_name = startTraining)]
-    pub async fn start_training(&mut self, batch: usize, lr: f32, seed: u64, limit: usize) -> Result<(), JsError> {
+    pub async fn start_training(
+        &mut self,
+        batch: usize,
+        lr: f32,
+        seed: u64,
+        limit: usize,
+        alpha: f64,
+    ) -> Result<(), JsError> {
         let data = self.train_data.as_ref().ok_or_else(|| JsError::new("setData first"))?;
         let examples = if limit > 0 { limit.min(data.len()) } else { data.len() };
         if batch == 0 || !lr.is_finite() || lr <= 0.0 {
             return Err(JsError::new("batch must be at least 1 and the learning rate positive"));
         }
-        let model = self.net.graph(batch, true).map_err(js_error)?;
-        let params = ParamSet::init(&self.net.params(), seed);
+        let net = SeedNet::with_alpha(checked_alpha(alpha).map_err(|e| JsError::new(&e))?);
+        let model = net.graph(batch, true).map_err(js_error)?;
+        let params = ParamSet::init(&net.params(), seed);
         let adam = AdamConfig { lr, ..AdamConfig::default() };
         let mut runner = exec::compile(&self.device, model, &params, adam).await.map_err(js_error)?;
         let train = runner.upload_dataset(&data.first(examples)).await.map_err(js_error)?;
         let cursor = EpochCursor::start(runner.as_mut(), train, seed, 0).map_err(js_error)?;
-        self.training = Some(Training { runner, cursor, test: None, started: now(), samples_done: 0 });
+        self.training = Some(Training { net, runner, cursor, test: None, started: now(), samples_done: 0 });
         Ok(())
     }
 
@@ -226,11 +242,16 @@ impl Engine {
         Ok(m.accuracy())
     }
 
-    /// Uses the weights being trained for recognition from now on.
+    /// Uses the net being trained for recognition from now on (recompiling
+    /// the predictor when its alpha differs: the feature maps change too).
     #[wasm_bindgen(js_name = useTrainedWeights)]
     pub async fn use_trained_weights(&mut self) -> Result<(), JsError> {
         let t = self.training.as_ref().ok_or_else(|| JsError::new("startTraining first"))?;
         self.params = t.runner.params().await.map_err(js_error)?;
+        if t.net.alpha != self.net.alpha {
+            self.net = t.net.clone();
+            self.predictor = Self::predictor(&self.device, &self.net, &self.params).await?;
+        }
         self.predictor.load_params(&self.params).map_err(js_error)
     }
 }

@@ -93,10 +93,22 @@ fn steps_match_the_cpu(tiling: Tiling) {
 
 #[test]
 fn autodiff_matches_finite_differences_on_the_whole_network() {
-    let net = SeedNet::new();
+    autodiff_matches_finite_differences(&SeedNet::new());
+}
+
+/// The net generalised to every alpha of the study (0 is the plain CNN).
+#[test]
+fn autodiff_matches_finite_differences_at_every_alpha() {
+    for alpha in [0.0, 0.125, 0.25, 0.75] {
+        autodiff_matches_finite_differences(&SeedNet::with_alpha(alpha));
+    }
+}
+
+fn autodiff_matches_finite_differences(net: &SeedNet) {
     let params = ParamSet::init(&net.params(), 3);
     let (images, labels) = batch(2, 40, false);
-    let mut r = runner(&Device::Cpu, 2, &params);
+    let model = net.graph(2, true).unwrap();
+    let mut r = pollster::block_on(exec::compile(&Device::Cpu, model, &params, AdamConfig::default())).unwrap();
     let loss_at = |r: &mut Runner, p: &ParamSet| -> f64 {
         r.load_params(p).unwrap();
         r.reset_metrics();
@@ -125,7 +137,8 @@ fn autodiff_matches_finite_differences_on_the_whole_network() {
         let analytic = pollster::block_on(r.read(grads[k].1)).unwrap().data[i] as f64;
         assert!(
             (fd - analytic).abs() <= 2e-3 + 0.05 * analytic.abs(),
-            "{name}[{i}]: finite difference {fd:.6}, autodiff {analytic:.6}"
+            "alpha {}: {name}[{i}]: finite difference {fd:.6}, autodiff {analytic:.6}",
+            net.alpha
         );
     }
 }

@@ -109,27 +109,32 @@ async function recognise() {
 }
 
 // ---- Octave view ---------------------------------------------------------------
-const mapGroups = engine.featureNames().map((name, index) => {
-  const [channels, height, width] = Array.from(engine.featureShape(index));
-  const branch = name.endsWith('high') ? 'high' : 'low';
-  const group = document.createElement('div');
-  group.className = `map-group ${branch}`;
-  const title = document.createElement('h3');
-  title.innerHTML = `${name.split('.')[0]} ${branch === 'high' ? 'H' : 'L'} <span>(${channels} maps, ${height}×${width})</span>`;
-  const grid = document.createElement('div');
-  grid.className = 'map-grid';
-  const canvases = [];
-  for (let c = 0; c < channels; c++) {
-    const canvas = document.createElement('canvas');
-    canvas.width = width;
-    canvas.height = height;
-    grid.append(canvas);
-    canvases.push(canvas);
-  }
-  group.append(title, grid);
-  $('maps').append(group);
-  return { index, height, width, canvases };
-});
+// Built for the recognising net's feature maps (again when trained weights of another alpha are used).
+function buildMapGroups() {
+  $('maps').replaceChildren();
+  return engine.featureNames().map((name, index) => {
+    const [channels, height, width] = Array.from(engine.featureShape(index));
+    const branch = name.endsWith('high') ? 'high' : 'low';
+    const group = document.createElement('div');
+    group.className = `map-group ${branch}`;
+    const title = document.createElement('h3');
+    title.innerHTML = `${name.split('.')[0]} ${branch === 'high' ? 'H' : 'L'} <span>(${channels} maps, ${height}×${width})</span>`;
+    const grid = document.createElement('div');
+    grid.className = 'map-grid';
+    const canvases = [];
+    for (let c = 0; c < channels; c++) {
+      const canvas = document.createElement('canvas');
+      canvas.width = width;
+      canvas.height = height;
+      grid.append(canvas);
+      canvases.push(canvas);
+    }
+    group.append(title, grid);
+    $('maps').append(group);
+    return { index, height, width, canvases };
+  });
+}
+let mapGroups = buildMapGroups();
 
 async function showFeatureMaps() {
   for (const { index, height, width, canvases } of mapGroups) {
@@ -198,6 +203,7 @@ function settings() {
     batch: Number($('batch').value),
     lr: Number($('lr').value),
     limit: Number($('limit').value),
+    alpha: Number($('alpha').value),
   };
 }
 
@@ -231,7 +237,7 @@ async function startOrPause(options = settings()) {
   }
   await loadData();
   if (!trainingStarted) {
-    await serially(() => engine.startTraining(options.batch, options.lr, BigInt(1), options.limit));
+    await serially(() => engine.startTraining(options.batch, options.lr, BigInt(1), options.limit, options.alpha));
     trainingStarted = true;
     $('use-weights').disabled = false;
   }
@@ -242,7 +248,8 @@ async function startOrPause(options = settings()) {
 $('start').addEventListener('click', () => startOrPause().catch((e) => { $('train-status').textContent = `${e}`; }));
 $('use-weights').addEventListener('click', async () => {
   await serially(() => engine.useTrainedWeights());
-  $('weights-status').textContent = '· using the weights trained in this page';
+  mapGroups = buildMapGroups();
+  $('weights-status').textContent = `· using the weights trained in this page (alpha ${engine.alpha})`;
   recognise();
 });
 

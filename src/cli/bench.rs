@@ -11,7 +11,7 @@ use octconv::data::{Dataset, PIXELS};
 use octconv::exec::{Device, DispatchTime, Program, Runner};
 use octconv::gpu::Gpu;
 use octconv::graph::Graph;
-use octconv::nn::{Branches, Linear, OctaveConv, ParamSet, ParamSpec, SeedNet, TrainGraph};
+use octconv::nn::{checked_alpha, Branches, Linear, OctaveConv, ParamSet, ParamSpec, SeedNet, TrainGraph, SEED_ALPHA};
 use octconv::ops::{self, Op, Tiling};
 use serde_json::{json, Value};
 
@@ -22,6 +22,9 @@ pub struct BenchArgs {
     /// Timed repetitions per measurement (the median is reported)
     #[arg(long, default_value_t = 5)]
     repeats: usize,
+    /// The seed net's octave share (0: the plain CNN)
+    #[arg(long, default_value_t = SEED_ALPHA)]
+    alpha: f64,
     /// Also time one octave conv layer (64→64 channels, 56×56, batch 8) against the plain conv
     #[arg(long)]
     octave_sweep: bool,
@@ -83,10 +86,16 @@ pub fn run(args: BenchArgs) -> Result<ExitCode, String> {
         Device::Gpu(gpu) => format!(", {} tiling", gpu.tiling.name()),
         Device::Cpu => String::new(),
     };
-    println!("octconv bench on {}{tiling} ({} repeats, median)\n", device.describe(), args.repeats);
-    let net = SeedNet::new();
+    println!(
+        "octconv bench of the net with alpha {} on {}{tiling} ({} repeats, median)\n",
+        args.alpha,
+        device.describe(),
+        args.repeats
+    );
+    let net = SeedNet::with_alpha(checked_alpha(args.alpha).map_err(|e| format!("--{e}"))?);
     let mut report = serde_json::Map::new();
     report.insert("device".into(), json!(device.describe()));
+    report.insert("alpha".into(), json!(args.alpha));
 
     let mut train = compiled(&device, net.graph(64, true).map_err(|e| e.to_string())?, 1)?;
     let mut step_flops = None;

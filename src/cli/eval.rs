@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::Args;
 use octconv::checkpoint;
 use octconv::data::Split;
-use octconv::nn::{SeedNet, CLASSES};
+use octconv::nn::CLASSES;
 use octconv::train::predictions;
 
 use super::{compile, RunArgs};
@@ -16,6 +16,9 @@ pub struct EvalArgs {
     /// Checkpoint (safetensors, PyTorch state_dict names)
     #[arg(long)]
     model: PathBuf,
+    /// The net's octave share; by default the checkpoint's (a different one is refused)
+    #[arg(long)]
+    alpha: Option<f64>,
     /// Examples per forward pass
     #[arg(long, default_value_t = 500)]
     batch: usize,
@@ -27,10 +30,9 @@ pub fn run(args: EvalArgs) -> Result<ExitCode, String> {
     if args.batch == 0 {
         return Err("--batch must be at least 1".into());
     }
-    let net = SeedNet::new();
     let name = args.model.display().to_string();
-    let params =
-        checkpoint::load(&args.model).and_then(|c| c.params_for(&net.params(), &name)).map_err(|e| e.to_string())?;
+    let (net, params) =
+        checkpoint::load(&args.model).and_then(|c| c.net_and_params(args.alpha, &name)).map_err(|e| e.to_string())?;
     let kind = args.run.dataset_kind();
     let test = args.run.load(Split::Test)?;
     let device = args.run.device()?;
@@ -47,7 +49,13 @@ pub fn run(args: EvalArgs) -> Result<ExitCode, String> {
         confusion[label as usize][p] += 1;
     }
     let correct: usize = (0..CLASSES).map(|c| confusion[c][c]).sum();
-    println!("{name} on the {} test set ({} images), device: {}", kind.label(), test.len(), device.describe());
+    println!(
+        "{name} (alpha {}) on the {} test set ({} images), device: {}",
+        net.alpha,
+        kind.label(),
+        test.len(),
+        device.describe()
+    );
     println!("test accuracy: {:.4} ({correct}/{})\n", correct as f64 / test.len() as f64, test.len());
     println!("confusion matrix (rows: true class, columns: predicted)");
     print!("      ");

@@ -3,20 +3,17 @@
 use std::process::ExitCode;
 
 use clap::Args;
-use octconv::nn::SeedNet;
+use octconv::nn::{checked_alpha, SeedNet, SEED_ALPHA};
 
 #[derive(Args, Debug)]
 pub struct FlopsArgs {
-    /// Share of low-frequency channels inside the network (the seed uses 0.5)
-    #[arg(long, default_value_t = 0.5)]
+    /// Share of low-frequency channels inside the network (0: the plain CNN; the seed uses 0.5)
+    #[arg(long, default_value_t = SEED_ALPHA)]
     alpha: f64,
 }
 
 pub fn run(args: FlopsArgs) -> Result<ExitCode, String> {
-    if !(0.0..=1.0).contains(&args.alpha) {
-        return Err(format!("--alpha must be between 0 and 1, got {}", args.alpha));
-    }
-    let net = SeedNet::with_alpha(args.alpha);
+    let net = SeedNet::with_alpha(checked_alpha(args.alpha).map_err(|e| format!("--{e}"))?);
     println!("seed Octave MNIST net with alpha = {}: cost per image (MACs = multiply-accumulates)\n", args.alpha);
     println!("{:<16} {:>8} {:>8} {:>10} {:>12} {:>10}", "path", "in ch", "out ch", "pixels", "MACs", "params");
     let (mut total_macs, mut total_params) = (0u64, 0u64);

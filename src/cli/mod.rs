@@ -7,6 +7,7 @@ mod flops;
 mod plot;
 mod predict;
 mod serve;
+mod study;
 mod train;
 
 use std::path::PathBuf;
@@ -37,6 +38,8 @@ enum Command {
     Predict(predict::PredictArgs),
     /// Serve the web page on localhost (build it first with web/build.sh).
     Serve(serve::ServeArgs),
+    /// The octave trade-off: accuracy against measured cost for every alpha, over seeds.
+    Study(study::StudyArgs),
     /// Time every kernel, the training step and inference (and the octave sweep).
     Bench(bench::BenchArgs),
     /// The seed network's cost per layer and octave path (MACs, parameters).
@@ -55,6 +58,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, String> {
         Command::Serve(args) => serve::run(args),
         Command::Flops(args) => flops::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Study(args) => study::run(args),
         Command::Info(args) => adapters::info(&args.choice()),
         Command::Check(args) => adapters::check(&args.choice()),
     }

@@ -52,3 +52,57 @@ pub fn training_curve(path: &Path, curve: &[CurvePoint], reports: &[EpochReport]
     chart.configure_series_labels().border_style(BLACK).background_style(WHITE).draw().map_err(|e| fail(&e))?;
     root.present().map_err(|e| fail(&e))
 }
+
+/// Which value of a study point a panel's x axis shows.
+type XOf = fn(&StudyPoint) -> f64;
+
+/// One alpha of an octave study: test accuracy (mean ± sd), step time, forward cost.
+pub struct StudyPoint {
+    pub alpha: f64,
+    pub mean: f64,
+    pub sd: f64,
+    pub step_ms: f64,
+    pub mmacs: f64,
+}
+
+/// Two panels, accuracy against the measured step time and against the
+/// forward MACs, one point per alpha with ±sd error bars; written atomically.
+pub fn study_panels(path: &Path, points: &[StudyPoint], title: &str) -> Result<(), String> {
+    let fail = |e: &dyn std::fmt::Display| format!("{}: cannot draw the study: {e}", path.display());
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (1000, 460)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| fail(&e))?;
+        let root = root.titled(title, ("sans-serif", 18)).map_err(|e| fail(&e))?;
+        let (left, right) = root.split_horizontally(500);
+        let low = points.iter().map(|p| (p.mean - p.sd) * 100.0).fold(100.0, f64::min);
+        let high = points.iter().map(|p| (p.mean + p.sd) * 100.0).fold(0.0, f64::max);
+        let margin = ((high - low) * 0.15).max(0.05);
+        let accuracy_range = (low - margin)..(high + margin);
+        let panels: [(_, &str, XOf); 2] = [
+            (&left, "training step (ms, measured)", |p| p.step_ms),
+            (&right, "forward MACs per image (millions)", |p| p.mmacs),
+        ];
+        for (area, x_desc, x_of) in panels {
+            let x_max = points.iter().map(x_of).fold(0.0, f64::max) * 1.12;
+            let mut chart = ChartBuilder::on(area)
+                .margin(14)
+                .x_label_area_size(36)
+                .y_label_area_size(56)
+                .build_cartesian_2d(0.0..x_max, accuracy_range.clone())
+                .map_err(|e| fail(&e))?;
+            chart.configure_mesh().x_desc(x_desc).y_desc("test accuracy (%)").draw().map_err(|e| fail(&e))?;
+            let bars = points.iter().map(|p| {
+                let (x, y, sd) = (x_of(p), p.mean * 100.0, p.sd * 100.0);
+                ErrorBar::new_vertical(x, y - sd, y, y + sd, BLUE.filled(), 8)
+            });
+            chart.draw_series(bars).map_err(|e| fail(&e))?;
+            let labels = points.iter().map(|p| {
+                Text::new(format!("α {}", p.alpha), (x_of(p), p.mean * 100.0), ("sans-serif", 13).into_font())
+            });
+            chart.draw_series(labels).map_err(|e| fail(&e))?;
+        }
+        root.present().map_err(|e| fail(&e))?;
+    }
+    octconv::files::write_atomically(path, svg.as_bytes()).map_err(|e| e.to_string())
+}

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::Args;
 use octconv::checkpoint;
 use octconv::data::{to_mnist_input, PIXELS};
-use octconv::nn::{SeedNet, CLASSES};
+use octconv::nn::CLASSES;
 use octconv::ops::loss::argmax;
 use octconv::train::softmax_rows;
 
@@ -20,6 +20,9 @@ pub struct PredictArgs {
     /// Images (PNG or JPEG, any size): dark ink on light paper or white on black
     #[arg(required = true)]
     images: Vec<PathBuf>,
+    /// The net's octave share; by default the checkpoint's (a different one is refused)
+    #[arg(long)]
+    alpha: Option<f64>,
     #[arg(long, value_enum, default_value = "auto")]
     device: DeviceKind,
     #[command(flatten)]
@@ -34,10 +37,9 @@ fn load_image(path: &PathBuf) -> Result<Vec<f32>, String> {
 }
 
 pub fn run(args: PredictArgs) -> Result<ExitCode, String> {
-    let net = SeedNet::new();
     let name = args.model.display().to_string();
-    let params =
-        checkpoint::load(&args.model).and_then(|c| c.params_for(&net.params(), &name)).map_err(|e| e.to_string())?;
+    let (net, params) =
+        checkpoint::load(&args.model).and_then(|c| c.net_and_params(args.alpha, &name)).map_err(|e| e.to_string())?;
     let mut images = Vec::with_capacity(args.images.len() * PIXELS);
     for path in &args.images {
         images.extend(load_image(path)?);

@@ -11,7 +11,7 @@ use clap::Args;
 use octconv::checkpoint;
 use octconv::data::{Dataset, Split};
 use octconv::exec::{self, DeviceData, ExecError, Program, Runner};
-use octconv::nn::{ParamSet, SeedNet};
+use octconv::nn::{checked_alpha, ParamSet, SeedNet, SEED_ALPHA};
 use octconv::optim::{AdamConfig, OptimizerState};
 use octconv::train::{evaluate, train_epoch, EpochReport, Recipe};
 
@@ -30,6 +30,10 @@ pub struct TrainArgs {
     /// Seeds the initial weights and the shuffling
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Share of low-frequency channels inside the net: 0 is the plain CNN, the seed uses 0.5
+    /// (with --resume, the checkpoint's)
+    #[arg(long)]
+    alpha: Option<f64>,
     /// Train on the first N training images only
     #[arg(long)]
     limit: Option<usize>,
@@ -48,8 +52,10 @@ fn beside(out: &Path, suffix: &str) -> PathBuf {
     out.with_extension(suffix)
 }
 
-/// Where training starts: fresh weights, or a checkpoint's weights, epoch and Adam state.
+/// Where training starts: the net with fresh weights, or a checkpoint's net,
+/// weights, epoch and Adam state.
 struct Start {
+    net: SeedNet,
     params: ParamSet,
     first_epoch: usize,
     optimizer: Option<OptimizerState>,
@@ -63,6 +69,7 @@ struct Session<'a> {
     recipe: &'a Recipe,
     device: String,
     dataset: &'static str,
+    alpha: f64,
 }
 
 pub fn run(args: TrainArgs) -> Result<ExitCode, String> {
@@ -73,10 +80,9 @@ pub fn run(args: TrainArgs) -> Result<ExitCode, String> {
     if let Some(n) = args.limit {
         train = train.first(n);
     }
-    let net = SeedNet::new();
-    let start = start(&args, &net, &recipe)?;
+    let start = start(&args, &recipe)?;
     let device = args.run.device()?;
-    let model = net.graph(recipe.batch, true).map_err(|e| e.to_string())?;
+    let model = start.net.graph(recipe.batch, true).map_err(|e| e.to_string())?;
     let adam = AdamConfig { lr: recipe.lr, ..AdamConfig::default() };
     let (runner, train_on_device, test_on_device) =
         pollster::block_on(prepare(exec::compile(&device, model, &start.params, adam), &start, &train, &test))
@@ -89,7 +95,10 @@ pub fn run(args: TrainArgs) -> Result<ExitCode, String> {
         test.len(),
         device.describe()
     );
-    println!("recipe: {} epochs, batch {}, Adam lr {}, seed {}", recipe.epochs, recipe.batch, recipe.lr, recipe.seed);
+    println!(
+        "recipe: {} epochs, batch {}, Adam lr {}, seed {}; octave alpha {}",
+        recipe.epochs, recipe.batch, recipe.lr, recipe.seed, start.net.alpha
+    );
 
     let mut session = Session {
         runner,
@@ -98,6 +107,7 @@ pub fn run(args: TrainArgs) -> Result<ExitCode, String> {
         recipe: &recipe,
         device: device.describe(),
         dataset: kind.label(),
+        alpha: start.net.alpha,
     };
     let started = Instant::now();
     let mut reports: Vec<EpochReport> = Vec::new();
@@ -121,17 +131,23 @@ fn recipe(args: &TrainArgs) -> Result<Recipe, String> {
     if args.limit == Some(0) {
         return Err("--limit must be at least 1".into());
     }
+    if let Some(alpha) = args.alpha {
+        checked_alpha(alpha).map_err(|e| format!("--{e}"))?;
+    }
     Ok(Recipe { epochs: args.epochs, batch: args.batch, lr: args.lr, seed: args.seed })
 }
 
-/// Fresh weights from the seed, or what `--resume` names.
-fn start(args: &TrainArgs, net: &SeedNet, recipe: &Recipe) -> Result<Start, String> {
+/// The net with fresh weights from the seed, or what `--resume` names.
+fn start(args: &TrainArgs, recipe: &Recipe) -> Result<Start, String> {
     let Some(path) = &args.resume else {
-        return Ok(Start { params: ParamSet::init(&net.params(), recipe.seed), first_epoch: 0, optimizer: None });
+        let alpha = checked_alpha(args.alpha.unwrap_or(SEED_ALPHA)).map_err(|e| format!("--{e}"))?;
+        let net = SeedNet::with_alpha(alpha);
+        let params = ParamSet::init(&net.params(), recipe.seed);
+        return Ok(Start { net, params, first_epoch: 0, optimizer: None });
     };
     let name = path.display().to_string();
     let saved = checkpoint::load(path).map_err(|e| e.to_string())?;
-    let params = saved.params_for(&net.params(), &name).map_err(|e| e.to_string())?;
+    let (net, params) = saved.net_and_params(args.alpha, &name).map_err(|e| e.to_string())?;
     let first_epoch = saved.metadata.get("epoch").and_then(|e| e.parse().ok()).unwrap_or(0);
     let adam_path = checkpoint::optimizer_path(path);
     let optimizer = if adam_path.exists() {
@@ -145,7 +161,7 @@ fn start(args: &TrainArgs, net: &SeedNet, recipe: &Recipe) -> Result<Start, Stri
             "{name} has already trained {first_epoch} epochs; pass --epochs above {first_epoch} to continue"
         ));
     }
-    Ok(Start { params, first_epoch, optimizer })
+    Ok(Start { net, params, first_epoch, optimizer })
 }
 
 /// The compiled runner with Adam's saved state, and both sets on its device
@@ -224,6 +240,7 @@ impl Session<'_> {
             ("format".to_string(), "pt".to_string()),
             ("model".to_string(), "octconv seed Octave MNIST net".to_string()),
             ("dataset".to_string(), self.dataset.to_string()),
+            ("alpha".to_string(), self.alpha.to_string()),
             ("epoch".to_string(), report.epoch.to_string()),
             ("test_accuracy".to_string(), format!("{:.4}", report.test_accuracy)),
             (

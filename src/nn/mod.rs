@@ -7,7 +7,7 @@ mod seed;
 
 pub use linear::Linear;
 pub use octave::{Branches, OctaveConv, PathCost};
-pub use seed::{SeedNet, TrainGraph, CLASSES, IMAGE_SIDE};
+pub use seed::{checked_alpha, SeedNet, TrainGraph, CLASSES, IMAGE_SIDE, SEED_ALPHA};
 
 use rand::{Rng, SeedableRng};
 

@@ -16,8 +16,13 @@ use crate::ops::{CrossEntropy, MaxPool2, Relu, Reshape};
 pub const IMAGE_SIDE: usize = 28;
 pub const CLASSES: usize = 10;
 
+/// The seed's share of low-frequency channels inside the network.
+pub const SEED_ALPHA: f64 = 0.5;
+
 #[derive(Clone, Debug)]
 pub struct SeedNet {
+    /// The low-frequency share inside the network (0: the plain CNN).
+    pub alpha: f64,
     pub conv1: OctaveConv,
     pub conv2: OctaveConv,
     pub conv3: OctaveConv,
@@ -60,21 +65,38 @@ impl Default for SeedNet {
 
 impl SeedNet {
     pub fn new() -> Self {
-        Self::with_alpha(0.5)
+        Self::with_alpha(SEED_ALPHA)
     }
 
     /// The seed architecture with low-frequency share `alpha` inside the
-    /// network (conv1: 0 → alpha, conv2: alpha → alpha, conv3: alpha → 0).
-    /// The seed uses 0.5; other values are for cost analysis.
+    /// network (conv1: 0 → alpha, conv2: alpha → alpha, conv3: alpha → 0),
+    /// the layers keeping their channel counts: alpha 0 is the plain CNN.
+    /// The seed uses 0.5. Panics outside [0, 1) (see `checked_alpha`).
     pub fn with_alpha(alpha: f64) -> Self {
+        let alpha = checked_alpha(alpha).expect("alpha in [0, 1)");
         let conv = |name, cin, cout, ain, aout| OctaveConv::new(name, cin, cout, ain, aout, 3, 1, 1).unwrap();
         SeedNet {
+            alpha,
             conv1: conv("conv1", 1, 16, 0.0, alpha),
             conv2: conv("conv2", 16, 32, alpha, alpha),
             conv3: conv("conv3", 32, 64, alpha, 0.0),
             fc1: Linear::new("fc1", 64 * 7 * 7, 256),
             fc2: Linear::new("fc2", 256, CLASSES),
         }
+    }
+
+    /// Multiply-accumulates of one image's forward pass: every conv path and both linear layers.
+    pub fn forward_macs(&self) -> u64 {
+        // conv1 sees 28×28; conv2 and conv3 see the 14×14 high branch after the max-pool.
+        let side = |layer: &OctaveConv| if layer.name == "conv1" { IMAGE_SIDE } else { IMAGE_SIDE / 2 };
+        let convs = [&self.conv1, &self.conv2, &self.conv3].into_iter();
+        let conv_macs: u64 = convs.flat_map(|l| l.path_costs(side(l), side(l))).map(|c| c.macs).sum();
+        conv_macs + [&self.fc1, &self.fc2].iter().map(|fc| (fc.in_features * fc.out_features) as u64).sum::<u64>()
+    }
+
+    /// Number of trainable values.
+    pub fn param_count(&self) -> u64 {
+        self.params().iter().map(|p| p.shape.iter().product::<usize>() as u64).sum()
     }
 
     /// Every parameter in state_dict order.
@@ -111,5 +133,17 @@ impl SeedNet {
         let loss = g.apply("loss", CrossEntropy, &[logits, labels])?;
         let grads = if with_gradients { g.backward(loss)? } else { vec![] };
         Ok(TrainGraph { graph: g, images, labels, logits, loss, grads, features })
+    }
+}
+
+/// `alpha` if a net can be built with it: 0 (the plain CNN) up to, not
+/// including, 1 (the high branch needs channels); else one sentence.
+pub fn checked_alpha(alpha: f64) -> Result<f64, String> {
+    if (0.0..1.0).contains(&alpha) {
+        Ok(alpha)
+    } else {
+        Err(format!(
+            "alpha must be at least 0 and below 1 (0 is the plain CNN, the seed uses {SEED_ALPHA}), got {alpha}"
+        ))
     }
 }

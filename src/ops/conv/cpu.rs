@@ -4,46 +4,58 @@
 use crate::ops::fast_cpu::{gemm, per_chunk};
 use crate::tensor::Tensor;
 
-/// Reads x[n, c, row, col] of an NCHW tensor, or 0 outside it (zero padding).
-fn padded(x: &Tensor, n: usize, c: usize, row: isize, col: isize) -> f32 {
-    let [_, channels, height, width] = x.shape[..] else { unreachable!() };
-    if row < 0 || col < 0 || row as usize >= height || col as usize >= width {
-        return 0.0;
-    }
-    x.data[((n * channels + c) * height + row as usize) * width + col as usize]
+/// One product term of a convolution: the output element it adds to (an
+/// index into y or dy), the weight element, and the input element it reads
+/// (None in the zero padding).
+struct Term {
+    out: usize,
+    weight: usize,
+    input: Option<usize>,
 }
 
-/// y[n,o,i,j] = b[o] + Σ_c,u,v w[o,c,u,v] · x[n,c, s·i+u−p, s·j+v−p]
-pub(super) fn conv2d(
-    x: &Tensor,
-    w: &Tensor,
-    b: &Tensor,
+/// Every term of the convolution of an input of `x_shape` into `y_shape`,
+/// in the order (n, o, i, j, c, u, v): the one loop nest the three twins share.
+fn for_each_term(
+    x_shape: &[usize],
+    y_shape: &[usize],
+    k: usize,
     stride: usize,
     padding: usize,
-    out_shape: &[usize],
-) -> Vec<f32> {
-    let [batch, out_ch, out_h, out_w] = out_shape[..] else { unreachable!() };
-    let [_, in_ch, k, _] = w.shape[..] else { unreachable!() };
-    let mut y = Vec::with_capacity(batch * out_ch * out_h * out_w);
+    mut f: impl FnMut(Term),
+) {
+    let [batch, in_ch, in_h, in_w] = x_shape[..] else { unreachable!() };
+    let [_, out_ch, out_h, out_w] = y_shape[..] else { unreachable!() };
+    // The input coordinate of output position `i` and kernel tap `u`, if inside the input.
+    let source = |i: usize, u: usize, size: usize| (i * stride + u).checked_sub(padding).filter(|&r| r < size);
     for n in 0..batch {
         for o in 0..out_ch {
             for i in 0..out_h {
                 for j in 0..out_w {
-                    let mut sum = b.data[o];
+                    let out = ((n * out_ch + o) * out_h + i) * out_w + j;
                     for c in 0..in_ch {
                         for u in 0..k {
                             for v in 0..k {
-                                let row = (i * stride + u) as isize - padding as isize;
-                                let col = (j * stride + v) as isize - padding as isize;
-                                sum += w.data[((o * in_ch + c) * k + u) * k + v] * padded(x, n, c, row, col);
+                                let weight = ((o * in_ch + c) * k + u) * k + v;
+                                let input = source(i, u, in_h)
+                                    .zip(source(j, v, in_w))
+                                    .map(|(row, col)| ((n * in_ch + c) * in_h + row) * in_w + col);
+                                f(Term { out, weight, input });
                             }
                         }
                     }
-                    y.push(sum);
                 }
             }
         }
     }
+}
+
+/// y[n,o,i,j] = b[o] + Σ_c,u,v w[o,c,u,v] · x[n,c, s·i+u−p, s·j+v−p]
+pub(super) fn conv2d(x: &Tensor, w: &Tensor, b: &Tensor, stride: usize, padding: usize, y_shape: &[usize]) -> Vec<f32> {
+    let pixels = y_shape[2] * y_shape[3];
+    let mut y: Vec<f32> = (0..y_shape[0] * y_shape[1]).flat_map(|p| vec![b.data[p % y_shape[1]]; pixels]).collect();
+    for_each_term(&x.shape, y_shape, w.shape[2], stride, padding, |t| {
+        y[t.out] += w.data[t.weight] * t.input.map_or(0.0, |i| x.data[i]);
+    });
     y
 }
 
@@ -55,32 +67,12 @@ pub(super) fn conv2d_backward_input(
     padding: usize,
     dx_shape: &[usize],
 ) -> Vec<f32> {
-    let [batch, out_ch, out_h, out_w] = dy.shape[..] else { unreachable!() };
-    let [_, in_ch, in_h, in_w] = dx_shape[..] else { unreachable!() };
-    let k = w.shape[2];
-    let mut dx = vec![0.0; batch * in_ch * in_h * in_w];
-    // Scatter each output gradient back to the inputs it read.
-    for n in 0..batch {
-        for o in 0..out_ch {
-            for i in 0..out_h {
-                for j in 0..out_w {
-                    let g = dy.data[((n * out_ch + o) * out_h + i) * out_w + j];
-                    for c in 0..in_ch {
-                        for u in 0..k {
-                            for v in 0..k {
-                                let row = (i * stride + u) as isize - padding as isize;
-                                let col = (j * stride + v) as isize - padding as isize;
-                                if row >= 0 && col >= 0 && (row as usize) < in_h && (col as usize) < in_w {
-                                    dx[((n * in_ch + c) * in_h + row as usize) * in_w + col as usize] +=
-                                        g * w.data[((o * in_ch + c) * k + u) * k + v];
-                                }
-                            }
-                        }
-                    }
-                }
-            }
+    let mut dx = vec![0.0; dx_shape.iter().product()];
+    for_each_term(dx_shape, &dy.shape, w.shape[2], stride, padding, |t| {
+        if let Some(i) = t.input {
+            dx[i] += dy.data[t.out] * w.data[t.weight];
         }
-    }
+    });
     dx
 }
 
@@ -92,28 +84,10 @@ pub(super) fn conv2d_backward_weight(
     padding: usize,
     dw_shape: &[usize],
 ) -> Vec<f32> {
-    let [batch, out_ch, out_h, out_w] = dy.shape[..] else { unreachable!() };
-    let [_, in_ch, k, _] = dw_shape[..] else { unreachable!() };
-    let mut dw = Vec::with_capacity(out_ch * in_ch * k * k);
-    for o in 0..out_ch {
-        for c in 0..in_ch {
-            for u in 0..k {
-                for v in 0..k {
-                    let mut sum = 0.0;
-                    for n in 0..batch {
-                        for i in 0..out_h {
-                            for j in 0..out_w {
-                                let row = (i * stride + u) as isize - padding as isize;
-                                let col = (j * stride + v) as isize - padding as isize;
-                                sum += dy.data[((n * out_ch + o) * out_h + i) * out_w + j] * padded(x, n, c, row, col);
-                            }
-                        }
-                    }
-                    dw.push(sum);
-                }
-            }
-        }
-    }
+    let mut dw = vec![0.0; dw_shape.iter().product()];
+    for_each_term(&x.shape, &dy.shape, dw_shape[2], stride, padding, |t| {
+        dw[t.weight] += dy.data[t.out] * t.input.map_or(0.0, |i| x.data[i]);
+    });
     dw
 }
 
