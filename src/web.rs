@@ -33,6 +33,8 @@ struct Training {
 #[wasm_bindgen]
 pub struct Engine {
     device: Device,
+    /// The software WebGPU adapter passed over for the CPU path, if one was.
+    skipped_adapter: Option<String>,
     net: SeedNet,
     params: ParamSet,
     predictor: Runner,
@@ -57,11 +59,18 @@ pub struct Progress {
 #[wasm_bindgen]
 impl Engine {
     /// Opens WebGPU when the browser has it and `use_gpu` is set, else the
-    /// CPU path compiled to WebAssembly. Starts with freshly initialised weights.
-    pub async fn create(use_gpu: bool) -> Engine {
+    /// CPU path compiled to WebAssembly. A software adapter (SwiftShader) is
+    /// passed over for the CPU path, which is several times faster on the same
+    /// cores, unless `allow_software`. Starts with freshly initialised weights.
+    pub async fn create(use_gpu: bool, allow_software: bool) -> Engine {
         console_error_panic_hook::set_once();
+        let mut skipped_adapter = None;
         let device = if use_gpu {
             match Gpu::new(&AdapterChoice::default()).await {
+                Ok(gpu) if gpu.info.device_type == wgpu::DeviceType::Cpu && !allow_software => {
+                    skipped_adapter = Some(gpu.adapter_name());
+                    Device::Cpu
+                }
                 Ok(gpu) => Device::Gpu(std::rc::Rc::new(gpu)),
                 Err(e) => {
                     web_sys::console::warn_1(&format!("no WebGPU ({e}); using the CPU").into());
@@ -74,7 +83,7 @@ impl Engine {
         let net = SeedNet::new();
         let params = ParamSet::init(&net.params(), 1);
         let predictor = Self::predictor(&device, &net, &params).await.expect("the seed net compiles");
-        Engine { device, net, params, predictor, training: None, train_data: None, test_data: None }
+        Engine { device, skipped_adapter, net, params, predictor, training: None, train_data: None, test_data: None }
     }
 
     async fn predictor(device: &Device, net: &SeedNet, params: &ParamSet) -> Result<Runner, JsError> {
@@ -86,6 +95,12 @@ impl Engine {
     #[wasm_bindgen(getter)]
     pub fn gpu(&self) -> bool {
         matches!(self.device, Device::Gpu(_))
+    }
+
+    /// The software WebGPU adapter passed over for the CPU path ("" if none was).
+    #[wasm_bindgen(getter, js_name = skippedAdapter)]
+    pub fn skipped_adapter(&self) -> String {
+        self.skipped_adapter.clone().unwrap_or_default()
     }
 
     /// "WebGPU: <adapter>" or "CPU (WebAssembly)".

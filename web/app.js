@@ -8,12 +8,18 @@ let queue = Promise.resolve();
 const serially = (task) => (queue = queue.then(task, task));
 
 await init();
-// `?cpu` forces the WebAssembly CPU path, as a browser without WebGPU gets.
-const forceCpu = new URLSearchParams(location.search).has('cpu');
-const engine = await Engine.create(Boolean(navigator.gpu) && !forceCpu);
+// `?cpu` forces the WebAssembly CPU path, as a browser without WebGPU gets;
+// `?gpu` uses WebGPU even on a software adapter (SwiftShader), which the page
+// otherwise passes over for the CPU path: that is several times faster there.
+const options = new URLSearchParams(location.search);
+const forceCpu = options.has('cpu');
+const engine = await Engine.create(Boolean(navigator.gpu) && !forceCpu, options.has('gpu'));
 $('backend').textContent = engine.backend;
 $('no-webgpu').hidden = engine.gpu;
-if (!engine.gpu && navigator.gpu) {
+if (engine.skippedAdapter) {
+  $('no-webgpu').innerHTML = `This browser's WebGPU adapter (${engine.skippedAdapter}) is a software rasterizer, ` +
+    'so the network runs on the CPU (WebAssembly), which is faster here. <a href="?gpu">Use WebGPU anyway</a>.';
+} else if (!engine.gpu && navigator.gpu) {
   $('no-webgpu').textContent = forceCpu
     ? 'WebGPU is switched off (?cpu in the address): the network runs on the CPU (WebAssembly).'
     : 'This browser offers WebGPU but no adapter could be opened, so the network runs on the CPU (WebAssembly).';
@@ -257,6 +263,7 @@ $('use-weights').addEventListener('click', async () => {
 window.octconv = {
   ready: true,
   backend: engine.backend,
+  skippedAdapter: engine.skippedAdapter,
   gpu: engine.gpu,
   weightsMs,
   log,

@@ -16,8 +16,9 @@ import path from 'node:path';
 import { chromium } from 'playwright-core';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+// The folder with MNIST's test files, gzipped (as the mirrors serve them) or plain (as the pip route leaves them).
 const mnist = [process.env.OCTCONV_MNIST, path.join(root, '../shared/data/mnist'), path.join(root, 'data/mnist')]
-  .find((dir) => dir && existsSync(path.join(dir, 't10k-images-idx3-ubyte.gz')));
+  .find((dir) => dir && ['', '.gz'].some((ext) => existsSync(path.join(dir, `t10k-images-idx3-ubyte${ext}`))));
 const port = 18000 + (process.pid % 1000);
 const url = `http://127.0.0.1:${port}/`;
 const DIGITS = 20;
@@ -26,7 +27,8 @@ let server, browser, page;
 const consoleLines = [];
 
 function readIdx(file) {
-  const bytes = gunzipSync(readFileSync(path.join(mnist, file)));
+  const gz = path.join(mnist, file);
+  const bytes = existsSync(gz) ? gunzipSync(readFileSync(gz)) : readFileSync(gz.replace(/\.gz$/, ''));
   const dims = bytes[3];
   return { count: bytes.readUInt32BE(4), data: bytes.subarray(4 + 4 * dims) };
 }
@@ -48,7 +50,8 @@ before(async () => {
   page = await browser.newPage({ viewport: { width: 1100, height: 1500 } });
   page.on('console', (m) => consoleLines.push(`${m.type()}: ${m.text()}`));
   page.on('pageerror', (e) => consoleLines.push(`pageerror: ${e.message}`));
-  await page.goto(url);
+  // SwiftShader is a software adapter: the page would take the CPU path without ?gpu.
+  await page.goto(`${url}?gpu`);
   await page.waitForFunction(() => window.octconv?.ready, null, { timeout: 180_000 }).catch((e) => {
     throw new Error(`${e.message}\npage console:\n${consoleLines.join('\n')}`);
   });
@@ -110,6 +113,33 @@ test('without WebGPU the CPU path (WebAssembly) still recognises digits', async 
   console.log(`# CPU path (${backend}): recognised ${correct}/5`);
   assert.ok(correct >= 4, `only ${correct}/5 on the CPU path`);
   await cpuPage.close();
+});
+
+test('on a software WebGPU adapter the page takes the CPU path by default, and says so', async () => {
+  const plain = await browser.newPage();
+  await plain.goto(url);
+  await plain.waitForFunction(() => window.octconv?.ready, null, { timeout: 180_000 });
+  const { backend, skippedAdapter } = await plain.evaluate(() => window.octconv);
+  console.log(`# default page: ${backend} (passed over: ${skippedAdapter || 'nothing'})`);
+  // SwiftShader reports itself as a CPU device; a hardware adapter would be used.
+  assert.ok(skippedAdapter && backend.startsWith('CPU'), `expected the CPU path, got ${backend}`);
+  const note = await plain.textContent('#no-webgpu');
+  assert.ok(note.includes('software rasterizer') && note.includes('Use WebGPU anyway'), note);
+  await plain.close();
+});
+
+test('a net of another alpha trains in the page and then recognises with its own feature maps', async () => {
+  const other = await browser.newPage();
+  await other.goto(`${url}?cpu`);
+  await other.waitForFunction(() => window.octconv?.ready, null, { timeout: 180_000 });
+  await other.evaluate(() => window.octconv.train({ epochs: 1, limit: 256, batch: 32, alpha: 0 }));
+  await other.waitForFunction(() => window.octconv.testAccuracy !== undefined, null, { timeout: 300_000 });
+  await other.click('#use-weights');
+  await other.waitForFunction(() => document.querySelector('#weights-status').textContent.includes('alpha 0'));
+  // The plain CNN (alpha 0) has no low-frequency branch: only conv1 H and conv2 H maps.
+  const groups = await other.$$eval('#maps .map-group', (g) => g.map((e) => e.className));
+  assert.deepEqual(groups, ['map-group high', 'map-group high']);
+  await other.close();
 });
 
 test('screenshot of the page', async () => {

@@ -27,7 +27,11 @@ pub fn info(choice: &AdapterChoice) -> Result<ExitCode, String> {
         println!("  max workgroup storage:         {} KiB", l.max_compute_workgroup_storage_size >> 10);
     }
     let chosen = pollster::block_on(Gpu::new(choice)).map_err(|e| e.to_string())?;
-    println!("octconv uses: {}", chosen.adapter_name());
+    println!("octconv uses: {} (with --device gpu)", chosen.adapter_name());
+    match super::auto_prefers_cpu(super::DeviceKind::Auto, choice, &chosen) {
+        Some(why) => println!("--device auto (the default) uses the CPU device: {why}"),
+        None => println!("--device auto (the default) uses it too: it is a hardware adapter"),
+    }
     println!(
         "kernel variant: {} tiling for convolutions and matrix products (OCTCONV_TILING=registers|workgroup overrides)",
         chosen.tiling.name()

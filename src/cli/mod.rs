@@ -44,6 +44,8 @@ enum Command {
     Bench(bench::BenchArgs),
     /// The seed network's cost per layer and octave path (MACs, parameters).
     Flops(flops::FlopsArgs),
+    /// Download (and check) the data set into --data, if it is not there yet.
+    Fetch(RunArgs),
     /// List the GPU adapters and the limits that matter to octconv.
     Info(AdapterArgs),
     /// Run every kernel on the GPU against its CPU twin and print the errors.
@@ -59,6 +61,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, String> {
         Command::Flops(args) => flops::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Study(args) => study::run(args),
+        Command::Fetch(args) => fetch(&args),
         Command::Info(args) => adapters::info(&args.choice()),
         Command::Check(args) => adapters::check(&args.choice()),
     }
@@ -83,7 +86,8 @@ impl AdapterArgs {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum DeviceKind {
-    /// The GPU if one is found, else the CPU (with a notice).
+    /// A hardware GPU if one is found, else the CPU device (with a notice): a
+    /// software adapter (llvmpipe, SwiftShader) is slower than the CPU device
     Auto,
     Gpu,
     Cpu,
@@ -141,6 +145,15 @@ impl RunArgs {
     }
 }
 
+/// `octconv fetch`: both splits, downloaded and checked when missing.
+fn fetch(args: &RunArgs) -> Result<ExitCode, String> {
+    for split in [Split::Train, Split::Test] {
+        let data = args.load(split)?;
+        println!("{} {split:?}: {} images in {}", args.dataset_kind().label(), data.len(), args.data_dir().display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 /// Compiles `model` for `device` with Adam's defaults (for inference and timing).
 pub fn compile(device: &Device, model: TrainGraph, params: &ParamSet) -> Result<Runner, String> {
     pollster::block_on(exec::compile(device, model, params, AdamConfig::default())).map_err(|e| e.to_string())
@@ -151,7 +164,13 @@ pub fn open_device(kind: DeviceKind, choice: &AdapterChoice) -> Result<Device, S
         return Ok(Device::Cpu);
     }
     match pollster::block_on(Gpu::new(choice)) {
-        Ok(gpu) => Ok(Device::Gpu(Rc::new(gpu))),
+        Ok(gpu) => match auto_prefers_cpu(kind, choice, &gpu) {
+            Some(why) => {
+                eprintln!("notice: {why}; running on the CPU device (--device gpu uses the adapter anyway)");
+                Ok(Device::Cpu)
+            }
+            None => Ok(Device::Gpu(Rc::new(gpu))),
+        },
         // A GPU that is there but misconfigured is an error, not a reason to run on the CPU.
         Err(e) if kind == DeviceKind::Auto && !matches!(e, GpuError::BadSetting { .. }) => {
             eprintln!("notice: {e}; running on the CPU instead");
@@ -159,4 +178,14 @@ pub fn open_device(kind: DeviceKind, choice: &AdapterChoice) -> Result<Device, S
         }
         Err(e) => Err(e.to_string()),
     }
+}
+
+/// Why `--device auto` takes the CPU device although an adapter opened: the
+/// best adapter found is a software rasterizer (llvmpipe, SwiftShader, WARP),
+/// which runs the same work on the same cores many times slower than the CPU
+/// device. An adapter the user named is always used.
+pub fn auto_prefers_cpu(kind: DeviceKind, choice: &AdapterChoice, gpu: &Gpu) -> Option<String> {
+    let software = gpu.info.device_type == wgpu::DeviceType::Cpu;
+    (kind == DeviceKind::Auto && software && choice.name.is_none())
+        .then(|| format!("the best GPU adapter found, {}, is a software rasterizer", gpu.adapter_name()))
 }
