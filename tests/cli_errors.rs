@@ -8,12 +8,10 @@ use std::process::Command;
 
 const SEED_CHECKPOINT: &str = "tests/fixtures/pytorch_seed.safetensors";
 
-/// Runs `octconv args…` on the CPU device and returns (exit code, stderr).
+/// Runs `octconv args…` and returns (exit code, stderr).
 fn octconv(args: &[&str]) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_octconv")).args(args).output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
-    assert!(!stderr.contains("panicked"), "octconv {args:?} panicked:\n{stderr}");
-    (out.status.code().unwrap_or(-1), stderr)
+    let (code, _, stderr) = common::octconv(args);
+    (code, stderr)
 }
 
 fn fails_with(args: &[&str], expected: &[&str]) {
@@ -115,4 +113,15 @@ fn a_bad_tiling_override_is_named() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_ne!(out.status.code(), Some(0), "octconv check accepted OCTCONV_TILING=register");
     assert!(stderr.contains("OCTCONV_TILING is \"register\"; set it to registers or workgroup"), "{stderr}");
+}
+
+#[test]
+fn a_limit_beyond_the_data_is_named() {
+    let dir = common::temp_dir("limit");
+    common::write_mnist(&dir, &common::bars(20, 1));
+    let path = dir.to_str().unwrap();
+    fails_with(
+        &["train", "--limit", "100", "--data", path, "--offline", "--device", "cpu"],
+        &["--limit 100 is more than the 20 training images; use at most 20"],
+    );
 }

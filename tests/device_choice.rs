@@ -4,20 +4,11 @@
 
 mod common;
 
-use std::process::Command;
-
-fn octconv(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_octconv")).args(args).output().unwrap();
-    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(!stderr.contains("panicked"), "octconv {args:?} panicked:\n{stderr}");
-    (out.status.code().unwrap_or(-1), stdout.to_string(), stderr.to_string())
-}
-
 #[test]
 fn auto_takes_the_cpu_device_over_a_software_adapter() {
     let Some(gpu) = common::gpu() else { return };
     let software = gpu.info.device_type == wgpu::DeviceType::Cpu;
-    let (code, info, stderr) = octconv(&["info"]);
+    let (code, info, stderr) = common::octconv(&["info"]);
     assert_eq!(code, 0, "{stderr}");
     let expected = if software { "--device auto (the default) uses the CPU device" } else { "uses it too" };
     assert!(info.contains(expected), "{info}");
@@ -25,9 +16,8 @@ fn auto_takes_the_cpu_device_over_a_software_adapter() {
     let dir = common::temp_dir("device-auto");
     common::write_mnist(&dir, &common::bars(64, 3));
     let out = dir.join("model.safetensors");
-    let args =
-        ["train", "--epochs", "1", "--offline", "--data", dir.to_str().unwrap(), "--out", out.to_str().unwrap()];
-    let (code, stdout, stderr) = octconv(&args);
+    let args = ["train", "--epochs", "1", "--offline", "--data", dir.to_str().unwrap(), "--out", out.to_str().unwrap()];
+    let (code, stdout, stderr) = common::octconv(&args);
     assert_eq!(code, 0, "{stderr}");
     if software {
         assert!(stderr.contains("is a software rasterizer; running on the CPU device (--device gpu uses"), "{stderr}");
@@ -36,7 +26,7 @@ fn auto_takes_the_cpu_device_over_a_software_adapter() {
         assert!(stdout.contains(&format!("device: {}", gpu.adapter_name())), "{stdout}");
     }
     // --device gpu still uses the adapter.
-    let (code, stdout, stderr) = octconv(&[&args[..], &["--device", "gpu"]].concat());
+    let (code, stdout, stderr) = common::octconv(&[&args[..], &["--device", "gpu"]].concat());
     assert_eq!(code, 0, "{stderr}");
     assert!(stdout.contains(&format!("device: {}", gpu.adapter_name())), "{stdout}");
 }

@@ -5,8 +5,6 @@
 
 mod common;
 
-use std::process::Command;
-
 use octconv::checkpoint;
 use octconv::exec::{self, Device};
 use octconv::nn::{ParamSet, SeedNet};
@@ -84,21 +82,10 @@ fn a_checkpoint_of_one_alpha_refuses_another() {
     );
 
     // The same sentence from the command line, with a non-zero exit.
-    let out = Command::new(env!("CARGO_BIN_EXE_octconv"))
-        .args(["eval", "--alpha", "0.5", "--device", "cpu", "--offline", "--model"])
-        .arg(&path)
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_ne!(out.status.code(), Some(0));
+    let (code, _, stderr) =
+        common::octconv(&["eval", "--alpha", "0.5", "--device", "cpu", "--offline", "--model", path.to_str().unwrap()]);
+    assert_ne!(code, 0);
     assert!(stderr.contains("holds the net with alpha 0.25, not 0.5"), "{stderr}");
-}
-
-fn octconv(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_octconv")).args(args).output().unwrap();
-    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(!stderr.contains("panicked"), "octconv {args:?} panicked:\n{stderr}");
-    (out.status.code().unwrap_or(-1), stdout.to_string(), stderr.to_string())
 }
 
 #[test]
@@ -128,7 +115,7 @@ fn the_study_writes_its_table_and_resumes() {
         "--out",
         out.to_str().unwrap(),
     ];
-    let (code, stdout, stderr) = octconv(&args);
+    let (code, stdout, stderr) = common::octconv(&args);
     assert_eq!(code, 0, "{stdout}\n{stderr}");
     // The measured ratio of alpha 0.5's step to alpha 0's, on this device, in the study's own output.
     let timing = stdout.lines().find(|l| l.trim_start().starts_with("alpha 0.5")).expect("a timing line for 0.5");
@@ -145,7 +132,7 @@ fn the_study_writes_its_table_and_resumes() {
     assert!(svg.contains("<svg") && svg.contains("α 0.5"), "the picture names its points");
 
     // A second call repeats no run and reports the same accuracies.
-    let (code, stdout, stderr) = octconv(&args);
+    let (code, stdout, stderr) = common::octconv(&args);
     assert_eq!(code, 0, "{stderr}");
     assert!(stdout.contains("4 of 4 runs already finished"), "{stdout}");
     assert_eq!(
@@ -164,7 +151,7 @@ fn a_bad_alpha_is_refused() {
     for args in
         [&["study", "--alphas", "0,1"][..], &["train", "--alpha=-0.5", "--epochs", "1"], &["flops", "--alpha", "2"]]
     {
-        let (code, _, stderr) = octconv(args);
+        let (code, _, stderr) = common::octconv(args);
         assert_ne!(code, 0, "octconv {args:?} succeeded");
         assert!(stderr.contains("alpha must be at least 0 and below 1"), "octconv {args:?}: {stderr}");
     }

@@ -20,6 +20,7 @@ use octconv::exec::{self, Device, Runner};
 use octconv::gpu::{AdapterChoice, Gpu, GpuError};
 use octconv::nn::{ParamSet, TrainGraph};
 use octconv::optim::AdamConfig;
+use octconv::train::Recipe;
 
 #[derive(Parser)]
 #[command(name = "octconv", version, about = "Octave-convolution networks on any GPU through WebGPU")]
@@ -99,6 +100,50 @@ pub enum DatasetArg {
     Mnist,
     /// Fashion-MNIST (Debian: dataset-fashion-mnist).
     Fashion,
+}
+
+/// The training recipe's settings, shared by train and study.
+#[derive(Args, Clone, Debug)]
+pub struct RecipeArgs {
+    #[arg(long, default_value_t = 3)]
+    epochs: usize,
+    #[arg(long, default_value_t = 64)]
+    batch: usize,
+    /// Adam's learning rate
+    #[arg(long, default_value_t = 1e-3)]
+    lr: f32,
+    /// Train on the first N training images only
+    #[arg(long)]
+    limit: Option<usize>,
+}
+
+impl RecipeArgs {
+    /// The recipe with `seed`, or why these settings cannot run.
+    fn recipe(&self, seed: u64) -> Result<Recipe, String> {
+        if self.batch == 0 || self.epochs == 0 {
+            return Err("--batch and --epochs must be at least 1".into());
+        }
+        if !(self.lr > 0.0 && self.lr.is_finite()) {
+            return Err(format!("--lr must be a positive number, got {}", self.lr));
+        }
+        if self.limit == Some(0) {
+            return Err("--limit must be at least 1".into());
+        }
+        Ok(Recipe { epochs: self.epochs, batch: self.batch, lr: self.lr, seed })
+    }
+
+    /// The training images to use: the first --limit of `train`, or all.
+    fn limited(&self, train: Dataset) -> Result<Dataset, String> {
+        match self.limit {
+            Some(n) if n > train.len() => Err(format!(
+                "--limit {n} is more than the {} training images; use at most {}",
+                train.len(),
+                train.len()
+            )),
+            Some(n) => Ok(train.first(n)),
+            None => Ok(train),
+        }
+    }
 }
 
 /// Where the data lives and where the model runs; shared by train and eval.

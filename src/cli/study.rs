@@ -20,7 +20,7 @@ use octconv::train::{evaluate, train_epoch, Recipe};
 use serde_json::{json, Value};
 
 use super::plot::{self, StudyPoint};
-use super::RunArgs;
+use super::{RecipeArgs, RunArgs};
 
 #[derive(Args, Debug)]
 pub struct StudyArgs {
@@ -30,16 +30,8 @@ pub struct StudyArgs {
     /// Seeds per alpha (1, 2, …): the spread of the accuracy
     #[arg(long, default_value_t = 3)]
     seeds: u64,
-    #[arg(long, default_value_t = 3)]
-    epochs: usize,
-    #[arg(long, default_value_t = 64)]
-    batch: usize,
-    /// Adam's learning rate
-    #[arg(long, default_value_t = 1e-3)]
-    lr: f32,
-    /// Train on the first N training images only
-    #[arg(long)]
-    limit: Option<usize>,
+    #[command(flatten)]
+    recipe: RecipeArgs,
     /// Rounds of the step timing (each times every alpha; the median ratio is reported)
     #[arg(long, default_value_t = 5)]
     timing_rounds: usize,
@@ -69,22 +61,13 @@ struct Row {
 
 pub fn run(args: StudyArgs) -> Result<ExitCode, String> {
     let alphas = alphas(&args)?;
-    let recipe = Recipe { epochs: args.epochs, batch: args.batch, lr: args.lr, seed: 0 };
-    if args.batch == 0 || args.epochs == 0 || args.seeds == 0 || args.limit == Some(0) || args.timing_rounds == 0 {
-        return Err("--batch, --epochs, --seeds, --limit and --timing-rounds must be at least 1".into());
-    }
-    if !(args.lr > 0.0 && args.lr.is_finite()) {
-        return Err(format!("--lr must be a positive number, got {}", args.lr));
+    let recipe = args.recipe.recipe(0)?; // each run sets its seed
+    if args.seeds == 0 || args.timing_rounds == 0 {
+        return Err("--seeds and --timing-rounds must be at least 1".into());
     }
     let kind = args.run.dataset_kind();
-    let mut train = args.run.load(Split::Train)?;
+    let train = args.recipe.limited(args.run.load(Split::Train)?)?;
     let test = args.run.load(Split::Test)?;
-    if let Some(n) = args.limit {
-        if n > train.len() {
-            return Err(format!("--limit {n} is more than the {} training images", train.len()));
-        }
-        train = train.first(n);
-    }
     let device = args.run.device()?;
     let dir = args.out.join(kind.label().to_lowercase().replace(' ', "-"));
     println!(
@@ -95,15 +78,15 @@ pub fn run(args: StudyArgs) -> Result<ExitCode, String> {
         device.describe(),
         alphas,
         args.seeds,
-        args.epochs,
-        args.batch,
-        args.lr,
+        recipe.epochs,
+        recipe.batch,
+        recipe.lr,
         dir.display()
     );
 
-    let timing = step_times(&device, &alphas, &train, args.batch, args.timing_rounds)?;
-    let recipe_json = json!({"dataset": kind.label(), "epochs": args.epochs, "batch": args.batch, "lr": args.lr,
-        "limit": args.limit, "train_images": train.len()});
+    let timing = step_times(&device, &alphas, &train, recipe.batch, args.timing_rounds)?;
+    let recipe_json = json!({"dataset": kind.label(), "epochs": recipe.epochs, "batch": recipe.batch, "lr": recipe.lr,
+        "limit": args.recipe.limit, "train_images": train.len()});
     let results = train_all(&device, &alphas, args.seeds, &recipe, &recipe_json, &train, &test, &dir)?;
 
     let rows: Vec<Row> = alphas

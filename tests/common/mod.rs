@@ -69,3 +69,12 @@ pub fn write_mnist(dir: &std::path::Path, data: &octconv::data::Dataset) {
         std::fs::write(dir.join(format!("{split}-labels-idx1-ubyte")), idx_bytes(&[n], &data.labels)).unwrap();
     }
 }
+
+/// Runs the `octconv` binary with `args`; returns (exit code, stdout, stderr)
+/// after checking that it did not panic.
+pub fn octconv(args: &[&str]) -> (i32, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_octconv")).args(args).output().unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(!stderr.contains("panicked"), "octconv {args:?} panicked:\n{stderr}");
+    (out.status.code().unwrap_or(-1), stdout.to_string(), stderr.to_string())
+}
