@@ -108,7 +108,13 @@ impl Checkpoint {
         if let Some((extra, _)) = self.params.tensors.iter().find(|(n, _)| !specs.iter().any(|s| &s.name == n)) {
             return Err(invalid(format!("has tensor {extra}, which this model does not have")));
         }
-        Ok(ParamSet { tensors })
+        let params = ParamSet { tensors };
+        if let Some(name) = params.first_non_finite() {
+            return Err(invalid(format!(
+                "has values in {name} that are not finite numbers (NaN or infinite): the run that wrote it diverged; use an earlier checkpoint"
+            )));
+        }
+        Ok(params)
     }
 }
 

@@ -17,7 +17,8 @@ fn octconv(args: &[&str]) -> (i32, String) {
 fn fails_with(args: &[&str], expected: &[&str]) {
     let (code, stderr) = octconv(args);
     assert_ne!(code, 0, "octconv {args:?} succeeded");
-    assert!(stderr.starts_with("error: "), "octconv {args:?}: {stderr}");
+    // The error is the last line (progress lines may come before it).
+    assert!(stderr.lines().last().is_some_and(|l| l.starts_with("error: ")), "octconv {args:?}: {stderr}");
     for part in expected {
         assert!(stderr.contains(part), "octconv {args:?}: expected {part:?} in:\n{stderr}");
     }
@@ -123,5 +124,35 @@ fn a_limit_beyond_the_data_is_named() {
     fails_with(
         &["train", "--limit", "100", "--data", path, "--offline", "--device", "cpu"],
         &["--limit 100 is more than the 20 training images; use at most 20"],
+    );
+}
+
+/// A learning rate that makes training diverge ends with one sentence and a
+/// non-zero exit, and the checkpoint already at --out stays as it was.
+#[test]
+fn a_diverging_run_keeps_the_last_good_checkpoint() {
+    let dir = common::temp_dir("diverge");
+    common::write_mnist(&dir, &common::bars(64, 2));
+    let data = dir.to_str().unwrap();
+    let out = dir.join("model.safetensors");
+    let out_str = out.to_str().unwrap();
+    let (code, _, stderr) =
+        common::octconv(&["train", "--epochs", "1", "--data", data, "--offline", "--device", "cpu", "--out", out_str]);
+    assert_eq!(code, 0, "{stderr}");
+    let good = std::fs::read(&out).unwrap();
+    fails_with(
+        &["train", "--epochs", "1", "--batch", "8", "--lr", "1e9", "--data", data, "--offline", "--device", "cpu", "--out", out_str],
+        &["training diverged in epoch 1", "try"],
+    );
+    assert_eq!(std::fs::read(&out).unwrap(), good, "the good checkpoint was replaced");
+
+    // A checkpoint holding NaN is refused by eval, not scored near chance.
+    let mut saved = octconv::checkpoint::load(&out).unwrap();
+    saved.params.tensors[0].1.data[0] = f32::NAN;
+    let nan = dir.join("nan.safetensors");
+    octconv::checkpoint::save(&nan, &saved.params, &saved.metadata).unwrap();
+    fails_with(
+        &["eval", "--model", nan.to_str().unwrap(), "--data", data, "--offline", "--device", "cpu"],
+        &["not finite numbers", "use an earlier checkpoint"],
     );
 }

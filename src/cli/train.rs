@@ -190,6 +190,15 @@ impl Session<'_> {
             .map_err(|e| e.to_string())?;
         let seconds = epoch_start.elapsed().as_secs_f64();
         bar.finish_and_clear();
+        if !metrics.loss().is_finite() {
+            let lr = self.recipe.lr;
+            return Err(format!(
+                "training diverged in epoch {}: the training loss became {} (Adam's learning rate {lr} is likely too large; try --lr {}); nothing of this epoch was saved",
+                epoch + 1,
+                metrics.loss(),
+                lr / 10.0
+            ));
+        }
         let tested = pollster::block_on(evaluate(runner, self.test)).map_err(|e| e.to_string())?;
         let report = EpochReport {
             epoch: epoch + 1,
@@ -216,6 +225,13 @@ impl Session<'_> {
     fn save(&self, out: &Path, report: &EpochReport) -> Result<(), String> {
         let recipe = self.recipe;
         let params = pollster::block_on(self.runner.params()).map_err(|e| e.to_string())?;
+        if let Some(name) = params.first_non_finite() {
+            return Err(format!(
+                "training diverged in epoch {}: {name} holds values that are not finite numbers (try a smaller --lr); {} was not written",
+                report.epoch,
+                out.display()
+            ));
+        }
         let metadata = HashMap::from([
             ("format".to_string(), "pt".to_string()),
             ("model".to_string(), "octconv seed Octave MNIST net".to_string()),

@@ -48,6 +48,11 @@ impl ParamSet {
         self.tensors.iter().find(|(n, _)| n == name).map(|(_, t)| t)
     }
 
+    /// The name of the first tensor holding a NaN or an infinity, if any.
+    pub fn first_non_finite(&self) -> Option<&str> {
+        self.tensors.iter().find(|(_, t)| t.data.iter().any(|v| !v.is_finite())).map(|(n, _)| n.as_str())
+    }
+
     /// Total number of values.
     pub fn count(&self) -> usize {
         self.tensors.iter().map(|(_, t)| t.len()).sum()
