@@ -2,7 +2,7 @@
 //! GPU: every kernel against its CPU twin. `octconv check` and the test suite
 //! both run these, so what a user checks on their GPU is exactly what CI checks.
 
-pub use crate::ops::cases::{compare, Buffer, Case, GradientCase, Tolerance, Work};
+pub use crate::ops::cases::{compare, first_mismatch, Buffer, Case, GradientCase, Tolerance, Work};
 
 use crate::gpu::{Gpu, GpuError};
 use crate::ops::cases::Seeds;
@@ -18,6 +18,8 @@ pub struct Outcome {
     pub max_abs: f32,
     pub max_rel: f32,
     pub passed: bool,
+    /// The first element outside the tolerance: (index, expected, got).
+    pub first_wrong: Option<(usize, f32, f32)>,
 }
 
 /// Every family's cases, each family seeded on its own so a failure can be reproduced.
@@ -70,5 +72,6 @@ pub async fn run_case(gpu: &Gpu, case: &Case) -> Result<Outcome, GpuError> {
         }
     };
     let (max_abs, max_rel, passed) = compare(&got, &expected, case.tolerance);
-    Ok(Outcome { op: case.op, kernel: case.kernel, shape: case.shape.clone(), max_abs, max_rel, passed })
+    let first_wrong = first_mismatch(&got, &expected, case.tolerance);
+    Ok(Outcome { op: case.op, kernel: case.kernel, shape: case.shape.clone(), max_abs, max_rel, passed, first_wrong })
 }

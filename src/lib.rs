@@ -11,7 +11,8 @@
 //! 4. [`gpu`]: the wgpu device that compiles and runs the ops' kernels.
 //! 5. [`graph`], [`nn`]: models as graphs, autodiff, the octave layer and the seed net.
 //! 6. [`exec`]: compiled models on a device (GPU or CPU), one submission per step.
-//! 7. [`checkpoint`], [`check`], [`train`]: files of weights, kernel checks, training loops.
+//! 7. [`checkpoint`], [`check`], [`train`]: files of weights, kernel checks, training loops;
+//!    `lab` (native): an edited kernel file compiled, checked and timed.
 //! 8. `web` (the browser API) and the `octconv` command line.
 
 pub mod files;
@@ -32,6 +33,9 @@ pub mod exec;
 pub mod check;
 pub mod checkpoint;
 pub mod train;
+
+#[cfg(not(target_arch = "wasm32"))]
+pub mod lab;
 
 pub use ops::Op;
 pub use tensor::Tensor;

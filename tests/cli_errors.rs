@@ -141,7 +141,22 @@ fn a_diverging_run_keeps_the_last_good_checkpoint() {
     assert_eq!(code, 0, "{stderr}");
     let good = std::fs::read(&out).unwrap();
     fails_with(
-        &["train", "--epochs", "1", "--batch", "8", "--lr", "1e9", "--data", data, "--offline", "--device", "cpu", "--out", out_str],
+        &[
+            "train",
+            "--epochs",
+            "1",
+            "--batch",
+            "8",
+            "--lr",
+            "1e9",
+            "--data",
+            data,
+            "--offline",
+            "--device",
+            "cpu",
+            "--out",
+            out_str,
+        ],
         &["training diverged in epoch 1", "try"],
     );
     assert_eq!(std::fs::read(&out).unwrap(), good, "the good checkpoint was replaced");

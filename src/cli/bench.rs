@@ -244,17 +244,7 @@ fn matmul_seconds(gpu: &Gpu, n: usize, repeats: usize, tiling: Tiling) -> Result
     let y = gpu.storage_buffer(n * n, "y");
     let linear = Op::from(ops::Linear);
     let launch = linear.launch(&[&[n, n], &[n, n], &[n]], &[n, n], tiling).expect("linear has a kernel");
-    let pipeline = pollster::block_on(gpu.pipeline(launch.kernel)).map_err(err)?;
-    let bind_group = gpu.bind(&pipeline, &launch, &[&x.buffer, &w.buffer, &b.buffer, &y]);
-    Ok(time(repeats, || {
-        let mut encoder = gpu.device.create_command_encoder(&Default::default());
-        {
-            let mut pass = encoder.begin_compute_pass(&Default::default());
-            Gpu::dispatch(&mut pass, &pipeline, &bind_group, &launch);
-        }
-        gpu.queue.submit([encoder.finish()]);
-        let _ = gpu.device.poll(wgpu::PollType::wait_indefinitely());
-    }))
+    pollster::block_on(gpu.time_dispatch(&launch, &[&x.buffer, &w.buffer, &b.buffer, &y], repeats)).map_err(err)
 }
 
 /// A graph around one octave conv layer, so that its forward and backward run

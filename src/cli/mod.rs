@@ -4,6 +4,7 @@ mod adapters;
 mod bench;
 mod eval;
 mod flops;
+mod lab;
 mod plot;
 mod predict;
 mod serve;
@@ -47,6 +48,8 @@ enum Command {
     Flops(flops::FlopsArgs),
     /// Download (and check) the data set into --data, if it is not there yet.
     Fetch(RunArgs),
+    /// The shader lab: check an edited kernel against its twin and gradient rule, and time it.
+    Lab(lab::LabArgs),
     /// List the GPU adapters and the limits that matter to octconv.
     Info(AdapterArgs),
     /// Run every kernel on the GPU against its CPU twin and print the errors.
@@ -63,6 +66,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, String> {
         Command::Bench(args) => bench::run(args),
         Command::Study(args) => study::run(args),
         Command::Fetch(args) => fetch(&args),
+        Command::Lab(args) => lab::run(args),
         Command::Info(args) => adapters::info(&args.choice()),
         Command::Check(args) => adapters::check(&args.choice()),
     }

@@ -2,9 +2,48 @@
 //! binding-size limit, and asynchronous read-back.
 
 use super::{Gpu, GpuError, GpuTensor};
+use crate::ops::Launch;
 use crate::tensor::Tensor;
 
 impl Gpu {
+    /// Waits until the device has done what was submitted (at most `wait_limit`).
+    pub fn wait(&self) -> Result<(), GpuError> {
+        match self.device.poll(wgpu::PollType::Wait { submission_index: None, timeout: self.wait_limit }) {
+            Ok(_) => Ok(()),
+            Err(wgpu::PollError::Timeout) => Err(GpuError::Timeout(self.wait_limit.unwrap_or_default())),
+            Err(e) => Err(GpuError::Readback(e.to_string())),
+        }
+    }
+
+    /// Median wall-clock seconds of `repeats` dispatches of `launch` on
+    /// `buffers`, each submitted alone and waited for (after one warm-up).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub async fn time_dispatch(
+        &self,
+        launch: &Launch,
+        buffers: &[&wgpu::Buffer],
+        repeats: usize,
+    ) -> Result<f64, GpuError> {
+        let pipeline = self.pipeline(launch.kernel).await?;
+        let bind_group = self.bind(&pipeline, launch, buffers);
+        let mut samples = Vec::new();
+        for k in 0..=repeats.max(1) {
+            let start = std::time::Instant::now();
+            let mut encoder = self.device.create_command_encoder(&Default::default());
+            {
+                let mut pass = encoder.begin_compute_pass(&Default::default());
+                Gpu::dispatch(&mut pass, &pipeline, &bind_group, launch);
+            }
+            self.queue.submit([encoder.finish()]);
+            self.wait()?;
+            if k > 0 {
+                samples.push(start.elapsed().as_secs_f64());
+            }
+        }
+        samples.sort_by(f64::total_cmp);
+        Ok(samples[samples.len() / 2])
+    }
+
     /// A storage buffer for `len` f32 values (at least one, as wgpu wants).
     pub fn storage_buffer(&self, len: usize, label: &str) -> wgpu::Buffer {
         self.device.create_buffer(&wgpu::BufferDescriptor {
@@ -92,7 +131,7 @@ impl Gpu {
         });
         // Natively the device must be polled for the map to finish; in the
         // browser the event loop does it and this returns at once.
-        self.device.poll(wgpu::PollType::wait_indefinitely()).map_err(|e| GpuError::Readback(e.to_string()))?;
+        self.wait()?;
         receiver
             .await
             .map_err(|_| GpuError::Readback("the device was lost".into()))?

@@ -38,6 +38,8 @@ pub enum GpuError {
     Validation { context: String, message: String },
     #[error("reading a result back from the GPU failed: {0}")]
     Readback(String),
+    #[error("the device did not finish within {0:?}: a kernel that never returns? (the device may need a restart)")]
+    Timeout(std::time::Duration),
 }
 
 /// A wgpu device with its queue and a cache of compiled kernels.
@@ -51,6 +53,10 @@ pub struct Gpu {
     /// Shader modules by file name, pipelines by entry point.
     modules: Mutex<HashMap<&'static str, wgpu::ShaderModule>>,
     pipelines: Mutex<HashMap<&'static str, Arc<Pipeline>>>,
+    /// How long a read-back waits for the device before giving up (None: as long as it takes).
+    pub wait_limit: Option<std::time::Duration>,
+    /// Shader texts used instead of the built-in ones (the shader lab's edits), by file name.
+    sources: Mutex<HashMap<&'static str, String>>,
 }
 
 impl Gpu {
@@ -73,6 +79,8 @@ impl Gpu {
             limits,
             modules: Mutex::new(HashMap::new()),
             pipelines: Mutex::new(HashMap::new()),
+            sources: Mutex::new(HashMap::new()),
+            wait_limit: None,
         })
     }
 

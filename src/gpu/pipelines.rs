@@ -55,7 +55,7 @@ impl Gpu {
         modules
             .entry(shader.name)
             .or_insert_with(|| {
-                let source = format!("{}\n{}", shader_source(COMMON), shader_source(shader));
+                let source = format!("{}\n{}", self.shader_source(COMMON), self.shader_source(shader));
                 self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
                     label: Some(shader.name),
                     source: wgpu::ShaderSource::Wgsl(source.into()),
@@ -144,15 +144,41 @@ impl Gpu {
     }
 }
 
-/// The WGSL text of `shader`: from `$OCTCONV_SHADERS/<file>` when that variable
-/// names a folder holding it (edit a kernel and re-run without rebuilding),
-/// else built in.
-fn shader_source(shader: ShaderFile) -> String {
-    #[cfg(not(target_arch = "wasm32"))]
-    if let Ok(dir) = std::env::var("OCTCONV_SHADERS") {
-        if let Ok(text) = std::fs::read_to_string(std::path::Path::new(&dir).join(shader.name)) {
-            return text;
+impl Gpu {
+    /// Uses `text` for the shader file `name` from now on (None: the built-in
+    /// one again), forgetting the modules and pipelines compiled from the old one.
+    pub fn set_source(&self, name: &'static str, text: Option<String>) {
+        match text {
+            Some(text) => self.sources.lock().unwrap().insert(name, text),
+            None => self.sources.lock().unwrap().remove(name),
+        };
+        let mut modules = self.modules.lock().unwrap();
+        let mut pipelines = self.pipelines.lock().unwrap();
+        if name == COMMON.name {
+            // Every module starts with common.wgsl.
+            modules.clear();
+            pipelines.clear();
+        } else {
+            modules.remove(name);
+            let entries: Vec<&str> =
+                crate::ops::all_kernels().filter(|k| k.shader.name == name).map(|k| k.entry).collect();
+            pipelines.retain(|entry, _| !entries.contains(entry));
         }
     }
-    shader.source.to_string()
+
+    /// The WGSL text of `shader`: the one set with `set_source`, else
+    /// `$OCTCONV_SHADERS/<file>` when that variable names a folder holding it
+    /// (edit a kernel and re-run without rebuilding), else built in.
+    fn shader_source(&self, shader: ShaderFile) -> String {
+        if let Some(text) = self.sources.lock().unwrap().get(shader.name) {
+            return text.clone();
+        }
+        #[cfg(not(target_arch = "wasm32"))]
+        if let Ok(dir) = std::env::var("OCTCONV_SHADERS") {
+            if let Ok(text) = std::fs::read_to_string(std::path::Path::new(&dir).join(shader.name)) {
+                return text;
+            }
+        }
+        shader.source.to_string()
+    }
 }

@@ -151,6 +151,16 @@ pub fn compare(got: &[f32], expected: &[f32], tol: Tolerance) -> (f32, f32, bool
     (max_abs, max_rel, passed)
 }
 
+/// The first element outside `tol`: (index, expected, got); a missing tail counts as NaN.
+pub fn first_mismatch(got: &[f32], expected: &[f32], tol: Tolerance) -> Option<(usize, f32, f32)> {
+    let len = got.len().max(expected.len());
+    (0..len).find_map(|i| {
+        let (g, e) = (got.get(i).copied().unwrap_or(f32::NAN), expected.get(i).copied().unwrap_or(f32::NAN));
+        let within = (g - e).abs() <= tol.abs + tol.rel * e.abs();
+        (!within).then_some((i, e, g))
+    })
+}
+
 /// NCHW shapes for the map ops (pool, upsample, element-wise): odd and even, 1 channel and 17.
 pub const MAP_SHAPES: [[usize; 4]; 5] = [[1, 1, 2, 2], [2, 3, 7, 9], [1, 17, 6, 5], [3, 8, 28, 28], [64, 8, 14, 14]];
 

@@ -1,0 +1,183 @@
+//! `octconv lab`: edit a kernel and learn at once whether it still compiles,
+//! still matches its CPU twin and its gradient rule, and how fast it is
+//! against the shipped one (see `octconv::lab`).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Args;
+use octconv::lab::{shipped_file, Lab, Report};
+use octconv::ops::kernel::COMMON;
+use octconv::ops::FAMILIES;
+use serde_json::json;
+
+use super::AdapterArgs;
+
+#[derive(Args, Debug)]
+#[group(id = "mode", required = true, multiple = false)]
+pub struct LabArgs {
+    /// The folder of .wgsl files (a copy of shaders/)
+    dir: PathBuf,
+    /// Copy the shipped shaders into the folder to start from
+    #[arg(long, group = "mode")]
+    init: bool,
+    /// Check every file that differs from the shipped one, once; exit 1 on a failure
+    #[arg(long, group = "mode")]
+    once: bool,
+    /// Check each file again whenever it is saved (Ctrl-C ends)
+    #[arg(long, group = "mode")]
+    watch: bool,
+    /// With --once: check every file, changed or not
+    #[arg(long)]
+    all: bool,
+    /// With --once: also write the results as JSON here
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Timed repetitions per kernel (the median is reported)
+    #[arg(long, default_value_t = 5)]
+    repeats: usize,
+    #[command(flatten)]
+    adapter: AdapterArgs,
+}
+
+pub fn run(args: LabArgs) -> Result<ExitCode, String> {
+    if args.init {
+        return init(&args.dir);
+    }
+    if !args.dir.is_dir() {
+        return Err(format!(
+            "{} is not a folder; start one with octconv lab --init {}",
+            args.dir.display(),
+            args.dir.display()
+        ));
+    }
+    let mut lab = pollster::block_on(Lab::open(&args.adapter.choice())).map_err(|e| e.to_string())?;
+    lab.repeats = args.repeats.max(1);
+    println!(
+        "shader lab on {} ({} tiling), watching {}",
+        lab.edited.adapter_name(),
+        lab.edited.tiling.name(),
+        args.dir.display()
+    );
+    if args.watch {
+        watch(&mut lab, &args.dir)
+    } else {
+        once(&mut lab, &args)
+    }
+}
+
+/// Writes the shipped shaders into `dir`, leaving files that are already there.
+fn init(dir: &Path) -> Result<ExitCode, String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: cannot be created: {e}", dir.display()))?;
+    let files = std::iter::once(COMMON).chain(FAMILIES.iter().flat_map(|f| f.shaders.iter().copied()));
+    for file in files {
+        let path = dir.join(file.name);
+        if path.exists() {
+            println!("kept {} (already there)", path.display());
+            continue;
+        }
+        std::fs::write(&path, file.source).map_err(|e| format!("{}: cannot be written: {e}", path.display()))?;
+        println!("wrote {}", path.display());
+    }
+    println!("now edit a kernel there and run: octconv lab --watch {}", dir.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The octconv shader files in `dir` and their text (a file being written may not read as text yet).
+fn shader_files(dir: &Path) -> Vec<(String, Option<String>)> {
+    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
+    let mut files: Vec<(String, Option<String>)> = entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str().map(String::from))
+        .filter(|name| name.ends_with(".wgsl") && shipped_file(name).is_some())
+        .map(|name| {
+            let text = std::fs::read_to_string(dir.join(&name)).ok();
+            (name, text)
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+fn once(lab: &mut Lab, args: &LabArgs) -> Result<ExitCode, String> {
+    let mut reports = Vec::new();
+    for (name, text) in shader_files(&args.dir) {
+        let Some(text) = text else {
+            return Err(format!("{}: cannot be read as text", args.dir.join(&name).display()));
+        };
+        if args.all || lab.changed(&name, &text) {
+            let report = pollster::block_on(lab.check(&name, &text));
+            println!("{report}\n");
+            reports.push(report);
+        }
+    }
+    if reports.is_empty() {
+        println!("no kernel file in {} differs from the shipped one (--all checks them anyway)", args.dir.display());
+    }
+    let (passed, failed): (usize, usize) = reports.iter().fold((0, 0), |(p, f), r| (p + r.passed(), f + r.failed()));
+    if let Some(path) = &args.json {
+        let text =
+            serde_json::to_string_pretty(&reports.iter().map(report_json).collect::<Vec<_>>()).expect("plain values");
+        octconv::files::write_atomically(path, format!("{text}\n").as_bytes()).map_err(|e| e.to_string())?;
+    }
+    println!("{} files checked", reports.len());
+    println!("lab: {passed} passed, {failed} failed");
+    Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+fn report_json(r: &Report) -> serde_json::Value {
+    json!({
+        "file": r.file,
+        "passed": r.passed(),
+        "failed": r.failed(),
+        "seconds": r.seconds,
+        "compile_error": r.compile_error.as_ref().map(|d| json!({"file": d.file, "line": d.line, "column": d.column, "message": d.message})),
+        "failures": r.findings.iter().filter(|f| !f.passed).map(|f| f.text.clone()).collect::<Vec<_>>(),
+        "times": r.times.iter().map(|t| json!({"kernel": t.kernel, "shipped_seconds": t.shipped, "edited_seconds": t.edited, "clock": "wall"})).collect::<Vec<_>>(),
+    })
+}
+
+/// Checks each file again after it is saved: the folder is scanned five
+/// times a second, and a changed file is checked once it has read the same
+/// twice in a row (an editor's save can take several writes).
+fn watch(lab: &mut Lab, dir: &Path) -> Result<ExitCode, String> {
+    let mut seen: HashMap<String, Option<String>> = shader_files(dir).into_iter().collect();
+    let mut pending: HashMap<String, Option<String>> = HashMap::new();
+    for (name, text) in &seen {
+        if let Some(text) = text.as_ref().filter(|t| lab.changed(name, t)) {
+            println!("{}\n", pollster::block_on(lab.check(name, text)));
+        }
+    }
+    println!("watching {}: save a kernel file to check it (Ctrl-C ends)", dir.display());
+    loop {
+        std::thread::sleep(Duration::from_millis(200));
+        let now: HashMap<String, Option<String>> = shader_files(dir).into_iter().collect();
+        for name in seen.keys().filter(|n| !now.contains_key(*n)) {
+            lab.forget(name);
+            println!("{name} was removed: the shipped kernel is used again");
+        }
+        for (name, text) in &now {
+            if seen.get(name) == Some(text) {
+                pending.remove(name);
+                continue;
+            }
+            // Changed since the last check: check it once two scans agree.
+            if pending.get(name) == Some(text) {
+                pending.remove(name);
+                match text {
+                    Some(text) if lab.changed(name, text) => {
+                        println!("{}\n", pollster::block_on(lab.check(name, text)))
+                    }
+                    Some(_) => {}
+                    None => println!("{name}: cannot be read as text; waiting for the next save"),
+                }
+                seen.insert(name.clone(), text.clone());
+            } else {
+                pending.insert(name.clone(), text.clone());
+            }
+        }
+        seen.retain(|name, _| now.contains_key(name));
+    }
+}

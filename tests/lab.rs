@@ -1,0 +1,93 @@
+//! The shader lab through its library API, on the adapter the tests find:
+//! compile errors located in the user's file, a wrong forward and a wrong
+//! backward kernel caught (the backward one by finite differences too), a
+//! correct edit passing, and files that are empty, half-written or deleted.
+//! (Timings are reported by the lab, never asserted here.)
+
+mod common;
+
+use octconv::gpu::AdapterChoice;
+use octconv::lab::{diagnose, Lab};
+
+const POOL: &str = include_str!("../shaders/pool.wgsl");
+
+fn lab() -> Option<Lab> {
+    common::gpu()?;
+    let mut lab = pollster::block_on(Lab::open(&AdapterChoice::from_env())).unwrap();
+    lab.repeats = 1;
+    Some(lab)
+}
+
+/// `POOL` with the first `from` after `marker` replaced by `to`.
+fn edit(marker: &str, from: &str, to: &str) -> String {
+    let at = POOL.find(marker).unwrap_or_else(|| panic!("{marker} not in pool.wgsl"));
+    let offset = at + POOL[at..].find(from).unwrap_or_else(|| panic!("{from} not after {marker}"));
+    format!("{}{to}{}", &POOL[..offset], &POOL[offset + from.len()..])
+}
+
+#[test]
+fn a_syntax_error_is_reported_at_its_line_and_column_in_the_users_file() {
+    let broken = edit("fn avg_pool2_forward", "flat_index(id, groups)", "flat_index(id groups)");
+    let line = broken.lines().position(|l| l.contains("flat_index(id groups)")).unwrap() + 1;
+    let error = diagnose("pool.wgsl", &broken, &["avg_pool2_forward"]).expect("a syntax error");
+    assert_eq!((error.file.as_str(), error.line, error.column), ("pool.wgsl", line, 31), "{error}");
+    assert!(error.excerpt.contains("flat_index(id groups)") && error.excerpt.ends_with('^'), "{error}");
+
+    let Some(mut lab) = lab() else { return };
+    let report = pollster::block_on(lab.check("pool.wgsl", &broken));
+    assert_eq!((report.passed(), report.failed()), (0, 1), "{report}");
+    assert!(report.to_string().contains("the last good version stays in use"));
+    assert!(report.to_string().ends_with("0 passed, 1 failed"), "{report}");
+}
+
+#[test]
+fn an_unknown_name_is_a_located_validation_error() {
+    let broken = edit("fn max_pool2_forward", "flat_index(id, groups)", "flat_index(id, groups) + nothing_here");
+    let error = diagnose("pool.wgsl", &broken, &[]).expect("an unknown identifier");
+    assert!(error.message.contains("nothing_here") && error.line > 0, "{error}");
+}
+
+#[test]
+fn a_wrong_forward_kernel_fails_its_checks() {
+    let Some(mut lab) = lab() else { return };
+    let wrong = edit("fn avg_pool2_forward", "0.25 * (", "0.3 * (");
+    let report = pollster::block_on(lab.check("pool.wgsl", &wrong));
+    let text = report.to_string();
+    assert!(report.failed() > 0 && text.contains("FAIL avg_pool2_forward"), "{text}");
+    assert!(text.contains("first wrong element"), "{text}");
+}
+
+#[test]
+fn a_wrong_backward_kernel_fails_its_twin_and_the_finite_differences() {
+    let Some(mut lab) = lab() else { return };
+    let wrong = edit("fn avg_pool2_backward", "0.25 * dy_only", "0.5 * dy_only");
+    let report = pollster::block_on(lab.check("pool.wgsl", &wrong));
+    let text = report.to_string();
+    assert!(text.contains("FAIL avg_pool2_backward"), "{text}");
+    assert!(text.contains("FAIL gradient of avg_pool2") && text.contains("finite difference"), "{text}");
+}
+
+#[test]
+fn a_correct_edit_passes_and_is_timed() {
+    let Some(mut lab) = lab() else { return };
+    let same = format!("{POOL}\n// an edit that changes nothing\n");
+    let report = pollster::block_on(lab.check("pool.wgsl", &same));
+    assert_eq!(report.failed(), 0, "{report}");
+    assert!(report.passed() > 20, "{report}");
+    assert!(report.times.iter().any(|t| t.kernel == "avg_pool2_backward" && t.edited > 0.0), "{report}");
+}
+
+#[test]
+fn empty_half_written_and_deleted_files_leave_the_lab_working() {
+    let Some(mut lab) = lab() else { return };
+    let empty = pollster::block_on(lab.check("pool.wgsl", ""));
+    assert!(empty.compile_error.as_ref().is_some_and(|e| e.message.contains("has no entry point")), "{empty}");
+    let half = &POOL[..POOL.len() / 2];
+    let partial = pollster::block_on(lab.check("pool.wgsl", half));
+    assert!(partial.compile_error.is_some(), "{partial}");
+    // The last good version (the shipped one) is still in use, and the next good save checks out.
+    let good = pollster::block_on(lab.check("pool.wgsl", &format!("{POOL}\n")));
+    assert_eq!(good.failed(), 0, "{good}");
+    lab.forget("pool.wgsl");
+    assert!(!lab.changed("pool.wgsl", POOL));
+}
