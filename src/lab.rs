@@ -46,25 +46,27 @@ impl fmt::Display for Diagnostic {
     }
 }
 
-/// Lines before the user's text in what the device compiles (common.wgsl, then a newline).
-fn prelude_lines() -> usize {
-    COMMON.source.matches('\n').count() + 1
+/// Why `text` (the file `name`) would not compile after the shipped
+/// common.wgsl, located in the user's file (or in common.wgsl), or None when
+/// it compiles and has every entry point in `entries`.
+pub fn diagnose(name: &str, text: &str, entries: &[&str]) -> Option<Diagnostic> {
+    diagnose_with(COMMON.source, name, text, entries)
 }
 
-/// Why `text` (the file `name`) would not compile with the prelude, located
-/// in the user's file (or in common.wgsl), or None when it compiles and has
-/// every entry point in `entries`.
-pub fn diagnose(name: &str, text: &str, entries: &[&str]) -> Option<Diagnostic> {
-    let combined = format!("{}\n{text}", COMMON.source);
+/// `diagnose` with `prelude` as the text of common.wgsl.
+fn diagnose_with(prelude: &str, name: &str, text: &str, entries: &[&str]) -> Option<Diagnostic> {
+    let combined = format!("{prelude}\n{text}");
+    // Lines before the file's first line: the prelude's, then the joining newline.
+    let prelude_lines = prelude.matches('\n').count() + 1;
     let locate = |location: Option<naga::SourceLocation>, message: String| {
         let Some(at) = location else {
             return Diagnostic { file: name.into(), line: 0, column: 0, message, excerpt: String::new() };
         };
         let (mut file, mut line, mut source) = (name.to_string(), at.line_number as usize, text);
-        if line > prelude_lines() {
-            line -= prelude_lines();
+        if line > prelude_lines {
+            line -= prelude_lines;
         } else {
-            (file, source) = (COMMON.name.to_string(), COMMON.source);
+            (file, source) = (COMMON.name.to_string(), prelude);
         }
         let column = at.line_position as usize;
         let code = source.lines().nth(line - 1).unwrap_or("");
@@ -197,9 +199,7 @@ impl Lab {
             return report;
         };
         let families = families_of(name);
-        let entries: Vec<&str> =
-            families.iter().flat_map(|f| f.kernels.iter()).filter(|k| k.shader.name == name).map(|k| k.entry).collect();
-        if let Some(error) = diagnose(name, text, &entries) {
+        if let Some(error) = self.compile_error(file, text, &families) {
             report.compile_error = Some(error);
             report.seconds = started.elapsed().as_secs_f64();
             return report;
@@ -215,6 +215,21 @@ impl Lab {
         }
         report.seconds = started.elapsed().as_secs_f64();
         report
+    }
+
+    /// Why `text` as the file `file` would not compile: for common.wgsl,
+    /// before each kernel file in use; for a kernel file, after the
+    /// common.wgsl in use.
+    fn compile_error(&self, file: ShaderFile, text: &str, families: &[&Family]) -> Option<Diagnostic> {
+        let in_use = |f: ShaderFile| self.in_use.get(f.name).cloned().unwrap_or_else(|| f.source.to_string());
+        let entries = |f: ShaderFile| -> Vec<&str> {
+            families.iter().flat_map(|fam| fam.kernels.iter()).filter(|k| k.shader == f).map(|k| k.entry).collect()
+        };
+        if file == COMMON {
+            let kernel_files = families.iter().flat_map(|f| f.shaders.iter().copied());
+            return kernel_files.into_iter().find_map(|f| diagnose_with(text, f.name, &in_use(f), &entries(f)));
+        }
+        diagnose_with(&in_use(COMMON), file.name, text, &entries(file))
     }
 
     /// The family's check cases on the edited kernels, against the CPU twins.

@@ -91,3 +91,16 @@ fn empty_half_written_and_deleted_files_leave_the_lab_working() {
     lab.forget("pool.wgsl");
     assert!(!lab.changed("pool.wgsl", POOL));
 }
+
+#[test]
+fn an_error_in_common_wgsl_is_located_there() {
+    let Some(mut lab) = lab() else { return };
+    let common = octconv::ops::kernel::COMMON.source;
+    let broken =
+        common.replacen("return select(v, max(v, 0.0), relu == 1u);", "return select(v, max(v, 0.0) relu == 1u);", 1);
+    assert_ne!(broken, common, "the edit applies");
+    let line = broken.lines().position(|l| l.contains("max(v, 0.0) relu")).unwrap() + 1;
+    let report = pollster::block_on(lab.check("common.wgsl", &broken));
+    let error = report.compile_error.as_ref().expect("a syntax error");
+    assert_eq!((error.file.as_str(), error.line), ("common.wgsl", line), "{report}");
+}
