@@ -15,14 +15,19 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::rc::Rc;
 
 use crate::check;
+use crate::data::{epoch_order, Dataset};
+use crate::exec::{self, Device, ExecError};
 use crate::gpu::{AdapterChoice, Gpu, GpuError, GpuTensor};
 use crate::graph::{Graph, Source};
+use crate::nn::ParamSet;
 use crate::nn::SeedNet;
 use crate::ops::cases::{GradientCase, Seeds};
 use crate::ops::kernel::{ShaderFile, COMMON};
 use crate::ops::{Family, Op, FAMILIES};
+use crate::optim::AdamConfig;
 use crate::tensor::Tensor;
 
 /// A compile error, located in the user's file.
@@ -111,6 +116,8 @@ pub struct Report {
     pub compile_error: Option<Diagnostic>,
     pub findings: Vec<Finding>,
     pub times: Vec<KernelTime>,
+    /// The short training run, when asked for and the checks passed.
+    pub training: Option<TrainComparison>,
     pub seconds: f64,
 }
 
@@ -132,6 +139,9 @@ impl fmt::Display for Report {
         for finding in self.findings.iter().filter(|f| !f.passed) {
             writeln!(f, "FAIL {}", finding.text)?;
         }
+        if let Some(training) = &self.training {
+            writeln!(f, "{training}")?;
+        }
         for t in &self.times {
             let ratio = t.edited / t.shipped;
             writeln!(
@@ -143,6 +153,42 @@ impl fmt::Display for Report {
             )?;
         }
         write!(f, "{} in {:.1} s: {} passed, {} failed", self.file, self.seconds, self.passed(), self.failed())
+    }
+}
+
+/// The seed net trained the same way with the shipped and with the edited kernels.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct TrainComparison {
+    /// (steps done, mean loss of the steps since the previous point) for each.
+    pub shipped: Vec<(usize, f64)>,
+    pub edited: Vec<(usize, f64)>,
+}
+
+impl TrainComparison {
+    /// A problem with the edited run's curve: a NaN, or a loss well above the
+    /// shipped run's at the end; None when it trains like the shipped kernels.
+    pub fn problem(&self) -> Option<String> {
+        if let Some((step, loss)) = self.edited.iter().find(|(_, l)| !l.is_finite()) {
+            return Some(format!("the loss became {loss} by step {step}: the edited kernels do not train"));
+        }
+        let (Some(&(steps, edited)), Some(&(_, shipped))) = (self.edited.last(), self.shipped.last()) else {
+            return Some("no training step ran".into());
+        };
+        // Rounding differs between kernels, so the curves part a little; a loss
+        // half as large again as the shipped run's, past chance level, is a divergence.
+        (edited > 1.5 * shipped && edited > 0.3).then(|| {
+            format!("after {steps} steps the loss is {edited:.4}, the shipped kernels' {shipped:.4}: training diverges")
+        })
+    }
+}
+
+impl fmt::Display for TrainComparison {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "train {:>6} {:>10} {:>10}", "step", "shipped", "edited")?;
+        for (&(step, shipped), &(_, edited)) in self.shipped.iter().zip(&self.edited) {
+            write!(f, "\ntrain {step:>6} {shipped:>10.4} {edited:>10.4}")?;
+        }
+        Ok(())
     }
 }
 
@@ -158,8 +204,8 @@ pub fn shipped_file(name: &str) -> Option<ShaderFile> {
 
 /// Two devices on one adapter: one runs the shipped kernels, the other the edited ones.
 pub struct Lab {
-    pub shipped: Gpu,
-    pub edited: Gpu,
+    pub shipped: Rc<Gpu>,
+    pub edited: Rc<Gpu>,
     /// Timed repetitions per kernel (the median is reported).
     pub repeats: usize,
     /// The text in use on the edited device, per file.
@@ -171,7 +217,8 @@ impl Lab {
         let mut edited = Gpu::new(choice).await?;
         // A kernel that never returns is reported, not waited for.
         edited.wait_limit = Some(std::time::Duration::from_secs(20));
-        Ok(Lab { shipped: Gpu::new(choice).await?, edited, repeats: 5, in_use: HashMap::new() })
+        let shipped = Rc::new(Gpu::new(choice).await?);
+        Ok(Lab { shipped, edited: Rc::new(edited), repeats: 5, in_use: HashMap::new() })
     }
 
     /// Whether `text` differs from what the edited device uses for file `name`.
@@ -215,6 +262,61 @@ impl Lab {
         }
         report.seconds = started.elapsed().as_secs_f64();
         report
+    }
+
+    /// After `check` found nothing wrong: `steps` training steps with the
+    /// edited kernels beside the shipped ones (see `train_compare`), a
+    /// finding that fails on a NaN or a divergence.
+    pub async fn train_check(&self, report: &mut Report, data: &Dataset, steps: usize) {
+        if report.failed() > 0 || steps == 0 {
+            return;
+        }
+        let started = std::time::Instant::now();
+        let finding = match self.train_compare(data, steps, (steps / 10).max(1)).await {
+            Ok(comparison) => {
+                let finding = match comparison.problem() {
+                    Some(problem) => Finding { passed: false, text: format!("training {steps} steps: {problem}") },
+                    None => Finding { passed: true, text: format!("training {steps} steps: as the shipped kernels") },
+                };
+                report.training = Some(comparison);
+                finding
+            }
+            Err(e) => Finding { passed: false, text: format!("training {steps} steps: {e}") },
+        };
+        report.findings.push(finding);
+        report.seconds += started.elapsed().as_secs_f64();
+    }
+
+    /// `steps` training steps of the seed net (seed 1, batch 64, Adam's
+    /// defaults) on `data` with the shipped kernels and with the edited ones,
+    /// the mean loss every `every` steps.
+    pub async fn train_compare(
+        &self,
+        data: &Dataset,
+        steps: usize,
+        every: usize,
+    ) -> Result<TrainComparison, ExecError> {
+        let net = SeedNet::new();
+        let params = ParamSet::init(&net.params(), 1);
+        let mut curves = Vec::new();
+        for gpu in [&self.shipped, &self.edited] {
+            let model = net.graph(64, true)?;
+            let mut runner = exec::compile(&Device::Gpu(gpu.clone()), model, &params, AdamConfig::default()).await?;
+            let on_device = runner.upload_dataset(data).await?;
+            runner.set_order(on_device, &epoch_order(data.len(), 1, 0))?;
+            let mut curve = Vec::new();
+            for step in 0..steps {
+                runner.select_batch(on_device, step * 64 % data.len().max(1));
+                runner.train_step();
+                if (step + 1) % every.max(1) == 0 || step + 1 == steps {
+                    curve.push((step + 1, runner.metrics().await?.loss()));
+                    runner.reset_metrics();
+                }
+            }
+            curves.push(curve);
+        }
+        let edited = curves.pop().unwrap_or_default();
+        Ok(TrainComparison { shipped: curves.pop().unwrap_or_default(), edited })
     }
 
     /// Why `text` as the file `file` would not compile: for common.wgsl,
@@ -284,7 +386,7 @@ impl Lab {
                 continue;
             }
             let mut seconds = [0.0; 2];
-            for (k, gpu) in [&self.shipped, &self.edited].into_iter().enumerate() {
+            for (k, gpu) in [&*self.shipped, &*self.edited].into_iter().enumerate() {
                 let Ok(buffers) =
                     shapes.iter().map(|s| gpu.upload(&Tensor::uniform(s, -1.0, 1.0, 7))).collect::<Result<Vec<_>, _>>()
                 else {

@@ -104,3 +104,26 @@ fn an_error_in_common_wgsl_is_located_there() {
     let error = report.compile_error.as_ref().expect("a syntax error");
     assert_eq!((error.file.as_str(), error.line), ("common.wgsl", line), "{report}");
 }
+
+#[test]
+fn a_short_training_run_compares_the_edited_kernels_with_the_shipped_ones() {
+    let Some(mut lab) = lab() else { return };
+    let mut report = pollster::block_on(lab.check("pool.wgsl", &format!("{POOL}\n// unchanged\n")));
+    pollster::block_on(lab.train_check(&mut report, &common::bars(256, 8), 4));
+    let training = report.training.as_ref().expect("the checks passed, so it trained");
+    assert_eq!(training.shipped.len(), 4);
+    assert_eq!(training.problem(), None, "{report}");
+    assert!(report.findings.last().is_some_and(|f| f.passed && f.text.contains("training 4 steps")), "{report}");
+}
+
+#[test]
+fn a_nan_or_a_diverging_loss_is_flagged() {
+    use octconv::lab::TrainComparison;
+    let shipped = vec![(10, 2.0), (20, 1.0)];
+    let nan = TrainComparison { shipped: shipped.clone(), edited: vec![(10, 2.0), (20, f64::NAN)] };
+    assert!(nan.problem().unwrap().contains("NaN by step 20"));
+    let diverging = TrainComparison { shipped: shipped.clone(), edited: vec![(10, 2.1), (20, 2.3)] };
+    assert!(diverging.problem().unwrap().contains("training diverges"));
+    let close = TrainComparison { shipped, edited: vec![(10, 2.01), (20, 1.02)] };
+    assert_eq!(close.problem(), None);
+}

@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Args;
+use octconv::data::{load_split, Dataset, DatasetKind, Split};
 use octconv::lab::{shipped_file, Lab, Report};
 use octconv::ops::kernel::COMMON;
 use octconv::ops::FAMILIES;
@@ -38,6 +39,13 @@ pub struct LabArgs {
     /// Timed repetitions per kernel (the median is reported)
     #[arg(long, default_value_t = 5)]
     repeats: usize,
+    /// After the checks pass, train the seed net this many steps (batch 64, real
+    /// MNIST) with the edited kernels beside the shipped ones and compare the losses
+    #[arg(long, default_value_t = 0)]
+    train: usize,
+    /// Folder with MNIST for --train (fetched there when missing)
+    #[arg(long, default_value = "data/mnist")]
+    data: PathBuf,
     #[command(flatten)]
     adapter: AdapterArgs,
 }
@@ -53,18 +61,27 @@ pub fn run(args: LabArgs) -> Result<ExitCode, String> {
             args.dir.display()
         ));
     }
+    // The first --train batches of MNIST's training set, when asked for.
+    let training = match args.train {
+        0 => None,
+        steps => {
+            let train = load_split(DatasetKind::Digits, &args.data, Split::Train, true).map_err(|e| e.to_string())?;
+            Some((train.first(steps * 64), steps))
+        }
+    };
     let mut lab = pollster::block_on(Lab::open(&args.adapter.choice())).map_err(|e| e.to_string())?;
     lab.repeats = args.repeats.max(1);
     println!(
-        "shader lab on {} ({} tiling), watching {}",
+        "shader lab on {} ({} tiling), files in {}",
         lab.edited.adapter_name(),
         lab.edited.tiling.name(),
         args.dir.display()
     );
+    let mut checker = Checker { lab, training };
     if args.watch {
-        watch(&mut lab, &args.dir)
+        watch(&mut checker, &args.dir)
     } else {
-        once(&mut lab, &args)
+        once(&mut checker, &args)
     }
 }
 
@@ -101,14 +118,30 @@ fn shader_files(dir: &Path) -> Vec<(String, Option<String>)> {
     files
 }
 
-fn once(lab: &mut Lab, args: &LabArgs) -> Result<ExitCode, String> {
+/// The lab with what a check of a file also does (the short training run).
+struct Checker {
+    lab: Lab,
+    training: Option<(Dataset, usize)>,
+}
+
+impl Checker {
+    fn check(&mut self, name: &str, text: &str) -> Report {
+        let mut report = pollster::block_on(self.lab.check(name, text));
+        if let Some((data, steps)) = &self.training {
+            pollster::block_on(self.lab.train_check(&mut report, data, *steps));
+        }
+        report
+    }
+}
+
+fn once(checker: &mut Checker, args: &LabArgs) -> Result<ExitCode, String> {
     let mut reports = Vec::new();
     for (name, text) in shader_files(&args.dir) {
         let Some(text) = text else {
             return Err(format!("{}: cannot be read as text", args.dir.join(&name).display()));
         };
-        if args.all || lab.changed(&name, &text) {
-            let report = pollster::block_on(lab.check(&name, &text));
+        if args.all || checker.lab.changed(&name, &text) {
+            let report = checker.check(&name, &text);
             println!("{report}\n");
             reports.push(report);
         }
@@ -135,6 +168,7 @@ fn report_json(r: &Report) -> serde_json::Value {
         "seconds": r.seconds,
         "compile_error": r.compile_error.as_ref().map(|d| json!({"file": d.file, "line": d.line, "column": d.column, "message": d.message})),
         "failures": r.findings.iter().filter(|f| !f.passed).map(|f| f.text.clone()).collect::<Vec<_>>(),
+        "training": r.training.as_ref().map(|t| json!({"shipped": t.shipped, "edited": t.edited})),
         "times": r.times.iter().map(|t| json!({"kernel": t.kernel, "shipped_seconds": t.shipped, "edited_seconds": t.edited, "clock": "wall"})).collect::<Vec<_>>(),
     })
 }
@@ -142,12 +176,12 @@ fn report_json(r: &Report) -> serde_json::Value {
 /// Checks each file again after it is saved: the folder is scanned five
 /// times a second, and a changed file is checked once it has read the same
 /// twice in a row (an editor's save can take several writes).
-fn watch(lab: &mut Lab, dir: &Path) -> Result<ExitCode, String> {
+fn watch(checker: &mut Checker, dir: &Path) -> Result<ExitCode, String> {
     let mut seen: HashMap<String, Option<String>> = shader_files(dir).into_iter().collect();
     let mut pending: HashMap<String, Option<String>> = HashMap::new();
     for (name, text) in &seen {
-        if let Some(text) = text.as_ref().filter(|t| lab.changed(name, t)) {
-            println!("{}\n", pollster::block_on(lab.check(name, text)));
+        if let Some(text) = text.as_ref().filter(|t| checker.lab.changed(name, t)) {
+            println!("{}\n", checker.check(name, text));
         }
     }
     println!("watching {}: save a kernel file to check it (Ctrl-C ends)", dir.display());
@@ -155,7 +189,7 @@ fn watch(lab: &mut Lab, dir: &Path) -> Result<ExitCode, String> {
         std::thread::sleep(Duration::from_millis(200));
         let now: HashMap<String, Option<String>> = shader_files(dir).into_iter().collect();
         for name in seen.keys().filter(|n| !now.contains_key(*n)) {
-            lab.forget(name);
+            checker.lab.forget(name);
             println!("{name} was removed: the shipped kernel is used again");
         }
         for (name, text) in &now {
@@ -167,9 +201,7 @@ fn watch(lab: &mut Lab, dir: &Path) -> Result<ExitCode, String> {
             if pending.get(name) == Some(text) {
                 pending.remove(name);
                 match text {
-                    Some(text) if lab.changed(name, text) => {
-                        println!("{}\n", pollster::block_on(lab.check(name, text)))
-                    }
+                    Some(text) if checker.lab.changed(name, text) => println!("{}\n", checker.check(name, text)),
                     Some(_) => {}
                     None => println!("{name}: cannot be read as text; waiting for the next save"),
                 }

@@ -44,6 +44,8 @@ impl Device {
 pub enum ExecError {
     #[error(transparent)]
     Gpu(#[from] GpuError),
+    #[error(transparent)]
+    Graph(#[from] crate::graph::GraphError),
     #[error("a batch of this model holds {expected} {what}, but {got} were given")]
     BatchSize { what: &'static str, expected: usize, got: usize },
     #[error("the parameters have no {0}; they are not this model's")]
