@@ -20,7 +20,7 @@ use std::rc::Rc;
 use crate::check;
 use crate::data::{epoch_order, Dataset};
 use crate::exec::{self, Device, ExecError};
-use crate::gpu::{AdapterChoice, Gpu, GpuError, GpuTensor};
+use crate::gpu::{AdapterChoice, Clock, Gpu, GpuError, GpuTensor};
 use crate::graph::{Graph, Source};
 use crate::nn::ParamSet;
 use crate::nn::SeedNet;
@@ -107,6 +107,7 @@ pub struct KernelTime {
     /// Seconds summed over the seed net's dispatches of this kernel (batch 64, one training step).
     pub shipped: f64,
     pub edited: f64,
+    pub clock: Clock,
 }
 
 /// What the lab found for one file.
@@ -146,10 +147,11 @@ impl fmt::Display for Report {
             let ratio = t.edited / t.shipped;
             writeln!(
                 f,
-                "time {:<30} shipped {:>8.3} ms, edited {:>8.3} ms: {ratio:.2}× (wall clock, median)",
+                "time {:<30} shipped {:>8.3} ms, edited {:>8.3} ms: {ratio:.2}× ({}, median)",
                 t.kernel,
                 t.shipped * 1e3,
-                t.edited * 1e3
+                t.edited * 1e3,
+                t.clock.name()
             )?;
         }
         write!(f, "{} in {:.1} s: {} passed, {} failed", self.file, self.seconds, self.passed(), self.failed())
@@ -386,6 +388,7 @@ impl Lab {
                 continue;
             }
             let mut seconds = [0.0; 2];
+            let mut clock_used = Clock::Wall;
             for (k, gpu) in [&*self.shipped, &*self.edited].into_iter().enumerate() {
                 let Ok(buffers) =
                     shapes.iter().map(|s| gpu.upload(&Tensor::uniform(s, -1.0, 1.0, 7))).collect::<Result<Vec<_>, _>>()
@@ -395,13 +398,18 @@ impl Lab {
                 let output = gpu.storage_buffer(node.shape.iter().product(), "output");
                 let inputs: Vec<&wgpu::Buffer> = buffers.iter().map(|b| &b.buffer).collect();
                 match gpu.time_dispatch(&launch, &launch.buffers(&inputs, &output), self.repeats).await {
-                    Ok(s) => seconds[k] = s,
+                    Ok((s, clock)) => (seconds[k], clock_used) = (s, clock),
                     Err(_) => return times,
                 }
             }
             match times.iter_mut().find(|t| t.kernel == launch.kernel.entry) {
                 Some(t) => (t.shipped, t.edited) = (t.shipped + seconds[0], t.edited + seconds[1]),
-                None => times.push(KernelTime { kernel: launch.kernel.entry, shipped: seconds[0], edited: seconds[1] }),
+                None => times.push(KernelTime {
+                    kernel: launch.kernel.entry,
+                    shipped: seconds[0],
+                    edited: seconds[1],
+                    clock: clock_used,
+                }),
             }
         }
         times

@@ -169,7 +169,7 @@ fn report_json(r: &Report) -> serde_json::Value {
         "compile_error": r.compile_error.as_ref().map(|d| json!({"file": d.file, "line": d.line, "column": d.column, "message": d.message})),
         "failures": r.findings.iter().filter(|f| !f.passed).map(|f| f.text.clone()).collect::<Vec<_>>(),
         "training": r.training.as_ref().map(|t| json!({"shipped": t.shipped, "edited": t.edited})),
-        "times": r.times.iter().map(|t| json!({"kernel": t.kernel, "shipped_seconds": t.shipped, "edited_seconds": t.edited, "clock": "wall"})).collect::<Vec<_>>(),
+        "times": r.times.iter().map(|t| json!({"kernel": t.kernel, "shipped_seconds": t.shipped, "edited_seconds": t.edited, "clock": t.clock.name()})).collect::<Vec<_>>(),
     })
 }
 

@@ -11,7 +11,7 @@ use super::{
     DeviceData, ExecError, Metrics, Pending, Program, Schedule,
 };
 use crate::data::Dataset;
-use crate::gpu::{Gpu, GpuError};
+use crate::gpu::{Clock, Gpu, GpuError};
 use crate::graph::NodeId;
 use crate::nn::{ParamSet, TrainGraph};
 use crate::ops::adam::adam_params;
@@ -163,23 +163,74 @@ impl GpuProgram {
         median_seconds(repeats, || drop(self.record(gather, &self.step_groups())))
     }
 
-    /// Times every dispatch of a training step on its own: the median of
-    /// `repeats` submissions, each waited for. For benchmarks, not training.
-    pub fn profile(&mut self, repeats: usize) -> Vec<DispatchTime> {
-        let wait = |gpu: &Gpu| {
-            let _ = gpu.device.poll(wgpu::PollType::wait_indefinitely());
-        };
+    /// Times every dispatch of a training step on its own, the median of
+    /// `repeats`: with GPU timestamps where the device has them (each dispatch
+    /// in a pass of its own, the whole step in one submission), else the wall
+    /// clock around each dispatch submitted alone and waited for. For
+    /// benchmarks, not training.
+    pub fn profile(&mut self, repeats: usize) -> (Vec<DispatchTime>, Clock) {
         self.train_step();
-        wait(&self.gpu);
-        let mut times = Vec::new();
-        for d in self.step_groups().into_iter().flatten() {
-            let seconds = median_seconds(repeats, || {
-                self.submit(None, &[std::slice::from_ref(d)]);
-                wait(&self.gpu);
-            });
-            times.push(DispatchTime { kernel: d.launch.kernel.entry, node: d.label.clone(), seconds, flops: d.flops });
+        let _ = self.gpu.wait();
+        let dispatches: Vec<&Dispatch> = self.step_groups().into_iter().flatten().collect();
+        let mut samples = vec![Vec::new(); dispatches.len()];
+        let clock = match self.gpu.pass_timer(dispatches.len()) {
+            Some(timer) => {
+                for _ in 0..repeats.max(1) {
+                    let mut encoder = self.gpu.device.create_command_encoder(&Default::default());
+                    for (k, d) in dispatches.iter().enumerate() {
+                        let timestamp_writes = Some(timer.writes(k));
+                        let mut pass =
+                            encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: None, timestamp_writes });
+                        Gpu::dispatch(&mut pass, &d.pipeline, &d.bind_group, &d.launch);
+                    }
+                    timer.resolve(&mut encoder);
+                    self.gpu.queue.submit([encoder.finish()]);
+                    let Ok(seconds) = pollster::block_on(timer.seconds(&self.gpu)) else { break };
+                    samples.iter_mut().zip(seconds).for_each(|(s, t)| s.push(t));
+                }
+                Clock::Gpu
+            }
+            None => {
+                for (k, d) in dispatches.iter().enumerate() {
+                    samples[k].push(median_seconds(repeats, || {
+                        self.submit(None, &[std::slice::from_ref(*d)]);
+                        let _ = self.gpu.wait();
+                    }));
+                }
+                Clock::Wall
+            }
+        };
+        let times = dispatches.iter().zip(samples).map(|(d, mut s)| {
+            s.sort_by(f64::total_cmp);
+            let seconds = s.get(s.len() / 2).copied().unwrap_or(f64::NAN);
+            DispatchTime { kernel: d.launch.kernel.entry, node: d.label.clone(), seconds, flops: d.flops }
+        });
+        (times.collect(), clock)
+    }
+
+    /// The median GPU time of a whole training step (gather, forward, backward,
+    /// Adam in one pass) from timestamps, or None without them.
+    pub fn step_gpu_seconds(&mut self, repeats: usize) -> Option<f64> {
+        let timer = self.gpu.pass_timer(1)?;
+        let gather = (!self.datasets.is_empty()).then_some(0);
+        let mut samples = Vec::new();
+        for _ in 0..repeats.max(1) {
+            let mut encoder = self.gpu.device.create_command_encoder(&Default::default());
+            {
+                let timestamp_writes = Some(timer.writes(0));
+                let mut pass =
+                    encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: None, timestamp_writes });
+                let gather = gather.map(|i| &self.datasets[i].gather);
+                for d in gather.into_iter().chain(self.step_groups().iter().flat_map(|g| g.iter())) {
+                    Gpu::dispatch(&mut pass, &d.pipeline, &d.bind_group, &d.launch);
+                }
+            }
+            timer.resolve(&mut encoder);
+            self.gpu.queue.submit([encoder.finish()]);
+            samples.push(pollster::block_on(timer.seconds(&self.gpu)).ok()?[0]);
         }
-        times
+        samples.sort_by(f64::total_cmp);
+        Some(samples[samples.len() / 2])
     }
 
     /// Copies `data` to the GPU once (bytes, four to a word), with its gather dispatch.

@@ -1,7 +1,7 @@
 //! GPU memory: storage buffers, uploads (f32 tensors and packed bytes), the
 //! binding-size limit, and asynchronous read-back.
 
-use super::{Gpu, GpuError, GpuTensor};
+use super::{Clock, Gpu, GpuError, GpuTensor};
 use crate::ops::Launch;
 use crate::tensor::Tensor;
 
@@ -15,33 +15,47 @@ impl Gpu {
         }
     }
 
-    /// Median wall-clock seconds of `repeats` dispatches of `launch` on
-    /// `buffers`, each submitted alone and waited for (after one warm-up).
+    /// Median seconds of `repeats` dispatches of `launch` on `buffers`, each
+    /// submitted alone (after one warm-up): from GPU timestamps where the
+    /// device has them, else the wall clock around submission and wait.
     #[cfg(not(target_arch = "wasm32"))]
     pub async fn time_dispatch(
         &self,
         launch: &Launch,
         buffers: &[&wgpu::Buffer],
         repeats: usize,
-    ) -> Result<f64, GpuError> {
+    ) -> Result<(f64, Clock), GpuError> {
         let pipeline = self.pipeline(launch.kernel).await?;
         let bind_group = self.bind(&pipeline, launch, buffers);
+        let timer = self.pass_timer(1);
         let mut samples = Vec::new();
         for k in 0..=repeats.max(1) {
             let start = std::time::Instant::now();
             let mut encoder = self.device.create_command_encoder(&Default::default());
             {
-                let mut pass = encoder.begin_compute_pass(&Default::default());
+                let timestamp_writes = timer.as_ref().map(|t| t.writes(0));
+                let mut pass =
+                    encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: None, timestamp_writes });
                 Gpu::dispatch(&mut pass, &pipeline, &bind_group, launch);
             }
+            if let Some(timer) = &timer {
+                timer.resolve(&mut encoder);
+            }
             self.queue.submit([encoder.finish()]);
-            self.wait()?;
+            let seconds = match &timer {
+                Some(timer) => timer.seconds(self).await?[0],
+                None => {
+                    self.wait()?;
+                    start.elapsed().as_secs_f64()
+                }
+            };
             if k > 0 {
-                samples.push(start.elapsed().as_secs_f64());
+                samples.push(seconds);
             }
         }
         samples.sort_by(f64::total_cmp);
-        Ok(samples[samples.len() / 2])
+        let clock = if timer.is_some() { Clock::Gpu } else { Clock::Wall };
+        Ok((samples[samples.len() / 2], clock))
     }
 
     /// A storage buffer for `len` f32 values (at least one, as wgpu wants).
@@ -115,7 +129,13 @@ impl Gpu {
 
     /// Copies `len` f32 values of `buffer` from value `offset` on back to the host.
     pub async fn read_buffer_at(&self, buffer: &wgpu::Buffer, offset: usize, len: usize) -> Result<Vec<f32>, GpuError> {
-        let size = (len.max(1) * 4) as u64;
+        let bytes = self.read_bytes(buffer, (offset * 4) as u64, (len.max(1) * 4) as u64).await?;
+        let values: Vec<f32> = bytemuck::pod_collect_to_vec(&bytes);
+        Ok(values[..len].to_vec())
+    }
+
+    /// Copies `size` bytes of `buffer` from byte `offset` on back to the host.
+    pub async fn read_bytes(&self, buffer: &wgpu::Buffer, offset: u64, size: u64) -> Result<Vec<u8>, GpuError> {
         let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("read-back"),
             size,
@@ -123,7 +143,7 @@ impl Gpu {
             mapped_at_creation: false,
         });
         let mut encoder = self.device.create_command_encoder(&Default::default());
-        encoder.copy_buffer_to_buffer(buffer, (offset * 4) as u64, &staging, 0, size);
+        encoder.copy_buffer_to_buffer(buffer, offset, &staging, 0, size);
         self.queue.submit([encoder.finish()]);
         let (sender, receiver) = futures_channel::oneshot::channel();
         staging.slice(..).map_async(wgpu::MapMode::Read, move |result| {
@@ -137,9 +157,9 @@ impl Gpu {
             .map_err(|_| GpuError::Readback("the device was lost".into()))?
             .map_err(|e| GpuError::Readback(e.to_string()))?;
         let view = staging.slice(..).get_mapped_range().map_err(|e| GpuError::Readback(e.to_string()))?;
-        let values: Vec<f32> = bytemuck::cast_slice(&view).to_vec();
+        let bytes = view.to_vec();
         drop(view);
         staging.unmap();
-        Ok(values[..len].to_vec())
+        Ok(bytes)
     }
 }

@@ -5,12 +5,14 @@ mod adapter;
 mod buffers;
 mod pipelines;
 mod tensor;
+mod timer;
 
 #[cfg(not(target_arch = "wasm32"))]
 pub use adapter::adapter_summaries;
 pub use adapter::{AdapterChoice, AdapterSummary};
 pub use pipelines::Pipeline;
 pub use tensor::GpuTensor;
+pub use timer::{Clock, PassTimer};
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -65,8 +67,14 @@ impl Gpu {
         let adapter = adapter::pick_adapter(choice).await?;
         let info = adapter.get_info();
         let limits = adapter.limits();
-        let desc =
-            wgpu::DeviceDescriptor { label: Some("octconv"), required_limits: limits.clone(), ..Default::default() };
+        // Timestamp queries where the adapter has them: kernel times measured on the device.
+        let required_features = adapter.features() & wgpu::Features::TIMESTAMP_QUERY;
+        let desc = wgpu::DeviceDescriptor {
+            label: Some("octconv"),
+            required_limits: limits.clone(),
+            required_features,
+            ..Default::default()
+        };
         let (device, queue) = adapter
             .request_device(&desc)
             .await
@@ -82,6 +90,11 @@ impl Gpu {
             sources: Mutex::new(HashMap::new()),
             wait_limit: None,
         })
+    }
+
+    /// Whether kernel times come from GPU timestamps (else from the wall clock).
+    pub fn has_timestamps(&self) -> bool {
+        self.device.features().contains(wgpu::Features::TIMESTAMP_QUERY)
     }
 
     /// "name (backend, device type)" of the adapter in use.
