@@ -127,3 +127,40 @@ fn a_nan_or_a_diverging_loss_is_flagged() {
     let close = TrainComparison { shipped, edited: vec![(10, 2.01), (20, 1.02)] };
     assert_eq!(close.problem(), None);
 }
+
+#[test]
+fn sweep_lines_and_constants_are_read_and_replaced() {
+    use octconv::lab::{sweep_specs, with_constant, SweepSpec};
+    let text = "// lab: TILE = 4, 8,16\nconst TILE: u32 = 4u;\n// lab: nothing\nconst OTHER = 1;\n";
+    assert_eq!(
+        sweep_specs(text),
+        [SweepSpec { constant: "TILE".into(), values: vec!["4".into(), "8".into(), "16".into()] }]
+    );
+    assert_eq!(
+        with_constant(text, "TILE", "8").unwrap(),
+        "// lab: TILE = 4, 8,16\nconst TILE: u32 = 8;\n// lab: nothing\nconst OTHER = 1;\n"
+    );
+    assert_eq!(with_constant(text, "OTHER", "2").unwrap().lines().nth(3), Some("const OTHER = 2;"));
+    assert_eq!(with_constant(text, "TIL", "2"), None, "a prefix of a name is not the name");
+}
+
+/// A variant that fails a check is dropped; the passing one is ranked; the
+/// file as written is in use afterwards.
+#[test]
+fn a_sweep_drops_failing_variants_and_ranks_the_rest() {
+    let Some(mut lab) = lab() else { return };
+    let swept = format!(
+        "// lab: SCALE = 0.5, 0.25\nconst SCALE: f32 = 0.25;\n{}",
+        edit("fn avg_pool2_backward", "0.25 * dy_only", "SCALE * dy_only")
+    );
+    let report = pollster::block_on(lab.check("pool.wgsl", &swept));
+    assert_eq!(report.failed(), 0, "{report}");
+    let sweeps = pollster::block_on(lab.sweep("pool.wgsl", &swept));
+    assert_eq!(sweeps.len(), 1);
+    let sweep = &sweeps[0];
+    let ranked: Vec<&str> = sweep.ranked().iter().map(|v| v.value.as_str()).collect();
+    let dropped: Vec<&str> = sweep.dropped().iter().map(|v| v.value.as_str()).collect();
+    assert_eq!((ranked, dropped), (vec!["0.25"], vec!["0.5"]), "{sweep}");
+    assert!(sweep.to_string().contains("dropped SCALE = 0.5"), "{sweep}");
+    assert!(!lab.changed("pool.wgsl", &swept), "the file as written is in use again");
+}

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use clap::Args;
 use octconv::data::{load_split, Dataset, DatasetKind, Split};
-use octconv::lab::{shipped_file, Lab, Report};
+use octconv::lab::{shipped_file, Lab, Report, Sweep};
 use octconv::ops::kernel::COMMON;
 use octconv::ops::FAMILIES;
 use serde_json::json;
@@ -125,12 +125,19 @@ struct Checker {
 }
 
 impl Checker {
-    fn check(&mut self, name: &str, text: &str) -> Report {
+    /// The file's report, then its variants' (`// lab: NAME = …`), printed; the report is returned.
+    fn check(&mut self, name: &str, text: &str) -> (Report, Vec<Sweep>) {
         let mut report = pollster::block_on(self.lab.check(name, text));
         if let Some((data, steps)) = &self.training {
             pollster::block_on(self.lab.train_check(&mut report, data, *steps));
         }
-        report
+        println!("{report}");
+        let sweeps = pollster::block_on(self.lab.sweep(name, text));
+        for sweep in &sweeps {
+            println!("{sweep}");
+        }
+        println!();
+        (report, sweeps)
     }
 }
 
@@ -141,18 +148,17 @@ fn once(checker: &mut Checker, args: &LabArgs) -> Result<ExitCode, String> {
             return Err(format!("{}: cannot be read as text", args.dir.join(&name).display()));
         };
         if args.all || checker.lab.changed(&name, &text) {
-            let report = checker.check(&name, &text);
-            println!("{report}\n");
-            reports.push(report);
+            reports.push(checker.check(&name, &text));
         }
     }
     if reports.is_empty() {
         println!("no kernel file in {} differs from the shipped one (--all checks them anyway)", args.dir.display());
     }
-    let (passed, failed): (usize, usize) = reports.iter().fold((0, 0), |(p, f), r| (p + r.passed(), f + r.failed()));
+    let (passed, failed): (usize, usize) =
+        reports.iter().fold((0, 0), |(p, f), (r, _)| (p + r.passed(), f + r.failed()));
     if let Some(path) = &args.json {
-        let text =
-            serde_json::to_string_pretty(&reports.iter().map(report_json).collect::<Vec<_>>()).expect("plain values");
+        let text = serde_json::to_string_pretty(&reports.iter().map(|(r, s)| report_json(r, s)).collect::<Vec<_>>())
+            .expect("plain values");
         octconv::files::write_atomically(path, format!("{text}\n").as_bytes()).map_err(|e| e.to_string())?;
     }
     println!("{} files checked", reports.len());
@@ -160,8 +166,19 @@ fn once(checker: &mut Checker, args: &LabArgs) -> Result<ExitCode, String> {
     Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
-fn report_json(r: &Report) -> serde_json::Value {
+fn report_json(r: &Report, sweeps: &[Sweep]) -> serde_json::Value {
+    let sweeps: Vec<serde_json::Value> = sweeps
+        .iter()
+        .map(|s| {
+            json!({
+                "constant": s.spec.constant,
+                "ranked": s.ranked().iter().map(|v| json!({"value": v.value, "seconds": v.seconds()})).collect::<Vec<_>>(),
+                "dropped": s.dropped().iter().map(|v| v.value.clone()).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
     json!({
+        "sweeps": sweeps,
         "file": r.file,
         "passed": r.passed(),
         "failed": r.failed(),
@@ -181,7 +198,7 @@ fn watch(checker: &mut Checker, dir: &Path) -> Result<ExitCode, String> {
     let mut pending: HashMap<String, Option<String>> = HashMap::new();
     for (name, text) in &seen {
         if let Some(text) = text.as_ref().filter(|t| checker.lab.changed(name, t)) {
-            println!("{}\n", checker.check(name, text));
+            checker.check(name, text);
         }
     }
     println!("watching {}: save a kernel file to check it (Ctrl-C ends)", dir.display());
@@ -201,7 +218,7 @@ fn watch(checker: &mut Checker, dir: &Path) -> Result<ExitCode, String> {
             if pending.get(name) == Some(text) {
                 pending.remove(name);
                 match text {
-                    Some(text) if checker.lab.changed(name, text) => println!("{}\n", checker.check(name, text)),
+                    Some(text) if checker.lab.changed(name, text) => drop(checker.check(name, text)),
                     Some(_) => {}
                     None => println!("{name}: cannot be read as text; waiting for the next save"),
                 }

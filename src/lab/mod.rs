@@ -13,6 +13,10 @@
 //!
 //! A file that does not compile leaves the last good version in use.
 
+mod sweep;
+
+pub use sweep::{sweep_specs, with_constant, Sweep, SweepSpec, Variant};
+
 use std::collections::HashMap;
 use std::fmt;
 use std::rc::Rc;
@@ -253,8 +257,7 @@ impl Lab {
             report.seconds = started.elapsed().as_secs_f64();
             return report;
         }
-        self.edited.set_source(file.name, Some(text.to_string()));
-        self.in_use.insert(file.name, text.to_string());
+        self.use_text(file.name, text);
         for family in &families {
             report.findings.extend(self.kernel_checks(family).await);
             report.findings.extend(self.gradient_checks(family).await);
@@ -264,6 +267,14 @@ impl Lab {
         }
         report.seconds = started.elapsed().as_secs_f64();
         report
+    }
+
+    /// Makes the edited device use `text` for the file `name` (without checking it).
+    fn use_text(&mut self, name: &str, text: &str) {
+        if let Some(file) = shipped_file(name) {
+            self.edited.set_source(file.name, Some(text.to_string()));
+            self.in_use.insert(file.name, text.to_string());
+        }
     }
 
     /// After `check` found nothing wrong: `steps` training steps with the
