@@ -13,9 +13,17 @@
 //!
 //! A file that does not compile leaves the last good version in use.
 
+mod diagnose;
+mod gradient;
 mod sweep;
+mod training;
 
+pub use diagnose::{diagnose, Diagnostic};
 pub use sweep::{sweep_specs, with_constant, Sweep, SweepSpec, Variant};
+pub use training::TrainComparison;
+
+use diagnose::diagnose_with;
+use gradient::gpu_gradient_check;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -24,78 +32,15 @@ use std::rc::Rc;
 use crate::check;
 use crate::data::{epoch_order, Dataset};
 use crate::exec::{self, Device, ExecError};
-use crate::gpu::{AdapterChoice, Clock, Gpu, GpuError, GpuTensor};
-use crate::graph::{Graph, Source};
+use crate::gpu::{AdapterChoice, Clock, Gpu, GpuError};
+use crate::graph::Source;
 use crate::nn::ParamSet;
 use crate::nn::SeedNet;
-use crate::ops::cases::{GradientCase, Seeds};
+use crate::ops::cases::Seeds;
 use crate::ops::kernel::{ShaderFile, COMMON};
-use crate::ops::{Family, Op, FAMILIES};
+use crate::ops::{Family, FAMILIES};
 use crate::optim::AdamConfig;
 use crate::tensor::Tensor;
-
-/// A compile error, located in the user's file.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Diagnostic {
-    pub file: String,
-    /// 1-based; 0 when the error has no location (then `message` names the entry point).
-    pub line: usize,
-    pub column: usize,
-    pub message: String,
-    /// The offending line and a caret under the column.
-    pub excerpt: String,
-}
-
-impl fmt::Display for Diagnostic {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.line == 0 {
-            return write!(f, "{}: {}", self.file, self.message);
-        }
-        write!(f, "{}:{}:{}: {}\n{}", self.file, self.line, self.column, self.message, self.excerpt)
-    }
-}
-
-/// Why `text` (the file `name`) would not compile after the shipped
-/// common.wgsl, located in the user's file (or in common.wgsl), or None when
-/// it compiles and has every entry point in `entries`.
-pub fn diagnose(name: &str, text: &str, entries: &[&str]) -> Option<Diagnostic> {
-    diagnose_with(COMMON.source, name, text, entries)
-}
-
-/// `diagnose` with `prelude` as the text of common.wgsl.
-fn diagnose_with(prelude: &str, name: &str, text: &str, entries: &[&str]) -> Option<Diagnostic> {
-    let combined = format!("{prelude}\n{text}");
-    // Lines before the file's first line: the prelude's, then the joining newline.
-    let prelude_lines = prelude.matches('\n').count() + 1;
-    let locate = |location: Option<naga::SourceLocation>, message: String| {
-        let Some(at) = location else {
-            return Diagnostic { file: name.into(), line: 0, column: 0, message, excerpt: String::new() };
-        };
-        let (mut file, mut line, mut source) = (name.to_string(), at.line_number as usize, text);
-        if line > prelude_lines {
-            line -= prelude_lines;
-        } else {
-            (file, source) = (COMMON.name.to_string(), prelude);
-        }
-        let column = at.line_position as usize;
-        let code = source.lines().nth(line - 1).unwrap_or("");
-        let excerpt = format!("    {code}\n    {}^", " ".repeat(column.saturating_sub(1)));
-        Diagnostic { file, line, column, message, excerpt }
-    };
-    let module = match naga::front::wgsl::parse_str(&combined) {
-        Ok(module) => module,
-        Err(e) => return Some(locate(e.location(&combined), e.message().to_string())),
-    };
-    let mut validator =
-        naga::valid::Validator::new(naga::valid::ValidationFlags::all(), naga::valid::Capabilities::all());
-    if let Err(e) = validator.validate(&module) {
-        let message = e.as_inner().to_string();
-        let named = e.spans().next().map(|(_, label)| format!("{message} ({label})")).unwrap_or(message);
-        return Some(locate(e.location(&combined), named));
-    }
-    let missing = entries.iter().find(|entry| !module.entry_points.iter().any(|e| e.name == **entry))?;
-    Some(locate(None, format!("has no entry point {missing}, which octconv launches")))
-}
 
 /// One line of a report and whether it passed.
 #[derive(Clone, Debug, PartialEq)]
@@ -159,42 +104,6 @@ impl fmt::Display for Report {
             )?;
         }
         write!(f, "{} in {:.1} s: {} passed, {} failed", self.file, self.seconds, self.passed(), self.failed())
-    }
-}
-
-/// The seed net trained the same way with the shipped and with the edited kernels.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct TrainComparison {
-    /// (steps done, mean loss of the steps since the previous point) for each.
-    pub shipped: Vec<(usize, f64)>,
-    pub edited: Vec<(usize, f64)>,
-}
-
-impl TrainComparison {
-    /// A problem with the edited run's curve: a NaN, or a loss well above the
-    /// shipped run's at the end; None when it trains like the shipped kernels.
-    pub fn problem(&self) -> Option<String> {
-        if let Some((step, loss)) = self.edited.iter().find(|(_, l)| !l.is_finite()) {
-            return Some(format!("the loss became {loss} by step {step}: the edited kernels do not train"));
-        }
-        let (Some(&(steps, edited)), Some(&(_, shipped))) = (self.edited.last(), self.shipped.last()) else {
-            return Some("no training step ran".into());
-        };
-        // Rounding differs between kernels, so the curves part a little; a loss
-        // half as large again as the shipped run's, past chance level, is a divergence.
-        (edited > 1.5 * shipped && edited > 0.3).then(|| {
-            format!("after {steps} steps the loss is {edited:.4}, the shipped kernels' {shipped:.4}: training diverges")
-        })
-    }
-}
-
-impl fmt::Display for TrainComparison {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "train {:>6} {:>10} {:>10}", "step", "shipped", "edited")?;
-        for (&(step, shipped), &(_, edited)) in self.shipped.iter().zip(&self.edited) {
-            write!(f, "\ntrain {step:>6} {shipped:>10.4} {edited:>10.4}")?;
-        }
-        Ok(())
     }
 }
 
@@ -425,68 +334,4 @@ impl Lab {
         }
         times
     }
-}
-
-/// The gradient rule of `case` evaluated with the GPU kernels (forward and
-/// backward), against central differences of the GPU forward at up to 8
-/// elements per input; None when every one is within the case's tolerance.
-async fn gpu_gradient_check(gpu: &Gpu, case: &GradientCase) -> Result<Option<String>, GpuError> {
-    let GradientCase { op, inputs, differentiable, step, tolerance: [abs, rel] } = case;
-    let mut g = Graph::new();
-    let ids: Vec<usize> = inputs
-        .iter()
-        .zip(differentiable)
-        .enumerate()
-        .map(|(k, (t, &d))| if d { g.param(&format!("x{k}"), &t.shape) } else { g.input(&format!("x{k}"), &t.shape) })
-        .collect();
-    let y = g
-        .apply("y", op.clone(), &ids)
-        .map_err(|e| GpuError::Validation { context: op.name().into(), message: e.to_string() })?;
-    let shape = g.shape(y).to_vec();
-    let dy = g.input("dy", &shape);
-    let grads = g
-        .backward_with(y, dy)
-        .map_err(|e| GpuError::Validation { context: op.name().into(), message: e.to_string() })?;
-    let r = if matches!(op, Op::CrossEntropy(_)) {
-        Tensor::new(&[1], vec![1.0])
-    } else {
-        Tensor::uniform(&shape, -1.0, 1.0, 99)
-    };
-
-    // Every node on the GPU, in order.
-    let mut values: Vec<Option<GpuTensor>> = (0..g.nodes.len()).map(|_| None).collect();
-    for (&id, t) in ids.iter().zip(inputs) {
-        values[id] = Some(gpu.upload(t)?);
-    }
-    values[dy] = Some(gpu.upload(&r)?);
-    for (id, node) in g.nodes.iter().enumerate() {
-        if let Source::Op(node_op) = &node.source {
-            let args: Vec<&GpuTensor> =
-                node.inputs.iter().map(|&i| values[i].as_ref().expect("computed before")).collect();
-            values[id] = Some(gpu.run(node_op, &args).await?);
-        }
-    }
-    let loss = async |xs: &[Tensor]| -> Result<f64, GpuError> {
-        let uploaded = xs.iter().map(|t| gpu.upload(t)).collect::<Result<Vec<_>, _>>()?;
-        let out = gpu.read(&gpu.run(op, &uploaded.iter().collect::<Vec<_>>()).await?).await?;
-        Ok(out.data.iter().zip(&r.data).map(|(&a, &b)| a as f64 * b as f64).sum())
-    };
-    for &(param, grad) in &grads {
-        let which = ids.iter().position(|&id| id == param).expect("a parameter of the graph");
-        let rule = gpu.read(values[grad].as_ref().expect("computed")).await?;
-        let count = inputs[which].len();
-        for i in (0..count).step_by((count / 8).max(1)) {
-            let (mut plus, mut minus) = (inputs.clone(), inputs.clone());
-            plus[which].data[i] += step;
-            minus[which].data[i] -= step;
-            let fd = (loss(&plus).await? - loss(&minus).await?) / (2.0 * *step as f64);
-            let a = rule.data[i] as f64;
-            if (fd - a).abs() > abs + rel * a.abs() {
-                return Ok(Some(format!(
-                    "element {i} of input {which}: finite difference {fd:.6}, the kernels give {a:.6}"
-                )));
-            }
-        }
-    }
-    Ok(None)
 }
