@@ -30,3 +30,36 @@ fn auto_takes_the_cpu_device_over_a_software_adapter() {
     assert_eq!(code, 0, "{stderr}");
     assert!(stdout.contains(&format!("device: {}", gpu.adapter_name())), "{stdout}");
 }
+
+/// `octconv tune` times both variants of the heavy kernels, keeps the faster
+/// for this adapter and driver, and `octconv info` then says so and why.
+#[test]
+fn tune_measures_and_keeps_the_variant_for_this_adapter() {
+    if common::gpu().is_none() {
+        return;
+    }
+    let cache = common::temp_dir("tune-cache");
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_octconv"))
+            .args(args)
+            .env("OCTCONV_CACHE", &cache)
+            .env_remove("OCTCONV_TILING")
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let (_, before, _) = run(&["info"]);
+    assert!(before.contains("by rule until octconv tune measures this one"), "{before}");
+    let (code, tuned, stderr) = run(&["tune", "--rounds", "1"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(tuned.contains("registers") && tuned.contains("workgroup") && tuned.contains("from now on"), "{tuned}");
+    let kept = std::fs::read_to_string(cache.join("tune.json")).unwrap();
+    let chosen = if kept.contains("\"tiling\": \"registers\"") { "registers" } else { "workgroup" };
+    let (_, after, _) = run(&["info"]);
+    assert!(after.contains(&format!("kernel variant: {chosen} tiling")), "{after}");
+    assert!(after.contains("octconv tune measured a training step"), "{after}");
+}

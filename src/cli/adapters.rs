@@ -33,8 +33,9 @@ pub fn info(choice: &AdapterChoice) -> Result<ExitCode, String> {
         None => println!("--device auto (the default) uses it too: it is a hardware adapter"),
     }
     println!(
-        "kernel variant: {} tiling for convolutions and matrix products (OCTCONV_TILING=registers|workgroup overrides)",
-        chosen.tiling.name()
+        "kernel variant: {} tiling for every convolution and matrix product kernel: {}",
+        chosen.tiling.name(),
+        chosen.tiling_reason
     );
     Ok(ExitCode::SUCCESS)
 }

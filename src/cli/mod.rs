@@ -10,6 +10,7 @@ mod predict;
 mod serve;
 mod study;
 mod train;
+mod tune;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -50,6 +51,8 @@ enum Command {
     Fetch(RunArgs),
     /// The shader lab: check an edited kernel against its twin and gradient rule, and time it.
     Lab(lab::LabArgs),
+    /// Measure which kernel variant trains faster on this adapter and keep it.
+    Tune(tune::TuneArgs),
     /// List the GPU adapters and the limits that matter to octconv.
     Info(AdapterArgs),
     /// Run every kernel on the GPU against its CPU twin and print the errors.
@@ -67,6 +70,7 @@ pub fn run(cli: Cli) -> Result<ExitCode, String> {
         Command::Study(args) => study::run(args),
         Command::Fetch(args) => fetch(&args),
         Command::Lab(args) => lab::run(args),
+        Command::Tune(args) => tune::run(args),
         Command::Info(args) => adapters::info(&args.choice()),
         Command::Check(args) => adapters::check(&args.choice()),
     }

@@ -96,18 +96,89 @@ pub(super) async fn pick_adapter(choice: &AdapterChoice) -> Result<wgpu::Adapter
     }
 }
 
-/// `OCTCONV_TILING=registers|workgroup` if set, else the variant for the adapter's kind.
-pub fn tiling_for(info: &wgpu::AdapterInfo) -> Result<Tiling, GpuError> {
+/// The variant of the heavy kernels for an adapter, and why: the
+/// `OCTCONV_TILING` setting, else what `octconv tune` measured on this
+/// adapter and driver, else the rule by kind (software drivers run a
+/// workgroup as SIMD lanes of one thread and pay dearly for barriers).
+pub fn tiling_for(info: &wgpu::AdapterInfo) -> Result<(Tiling, String), GpuError> {
     #[cfg(not(target_arch = "wasm32"))]
-    if let Ok(value) = std::env::var("OCTCONV_TILING") {
-        return match value.as_str() {
-            "registers" => Ok(Tiling::Registers),
-            "workgroup" => Ok(Tiling::Workgroup),
-            _ => Err(GpuError::BadSetting { name: "OCTCONV_TILING", value, expected: "registers or workgroup" }),
-        };
+    {
+        if let Ok(value) = std::env::var("OCTCONV_TILING") {
+            return match value.as_str() {
+                "registers" => Ok((Tiling::Registers, "OCTCONV_TILING says so".into())),
+                "workgroup" => Ok((Tiling::Workgroup, "OCTCONV_TILING says so".into())),
+                _ => Err(GpuError::BadSetting { name: "OCTCONV_TILING", value, expected: "registers or workgroup" }),
+            };
+        }
+        if let Some(tuned) = tune_cache::load(info) {
+            return Ok(tuned);
+        }
     }
     Ok(match info.device_type {
-        wgpu::DeviceType::Cpu => Tiling::Registers,
-        _ => Tiling::Workgroup,
+        wgpu::DeviceType::Cpu => {
+            (Tiling::Registers, "software adapters get it by rule until octconv tune measures this one".into())
+        }
+        _ => (Tiling::Workgroup, "hardware adapters get it by rule until octconv tune measures this one".into()),
     })
+}
+
+/// What `octconv tune` measured, per adapter and driver, in a small JSON file.
+#[cfg(not(target_arch = "wasm32"))]
+pub mod tune_cache {
+    use std::path::PathBuf;
+
+    use serde_json::{json, Value};
+
+    use crate::ops::Tiling;
+
+    /// `$OCTCONV_CACHE`, else `$XDG_CACHE_HOME/octconv`, else `~/.cache/octconv`: `tune.json` there.
+    pub fn path() -> Option<PathBuf> {
+        let var = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+        let dir = var("OCTCONV_CACHE")
+            .or_else(|| var("XDG_CACHE_HOME").map(|d| d.join("octconv")))
+            .or_else(|| var("HOME").map(|h| h.join(".cache/octconv")))?;
+        Some(dir.join("tune.json"))
+    }
+
+    /// Which adapter and driver a measurement belongs to.
+    pub fn key(info: &wgpu::AdapterInfo) -> String {
+        format!("{} | {:?} | {} {}", info.name, info.backend, info.driver, info.driver_info)
+    }
+
+    fn read() -> Value {
+        path().and_then(|p| std::fs::read(p).ok()).and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or(json!({}))
+    }
+
+    /// The tuned variant for this adapter and driver, and what was measured.
+    pub fn load(info: &wgpu::AdapterInfo) -> Option<(Tiling, String)> {
+        let entry = read().get(key(info))?.clone();
+        let tiling = match entry["tiling"].as_str()? {
+            "registers" => Tiling::Registers,
+            "workgroup" => Tiling::Workgroup,
+            _ => return None,
+        };
+        let why = format!(
+            "octconv tune measured a training step at {:.1} ms with registers and {:.1} ms with workgroup tiling ({})",
+            entry["registers_ms"].as_f64()?,
+            entry["workgroup_ms"].as_f64()?,
+            entry["clock"].as_str().unwrap_or("wall clock")
+        );
+        Some((tiling, why))
+    }
+
+    /// Records a measurement (one rename); returns the file written.
+    pub fn save(
+        info: &wgpu::AdapterInfo,
+        tiling: Tiling,
+        registers: f64,
+        workgroup: f64,
+        clock: &str,
+    ) -> Result<PathBuf, String> {
+        let path = path().ok_or("no folder for the tuning cache: set OCTCONV_CACHE or HOME")?;
+        let mut all = read();
+        all[key(info)] = json!({"tiling": tiling.name(), "registers_ms": registers * 1e3, "workgroup_ms": workgroup * 1e3, "clock": clock});
+        let text = serde_json::to_string_pretty(&all).expect("plain values") + "\n";
+        crate::files::write_atomically(&path, text.as_bytes()).map_err(|e| e.to_string())?;
+        Ok(path)
+    }
 }

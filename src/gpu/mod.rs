@@ -8,7 +8,7 @@ mod tensor;
 mod timer;
 
 #[cfg(not(target_arch = "wasm32"))]
-pub use adapter::adapter_summaries;
+pub use adapter::{adapter_summaries, tune_cache};
 pub use adapter::{AdapterChoice, AdapterSummary};
 pub use pipelines::Pipeline;
 pub use tensor::GpuTensor;
@@ -50,8 +50,9 @@ pub struct Gpu {
     pub queue: wgpu::Queue,
     pub info: wgpu::AdapterInfo,
     pub limits: wgpu::Limits,
-    /// The variant of the heavy kernels used on this adapter.
+    /// The variant of the heavy kernels used on this adapter, and why.
     pub tiling: Tiling,
+    pub tiling_reason: String,
     /// Shader modules by file name, pipelines by entry point.
     modules: Mutex<HashMap<&'static str, wgpu::ShaderModule>>,
     pipelines: Mutex<HashMap<&'static str, Arc<Pipeline>>>,
@@ -79,10 +80,12 @@ impl Gpu {
             .request_device(&desc)
             .await
             .map_err(|e| GpuError::Device { adapter: info.name.clone(), message: e.to_string() })?;
+        let (tiling, tiling_reason) = adapter::tiling_for(&info)?;
         Ok(Gpu {
             device,
             queue,
-            tiling: adapter::tiling_for(&info)?,
+            tiling,
+            tiling_reason,
             info,
             limits,
             modules: Mutex::new(HashMap::new()),
@@ -99,10 +102,15 @@ impl Gpu {
 
     /// "name (backend, device type)" of the adapter in use.
     pub fn adapter_name(&self) -> String {
+        Gpu::describe(&self.info)
+    }
+
+    /// "name (backend, device type)" of an adapter.
+    pub fn describe(info: &wgpu::AdapterInfo) -> String {
         // Browsers may hide the adapter's name; the driver string or the type is what is left.
-        let name = [&self.info.name, &self.info.driver].into_iter().find(|n| !n.is_empty());
+        let name = [&info.name, &info.driver].into_iter().find(|n| !n.is_empty());
         let name = name.map_or_else(|| "unnamed adapter".to_string(), |n| n.to_string());
-        format!("{name} ({:?}, {:?})", self.info.backend, self.info.device_type)
+        format!("{name} ({:?}, {:?})", info.backend, info.device_type)
     }
 
     /// Evaluates one op on GPU tensors and returns the result as a new GPU tensor.
