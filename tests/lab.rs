@@ -164,3 +164,26 @@ fn a_sweep_drops_failing_variants_and_ranks_the_rest() {
     assert!(sweep.to_string().contains("dropped SCALE = 0.5"), "{sweep}");
     assert!(!lab.changed("pool.wgsl", &swept), "the file as written is in use again");
 }
+
+/// A variant that does the same work plus a busy loop ranks below the plain
+/// one. (The one test here that compares times: the loop makes the variant
+/// tens of times slower, far beyond any noise.)
+#[test]
+fn a_slower_variant_ranks_below() {
+    let Some(mut lab) = lab() else { return };
+    let spin = "    var spin = 0.0;
+    for (var i = 0u; i < EXTRA; i++) {
+        spin = spin * 0.999 + 1.0;
+    }
+    if spin == 123456.0 {
+        dx_from_dy[index] = spin;
+        return;
+    }
+    let w = covering_window(index);";
+    let body = edit("fn avg_pool2_backward", "    let w = covering_window(index);", spin);
+    let swept = format!("// lab: EXTRA = 2000, 0\nconst EXTRA: u32 = 0u;\n{body}");
+    let sweeps = pollster::block_on(lab.sweep("pool.wgsl", &swept));
+    let ranked: Vec<&str> = sweeps[0].ranked().iter().map(|v| v.value.as_str()).collect();
+    println!("{}", sweeps[0]);
+    assert_eq!(ranked, ["0", "2000"], "{}", sweeps[0]);
+}

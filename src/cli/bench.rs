@@ -254,7 +254,8 @@ fn matmul_seconds(gpu: &Gpu, n: usize, repeats: usize, tiling: Tiling) -> Result
     let linear = Op::from(ops::Linear);
     let launch = linear.launch(&[&[n, n], &[n, n], &[n]], &[n, n], tiling).expect("linear has a kernel");
     let (seconds, _) =
-        pollster::block_on(gpu.time_dispatch(&launch, &[&x.buffer, &w.buffer, &b.buffer, &y], repeats)).map_err(err)?;
+        pollster::block_on(gpu.time_dispatch(&launch, &[&x.buffer, &w.buffer, &b.buffer, &y], &[], repeats))
+            .map_err(err)?;
     Ok(seconds)
 }
 

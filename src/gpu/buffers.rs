@@ -18,11 +18,14 @@ impl Gpu {
     /// Median seconds of `repeats` dispatches of `launch` on `buffers`, each
     /// submitted alone (after one warm-up): from GPU timestamps where the
     /// device has them, else the wall clock around submission and wait.
+    /// Before each, `restore` copies (from, to) put back what a kernel that
+    /// updates in place (Adam) changed.
     #[cfg(not(target_arch = "wasm32"))]
     pub async fn time_dispatch(
         &self,
         launch: &Launch,
         buffers: &[&wgpu::Buffer],
+        restore: &[(&wgpu::Buffer, &wgpu::Buffer)],
         repeats: usize,
     ) -> Result<(f64, Clock), GpuError> {
         let pipeline = self.pipeline(launch.kernel).await?;
@@ -32,6 +35,9 @@ impl Gpu {
         for k in 0..=repeats.max(1) {
             let start = std::time::Instant::now();
             let mut encoder = self.device.create_command_encoder(&Default::default());
+            for (from, to) in restore {
+                encoder.copy_buffer_to_buffer(from, 0, to, 0, from.size().min(to.size()));
+            }
             {
                 let timestamp_writes = timer.as_ref().map(|t| t.writes(0));
                 let mut pass =

@@ -30,15 +30,19 @@ use std::fmt;
 use std::rc::Rc;
 
 use crate::check;
+use crate::data::PIXELS;
 use crate::data::{epoch_order, Dataset};
 use crate::exec::{self, Device, ExecError};
 use crate::gpu::{AdapterChoice, Clock, Gpu, GpuError};
 use crate::graph::Source;
 use crate::nn::ParamSet;
 use crate::nn::SeedNet;
-use crate::ops::cases::Seeds;
+use crate::ops::adam::adam_launch;
+use crate::ops::cases::{Buffer, Seeds};
+use crate::ops::gather::gather_launch;
 use crate::ops::kernel::{ShaderFile, COMMON};
 use crate::ops::{Family, FAMILIES};
+use crate::ops::{Launch, Tiling};
 use crate::optim::AdamConfig;
 use crate::tensor::Tensor;
 
@@ -295,43 +299,101 @@ impl Lab {
         findings
     }
 
-    /// The families' kernels at the seed net's shapes (one training step at batch 64), shipped against edited.
+    /// The families' kernels at the seed net's shapes (one training step at
+    /// batch 64: its ops, its Adam update, its batch gather), shipped against edited.
     async fn times(&self, families: &[&Family]) -> Vec<KernelTime> {
-        let Ok(model) = SeedNet::new().graph(64, true) else { return Vec::new() };
-        let g = &model.graph;
         let mut times: Vec<KernelTime> = Vec::new();
-        for node in &g.nodes {
-            let Source::Op(op) = &node.source else { continue };
-            let shapes: Vec<&[usize]> = node.inputs.iter().map(|&i| g.shape(i)).collect();
-            let Some(launch) = op.launch(&shapes, &node.shape, self.edited.tiling) else { continue };
-            if !families.iter().any(|f| f.kernels.contains(&launch.kernel)) {
+        for job in timing_jobs(self.edited.tiling) {
+            if !families.iter().any(|f| f.kernels.contains(&job.launch.kernel)) {
                 continue;
             }
             let mut seconds = [0.0; 2];
             let mut clock_used = Clock::Wall;
             for (k, gpu) in [&*self.shipped, &*self.edited].into_iter().enumerate() {
-                let Ok(buffers) =
-                    shapes.iter().map(|s| gpu.upload(&Tensor::uniform(s, -1.0, 1.0, 7))).collect::<Result<Vec<_>, _>>()
-                else {
-                    return times;
-                };
-                let output = gpu.storage_buffer(node.shape.iter().product(), "output");
-                let inputs: Vec<&wgpu::Buffer> = buffers.iter().map(|b| &b.buffer).collect();
-                match gpu.time_dispatch(&launch, &launch.buffers(&inputs, &output), self.repeats).await {
+                match job.time(gpu, self.repeats).await {
                     Ok((s, clock)) => (seconds[k], clock_used) = (s, clock),
                     Err(_) => return times,
                 }
             }
-            match times.iter_mut().find(|t| t.kernel == launch.kernel.entry) {
+            let kernel = job.launch.kernel.entry;
+            match times.iter_mut().find(|t| t.kernel == kernel) {
                 Some(t) => (t.shipped, t.edited) = (t.shipped + seconds[0], t.edited + seconds[1]),
-                None => times.push(KernelTime {
-                    kernel: launch.kernel.entry,
-                    shipped: seconds[0],
-                    edited: seconds[1],
-                    clock: clock_used,
-                }),
+                None => times.push(KernelTime { kernel, shipped: seconds[0], edited: seconds[1], clock: clock_used }),
             }
         }
         times
+    }
+}
+
+/// One dispatch to time: its launch, its buffers' contents, which of them
+/// each binding takes, and which to restore before each repeat (in place).
+struct TimingJob {
+    launch: Launch,
+    buffers: Vec<Buffer>,
+    bind: Vec<usize>,
+    restore: Vec<usize>,
+}
+
+/// Every dispatch of one training step of the seed net at batch 64.
+fn timing_jobs(tiling: Tiling) -> Vec<TimingJob> {
+    let Ok(model) = SeedNet::new().graph(64, true) else { return Vec::new() };
+    let g = &model.graph;
+    let mut jobs = Vec::new();
+    for node in &g.nodes {
+        let Source::Op(op) = &node.source else { continue };
+        let shapes: Vec<&[usize]> = node.inputs.iter().map(|&i| g.shape(i)).collect();
+        let Some(launch) = op.launch(&shapes, &node.shape, tiling) else { continue };
+        let mut buffers: Vec<Buffer> =
+            shapes.iter().map(|s| Buffer::Floats(Tensor::uniform(s, -1.0, 1.0, 7).data)).collect();
+        buffers.push(Buffer::Floats(vec![0.0; node.shape.iter().product()]));
+        let indices: Vec<usize> = (0..buffers.len()).collect();
+        let bind = launch.buffers(&indices.iter().take(shapes.len()).collect::<Vec<_>>(), &indices[shapes.len()]);
+        let bind = bind.into_iter().copied().collect();
+        jobs.push(TimingJob { launch, buffers, bind, restore: Vec::new() });
+    }
+    // Adam over every parameter (it updates parameters and moments in place).
+    let count = SeedNet::new().param_count() as usize;
+    let values = |seed| Buffer::Floats(Tensor::uniform(&[count], -1.0, 1.0, seed).data);
+    let moments = Buffer::Floats(vec![0.0; count]);
+    jobs.push(TimingJob {
+        launch: adam_launch(&AdamConfig::default(), 1, count),
+        buffers: vec![values(1), values(2), moments.clone(), moments],
+        bind: vec![0, 1, 2, 3],
+        restore: vec![1, 2, 3],
+    });
+    // The batch gather from a dataset of 640 examples on the device.
+    let examples = 640;
+    let order: Vec<u32> = (0..examples as u32).collect();
+    jobs.push(TimingJob {
+        launch: gather_launch(64, PIXELS, 0, examples),
+        buffers: vec![
+            Buffer::Bytes(bytemuck::cast_slice(&order).to_vec()),
+            Buffer::Bytes((0..examples * PIXELS).map(|i| (i % 251) as u8).collect()),
+            Buffer::Bytes((0..examples).map(|i| (i % 10) as u8).collect()),
+            Buffer::Floats(vec![0.0; 64 * PIXELS]),
+            Buffer::Floats(vec![0.0; 64]),
+        ],
+        bind: vec![0, 1, 2, 3, 4],
+        restore: Vec::new(),
+    });
+    jobs
+}
+
+impl TimingJob {
+    fn upload(gpu: &Gpu, buffer: &Buffer) -> Result<wgpu::Buffer, GpuError> {
+        match buffer {
+            Buffer::Floats(values) => Ok(gpu.upload(&Tensor::new(&[values.len()], values.clone()))?.buffer),
+            Buffer::Bytes(bytes) => gpu.upload_bytes(bytes, "timing input"),
+        }
+    }
+
+    async fn time(&self, gpu: &Gpu, repeats: usize) -> Result<(f64, Clock), GpuError> {
+        let live = self.buffers.iter().map(|b| Self::upload(gpu, b)).collect::<Result<Vec<_>, _>>()?;
+        let pristine =
+            self.restore.iter().map(|&k| Self::upload(gpu, &self.buffers[k])).collect::<Result<Vec<_>, _>>()?;
+        let restore: Vec<(&wgpu::Buffer, &wgpu::Buffer)> =
+            pristine.iter().zip(&self.restore).map(|(from, &k)| (from, &live[k])).collect();
+        let bound: Vec<&wgpu::Buffer> = self.bind.iter().map(|&k| &live[k]).collect();
+        gpu.time_dispatch(&self.launch, &bound, &restore, repeats).await
     }
 }
