@@ -190,43 +190,51 @@ fn report_json(r: &Report, sweeps: &[Sweep]) -> serde_json::Value {
     })
 }
 
-/// Checks each file again after it is saved: the folder is scanned five
-/// times a second, and a changed file is checked once it has read the same
-/// twice in a row (an editor's save can take several writes).
+/// Checks each file again after it is saved: file-system events, debounced
+/// (an editor's save can be several writes), name the files to look at.
 fn watch(checker: &mut Checker, dir: &Path) -> Result<ExitCode, String> {
-    let mut seen: HashMap<String, Option<String>> = shader_files(dir).into_iter().collect();
-    let mut pending: HashMap<String, Option<String>> = HashMap::new();
-    for (name, text) in &seen {
-        if let Some(text) = text.as_ref().filter(|t| checker.lab.changed(name, t)) {
-            checker.check(name, text);
+    use notify_debouncer_mini::notify::RecursiveMode;
+    // The text of each file when it was last looked at (None: removed); reading a
+    // file makes events too, and a file that does not compile stays "changed".
+    let mut seen: HashMap<String, Option<String>> = HashMap::new();
+    for (name, text) in shader_files(dir) {
+        if let Some(text) = text.as_ref().filter(|t| checker.lab.changed(&name, t)) {
+            checker.check(&name, text);
         }
+        seen.insert(name, text);
     }
+    let (events, receiver) = std::sync::mpsc::channel();
+    let mut debouncer = notify_debouncer_mini::new_debouncer(Duration::from_millis(150), events)
+        .map_err(|e| format!("{}: cannot be watched: {e}", dir.display()))?;
+    debouncer
+        .watcher()
+        .watch(dir, RecursiveMode::NonRecursive)
+        .map_err(|e| format!("{}: cannot be watched: {e}", dir.display()))?;
     println!("watching {}: save a kernel file to check it (Ctrl-C ends)", dir.display());
-    loop {
-        std::thread::sleep(Duration::from_millis(200));
-        let now: HashMap<String, Option<String>> = shader_files(dir).into_iter().collect();
-        for name in seen.keys().filter(|n| !now.contains_key(*n)) {
-            checker.lab.forget(name);
-            println!("{name} was removed: the shipped kernel is used again");
-        }
-        for (name, text) in &now {
-            if seen.get(name) == Some(text) {
-                pending.remove(name);
-                continue;
+    for batch in receiver {
+        let events = batch.map_err(|e| format!("{}: watching failed: {e}", dir.display()))?;
+        let mut names: Vec<String> =
+            events.iter().filter_map(|e| e.path.file_name()?.to_str().map(String::from)).collect();
+        names.sort();
+        names.dedup();
+        for name in names.into_iter().filter(|n| n.ends_with(".wgsl") && shipped_file(n).is_some()) {
+            let path = dir.join(&name);
+            let text = if path.exists() { Some(std::fs::read_to_string(&path).ok()) } else { None };
+            let now = text.clone().flatten();
+            if seen.get(&name) == Some(&now) && text != Some(None) {
+                continue; // nothing new since it was last looked at
             }
-            // Changed since the last check: check it once two scans agree.
-            if pending.get(name) == Some(text) {
-                pending.remove(name);
-                match text {
-                    Some(text) if checker.lab.changed(name, text) => drop(checker.check(name, text)),
-                    Some(_) => {}
-                    None => println!("{name}: cannot be read as text; waiting for the next save"),
+            seen.insert(name.clone(), now);
+            match text {
+                None => {
+                    checker.lab.forget(&name);
+                    println!("{name} was removed: the shipped kernel is used again\n");
                 }
-                seen.insert(name.clone(), text.clone());
-            } else {
-                pending.insert(name.clone(), text.clone());
+                Some(Some(text)) if checker.lab.changed(&name, &text) => drop(checker.check(&name, &text)),
+                Some(Some(_)) => {}
+                Some(None) => println!("{name}: cannot be read as text; waiting for the next save\n"),
             }
         }
-        seen.retain(|name, _| now.contains_key(name));
     }
+    Ok(ExitCode::SUCCESS)
 }
