@@ -11,7 +11,9 @@ use super::{
     DeviceData, ExecError, Metrics, Pending, Program, Schedule,
 };
 use crate::data::Dataset;
-use crate::gpu::{Clock, Gpu, GpuError};
+#[cfg(not(target_arch = "wasm32"))]
+use crate::gpu::Clock;
+use crate::gpu::{Gpu, GpuError};
 use crate::graph::NodeId;
 use crate::nn::{ParamSet, TrainGraph};
 use crate::ops::adam::adam_params;
@@ -167,7 +169,8 @@ impl GpuProgram {
     /// `repeats`: with GPU timestamps where the device has them (each dispatch
     /// in a pass of its own, the whole step in one submission), else the wall
     /// clock around each dispatch submitted alone and waited for. For
-    /// benchmarks, not training.
+    /// benchmarks, not training (native: it blocks on the read-backs).
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn profile(&mut self, repeats: usize) -> (Vec<DispatchTime>, Clock) {
         self.train_step();
         let _ = self.gpu.wait();
@@ -209,7 +212,8 @@ impl GpuProgram {
     }
 
     /// The median GPU time of a whole training step (gather, forward, backward,
-    /// Adam in one pass) from timestamps, or None without them.
+    /// Adam in one pass) from timestamps, or None without them (native).
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn step_gpu_seconds(&mut self, repeats: usize) -> Option<f64> {
         let timer = self.gpu.pass_timer(1)?;
         let gather = (!self.datasets.is_empty()).then_some(0);

@@ -20,7 +20,10 @@ pub(super) struct Dispatch {
     pub bind_group: wgpu::BindGroup,
     pub launch: Launch,
     /// The graph node it computes (for profiles) and its floating-point operations.
+    /// (Read by the native profile only.)
+    #[cfg_attr(target_arch = "wasm32", allow(dead_code))]
     pub label: String,
+    #[cfg_attr(target_arch = "wasm32", allow(dead_code))]
     pub flops: u64,
 }
 

@@ -1,9 +1,10 @@
 //! GPU memory: storage buffers, uploads (f32 tensors and packed bytes), the
 //! binding-size limit, and asynchronous read-back.
 
-use super::{Clock, Gpu, GpuError, GpuTensor};
-use crate::ops::Launch;
+use super::{Gpu, GpuError, GpuTensor};
 use crate::tensor::Tensor;
+#[cfg(not(target_arch = "wasm32"))]
+use {super::Clock, crate::ops::Launch};
 
 impl Gpu {
     /// Waits until the device has done what was submitted (at most `wait_limit`).
