@@ -132,7 +132,8 @@ impl Engine {
                 luma * alpha + (1.0 - alpha)
             })
             .collect();
-        to_mnist_input(&gray, width, height)
+        // An empty pad is an empty frame.
+        to_mnist_input(&gray, width, height).unwrap_or_else(|| vec![0.0; PIXELS])
     }
 
     /// The ten class probabilities for one 784-pixel input.

@@ -93,7 +93,7 @@ fn an_unreadable_image_is_named() {
     std::fs::write(&bad, b"this is text, not a PNG").unwrap();
     fails_with(
         &["predict", "--model", SEED_CHECKPOINT, bad.to_str().unwrap(), "--device", "cpu"],
-        &[bad.to_str().unwrap(), "cannot be read as an image"],
+        &[bad.to_str().unwrap(), "cannot be read as a PNG or JPEG image"],
     );
 }
 

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::Args;
 use octconv::checkpoint;
-use octconv::data::{to_mnist_input, PIXELS};
+use octconv::data::{load_digit, PIXELS};
 use octconv::nn::CLASSES;
 use octconv::ops::loss::argmax;
 use octconv::train::softmax_rows;
@@ -29,20 +29,13 @@ pub struct PredictArgs {
     adapter: AdapterArgs,
 }
 
-/// An image file as an MNIST-style input: grayscale, white digit on black, 28×28.
-fn load_image(path: &PathBuf) -> Result<Vec<f32>, String> {
-    let image = image::open(path).map_err(|e| format!("{}: cannot be read as an image: {e}", path.display()))?;
-    let gray = image.to_luma32f();
-    Ok(to_mnist_input(gray.as_raw(), gray.width() as usize, gray.height() as usize))
-}
-
 pub fn run(args: PredictArgs) -> Result<ExitCode, String> {
     let name = args.model.display().to_string();
     let (net, params) =
         checkpoint::load(&args.model).and_then(|c| c.net_and_params(args.alpha, &name)).map_err(|e| e.to_string())?;
     let mut images = Vec::with_capacity(args.images.len() * PIXELS);
     for path in &args.images {
-        images.extend(load_image(path)?);
+        images.extend(load_digit(path).map_err(|e| e.to_string())?);
     }
     let count = args.images.len();
     let device = open_device(args.device, &args.adapter.choice())?;

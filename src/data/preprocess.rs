@@ -6,8 +6,9 @@
 use super::PIXELS;
 
 /// `pixels` (row-major, `width` × `height`, 0 = black … 1 = white) as 784 values
-/// in [0, 1], white ink on black. A light background is inverted first.
-pub fn to_mnist_input(pixels: &[f32], width: usize, height: usize) -> Vec<f32> {
+/// in [0, 1], white ink on black, or None when no pixel stands out as ink. A
+/// light background is inverted first.
+pub fn to_mnist_input(pixels: &[f32], width: usize, height: usize) -> Option<Vec<f32>> {
     assert_eq!(pixels.len(), width * height, "pixel count must be width × height");
     let mean = pixels.iter().sum::<f32>() / pixels.len().max(1) as f32;
     let ink: Vec<f32> = if mean > 0.5 { pixels.iter().map(|p| 1.0 - p).collect() } else { pixels.to_vec() };
@@ -26,7 +27,7 @@ pub fn to_mnist_input(pixels: &[f32], width: usize, height: usize) -> Vec<f32> {
         }
     }
     if top > bottom {
-        return vec![0.0; PIXELS]; // No ink: an empty frame.
+        return None;
     }
     let (box_w, box_h) = (right - left + 1, bottom - top + 1);
     let scale = 20.0 / box_w.max(box_h) as f32;
@@ -55,7 +56,7 @@ pub fn to_mnist_input(pixels: &[f32], width: usize, height: usize) -> Vec<f32> {
             }
         }
     }
-    frame
+    Some(frame)
 }
 
 /// Area-averaging resample of the box [left, top, w, h] of `src` to out_w × out_h.
