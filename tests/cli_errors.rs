@@ -171,3 +171,29 @@ fn a_diverging_run_keeps_the_last_good_checkpoint() {
         &["not finite numbers", "use an earlier checkpoint"],
     );
 }
+
+/// A batch larger than the data is shrunk to the data, with a notice, rather
+/// than allocated for.
+#[test]
+fn a_batch_larger_than_the_data_is_capped() {
+    let dir = common::temp_dir("big-batch");
+    common::write_mnist(&dir, &common::bars(30, 4));
+    let out = dir.join("m.safetensors");
+    let (code, stdout, stderr) = common::octconv(&[
+        "train",
+        "--epochs",
+        "1",
+        "--batch",
+        "100000",
+        "--data",
+        dir.to_str().unwrap(),
+        "--offline",
+        "--device",
+        "cpu",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("--batch 100000 is more than the 30 training images; using batches of 30"), "{stderr}");
+    assert!(stdout.contains("batch 30"), "{stdout}");
+}

@@ -36,7 +36,8 @@ pub fn run(args: EvalArgs) -> Result<ExitCode, String> {
     let kind = args.run.dataset_kind();
     let test = args.run.load(Split::Test)?;
     let device = args.run.device()?;
-    let model = net.graph(args.batch, false).map_err(|e| e.to_string())?;
+    let batch = super::capped_batch(args.batch, test.len(), "test images");
+    let model = net.graph(batch, false).map_err(|e| e.to_string())?;
     let mut runner = compile(&device, model, &params)?;
     let predicted = pollster::block_on(async {
         let on_device = runner.upload_dataset(&test).await?;

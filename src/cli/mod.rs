@@ -154,6 +154,17 @@ impl RecipeArgs {
     }
 }
 
+/// A batch no larger than the data: a batch of 100000 on 500 images would
+/// allocate for 100000. Says so when it shrinks one.
+pub fn capped_batch(batch: usize, examples: usize, what: &str) -> usize {
+    if batch > examples && examples > 0 {
+        eprintln!("notice: --batch {batch} is more than the {examples} {what}; using batches of {examples}");
+        examples
+    } else {
+        batch
+    }
+}
+
 /// Where the data lives and where the model runs; shared by train and eval.
 #[derive(Args, Clone, Debug)]
 pub struct RunArgs {

@@ -20,7 +20,7 @@ use octconv::train::{evaluate, train_epoch, Recipe};
 use serde_json::{json, Value};
 
 use super::plot::{self, StudyPoint};
-use super::{RecipeArgs, RunArgs};
+use super::{capped_batch, RecipeArgs, RunArgs};
 
 #[derive(Args, Debug)]
 pub struct StudyArgs {
@@ -61,13 +61,14 @@ struct Row {
 
 pub fn run(args: StudyArgs) -> Result<ExitCode, String> {
     let alphas = alphas(&args)?;
-    let recipe = args.recipe.recipe(0)?; // each run sets its seed
+    let mut recipe = args.recipe.recipe(0)?; // each run sets its seed
     if args.seeds == 0 || args.timing_rounds == 0 {
         return Err("--seeds and --timing-rounds must be at least 1".into());
     }
     let kind = args.run.dataset_kind();
     let train = args.recipe.limited(args.run.load(Split::Train)?)?;
     let test = args.run.load(Split::Test)?;
+    recipe.batch = capped_batch(recipe.batch, train.len(), "training images");
     let device = args.run.device()?;
     let dir = args.out.join(kind.label().to_lowercase().replace(' ', "-"));
     println!(

@@ -16,7 +16,7 @@ use octconv::optim::{AdamConfig, OptimizerState};
 use octconv::train::{evaluate, train_epoch, EpochReport, Recipe};
 
 use super::plot::{self, CurvePoint};
-use super::{RecipeArgs, RunArgs};
+use super::{capped_batch, RecipeArgs, RunArgs};
 
 #[derive(Args, Debug)]
 pub struct TrainArgs {
@@ -65,10 +65,11 @@ struct Session<'a> {
 }
 
 pub fn run(args: TrainArgs) -> Result<ExitCode, String> {
-    let recipe = recipe(&args)?;
+    let mut recipe = recipe(&args)?;
     let kind = args.run.dataset_kind();
     let train = args.recipe.limited(args.run.load(Split::Train)?)?;
     let test = args.run.load(Split::Test)?;
+    recipe.batch = capped_batch(recipe.batch, train.len(), "training images");
     let start = start(&args, &recipe)?;
     let device = args.run.device()?;
     let model = start.net.graph(recipe.batch, true).map_err(|e| e.to_string())?;
