@@ -15,41 +15,72 @@ pub struct Idx {
 
 const UNSIGNED_BYTE: u8 = 0x08;
 
-/// Parses IDX bytes (gzip or plain); `path` names the file in errors.
+/// The most data bytes one IDX file may declare (MNIST's largest holds 47 MB):
+/// a header is checked against it before anything is read.
+pub const MAX_IDX_BYTES: usize = 1 << 30;
+
+/// Parses IDX bytes (gzip, possibly of several members, or plain); `path`
+/// names the file in errors. The header is checked on the first bytes of the
+/// (decompressed) stream and only the data it declares is read, so a small
+/// hostile file cannot make octconv inflate gigabytes.
 pub fn parse_idx(bytes: &[u8], path: &str) -> Result<Idx, DataError> {
-    let invalid = |problem: String| DataError::Invalid { path: path.to_string(), problem };
-    let plain;
-    let bytes = if bytes.starts_with(&[0x1f, 0x8b]) {
-        let mut out = Vec::new();
-        flate2::read::GzDecoder::new(bytes)
-            .read_to_end(&mut out)
-            .map_err(|e| invalid(format!("is not a valid gzip file ({e}); download it again")))?;
-        plain = out;
-        &plain[..]
+    if bytes.starts_with(&[0x1f, 0x8b]) {
+        read_idx(flate2::read::MultiGzDecoder::new(bytes), path, true)
     } else {
-        bytes
+        read_idx(bytes, path, false)
+    }
+}
+
+fn read_idx(mut stream: impl Read, path: &str, gzip: bool) -> Result<Idx, DataError> {
+    let invalid = |problem: String| DataError::Invalid { path: path.to_string(), problem };
+    let broken = |e: std::io::Error| {
+        let what = if gzip { "is not a valid gzip file" } else { "cannot be read" };
+        invalid(format!("{what} ({e}); download it again"))
     };
-    if bytes.len() < 4 || bytes[0] != 0 || bytes[1] != 0 || bytes[3] == 0 {
-        let head: Vec<String> = bytes.iter().take(4).map(|b| format!("{b:02x}")).collect();
+    // Up to `n` bytes: fewer only at the end of the stream.
+    let mut read_up_to = |n: usize| -> Result<Vec<u8>, DataError> {
+        let mut out = Vec::new();
+        (&mut stream).take(n as u64).read_to_end(&mut out).map_err(broken)?;
+        Ok(out)
+    };
+    let magic = read_up_to(4)?;
+    if magic.len() < 4 || magic[0] != 0 || magic[1] != 0 || magic[3] == 0 {
+        let head: Vec<String> = magic.iter().map(|b| format!("{b:02x}")).collect();
         return Err(invalid(format!("is not an IDX file (it starts with {}, not 00 00 08 0N)", head.join(" "))));
     }
-    if bytes[2] != UNSIGNED_BYTE {
-        return Err(invalid(format!("holds IDX type 0x{:02x}; only unsigned bytes (0x08) are supported", bytes[2])));
+    if magic[2] != UNSIGNED_BYTE {
+        return Err(invalid(format!("holds IDX type 0x{:02x}; only unsigned bytes (0x08) are supported", magic[2])));
     }
-    let ndim = bytes[3] as usize;
-    let header = 4 + 4 * ndim;
-    if bytes.len() < header {
-        return Err(invalid(format!("is truncated: its header needs {header} bytes, the file has {}", bytes.len())));
-    }
-    let dims: Vec<usize> =
-        (0..ndim).map(|i| u32::from_be_bytes(bytes[4 + 4 * i..8 + 4 * i].try_into().unwrap()) as usize).collect();
-    let expected = dims.iter().product::<usize>();
-    let found = bytes.len() - header;
-    if found != expected {
-        let what = if found < expected { "is truncated" } else { "has trailing bytes" };
+    let ndim = magic[3] as usize;
+    let dims_bytes = read_up_to(4 * ndim)?;
+    if dims_bytes.len() < 4 * ndim {
+        let header = 4 + 4 * ndim;
         return Err(invalid(format!(
-            "{what}: dimensions {dims:?} need {expected} data bytes, the file has {found}; download it again"
+            "is truncated: its header needs {header} bytes, the file has {}",
+            4 + dims_bytes.len()
         )));
     }
-    Ok(Idx { dims, data: bytes[header..].to_vec() })
+    let dims: Vec<usize> =
+        dims_bytes.chunks_exact(4).map(|b| u32::from_be_bytes(b.try_into().expect("four bytes")) as usize).collect();
+    let expected = dims.iter().try_fold(1usize, |n, &d| n.checked_mul(d)).filter(|&n| n <= MAX_IDX_BYTES);
+    let Some(expected) = expected else {
+        return Err(invalid(format!(
+            "declares dimensions {dims:?}, more than the {} MiB octconv reads from one file; it is not an MNIST file",
+            MAX_IDX_BYTES >> 20
+        )));
+    };
+    let data = read_up_to(expected)?;
+    let trailing = !read_up_to(1)?.is_empty();
+    if data.len() < expected {
+        return Err(invalid(format!(
+            "is truncated: dimensions {dims:?} need {expected} data bytes, the file has {}; download it again",
+            data.len()
+        )));
+    }
+    if trailing {
+        return Err(invalid(format!(
+            "has trailing bytes: dimensions {dims:?} need {expected} data bytes, the file has more; download it again"
+        )));
+    }
+    Ok(Idx { dims, data })
 }
