@@ -7,6 +7,7 @@ mod flops;
 mod lab;
 mod plot;
 mod predict;
+mod progress;
 mod serve;
 mod study;
 mod train;
