@@ -24,8 +24,12 @@ mod native {
         }
         let mut tmp = path.as_os_str().to_owned();
         tmp.push(".tmp");
-        std::fs::write(&tmp, bytes).map_err(|e| io("written", e))?;
-        std::fs::rename(&tmp, path).map_err(|e| io("written", e))
+        // No temporary file is left behind when either step fails.
+        let written = std::fs::write(&tmp, bytes).and_then(|_| std::fs::rename(&tmp, path));
+        if written.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        written.map_err(|e| io("written", e))
     }
 
     pub fn read(path: &Path) -> Result<Vec<u8>, FileError> {

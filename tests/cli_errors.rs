@@ -197,3 +197,40 @@ fn a_batch_larger_than_the_data_is_capped() {
     assert!(stderr.contains("--batch 100000 is more than the 30 training images; using batches of 30"), "{stderr}");
     assert!(stdout.contains("batch 30"), "{stdout}");
 }
+
+/// An --out that cannot be written is named before any training, and no
+/// temporary file is left behind.
+#[test]
+fn an_unwritable_out_is_named_before_training() {
+    let dir = common::temp_dir("out-dir");
+    let folder = dir.to_str().unwrap();
+    fails_with(&["train", "--out", folder, "--device", "cpu", "--offline"], &["is a folder; give a file name"]);
+    let file = dir.join("plain");
+    std::fs::write(&file, b"x").unwrap();
+    let below_a_file = file.join("model.safetensors");
+    fails_with(
+        &["train", "--out", below_a_file.to_str().unwrap(), "--device", "cpu", "--offline"],
+        &["cannot be written", "choose a folder you can write to"],
+    );
+    let leftovers: Vec<_> =
+        std::fs::read_dir(&dir).unwrap().flatten().filter(|e| e.path().to_string_lossy().ends_with(".tmp")).collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+/// A resumed run continues the metrics file: the epochs before the resume stay.
+#[test]
+fn a_resumed_run_keeps_the_earlier_metrics() {
+    let dir = common::temp_dir("resume-metrics");
+    common::write_mnist(&dir, &common::bars(32, 6));
+    let data = dir.to_str().unwrap();
+    let out = dir.join("m.safetensors");
+    let out = out.to_str().unwrap();
+    let base = ["train", "--data", data, "--offline", "--device", "cpu", "--batch", "16", "--out", out];
+    let (code, _, stderr) = common::octconv(&[&base[..], &["--epochs", "1"]].concat());
+    assert_eq!(code, 0, "{stderr}");
+    let (code, _, stderr) = common::octconv(&[&base[..], &["--epochs", "3", "--resume", out]].concat());
+    assert_eq!(code, 0, "{stderr}");
+    let csv = std::fs::read_to_string(dir.join("m.metrics.csv")).unwrap();
+    let epochs: Vec<&str> = csv.lines().skip(1).map(|l| l.split(',').next().unwrap()).collect();
+    assert_eq!(epochs, ["1", "2", "3"], "{csv}");
+}

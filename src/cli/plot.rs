@@ -11,9 +11,21 @@ pub struct CurvePoint {
     pub loss: f64,
 }
 
+/// The curve as an SVG at `path`, written atomically.
 pub fn training_curve(path: &Path, curve: &[CurvePoint], reports: &[EpochReport]) -> Result<(), String> {
+    let mut svg = String::new();
+    draw_training_curve(&mut svg, path, curve, reports)?;
+    octconv::files::write_atomically(path, svg.as_bytes()).map_err(|e| e.to_string())
+}
+
+fn draw_training_curve(
+    svg: &mut String,
+    path: &Path,
+    curve: &[CurvePoint],
+    reports: &[EpochReport],
+) -> Result<(), String> {
     let fail = |e: &dyn std::fmt::Display| format!("{}: cannot draw the training curve: {e}", path.display());
-    let root = SVGBackend::new(path, (900, 420)).into_drawing_area();
+    let root = SVGBackend::with_string(svg, (900, 420)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| fail(&e))?;
     let (left, right) = root.split_horizontally(450);
     let x_end = curve.last().map_or(1.0, |p| p.epoch).max(1.0);

@@ -2,7 +2,7 @@
 //! checkpoints, a metrics file and the training curve.
 
 use std::collections::HashMap;
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
@@ -66,6 +66,7 @@ struct Session<'a> {
 
 pub fn run(args: TrainArgs) -> Result<ExitCode, String> {
     let mut recipe = recipe(&args)?;
+    check_writable(&args.out)?;
     let kind = args.run.dataset_kind();
     let train = args.recipe.limited(args.run.load(Split::Train)?)?;
     let test = args.run.load(Split::Test)?;
@@ -102,12 +103,37 @@ pub fn run(args: TrainArgs) -> Result<ExitCode, String> {
     let started = Instant::now();
     let mut reports: Vec<EpochReport> = Vec::new();
     let mut curve: Vec<CurvePoint> = Vec::new();
+    let (metrics_path, curve_path) = (beside(&args.out, "metrics.csv"), beside(&args.out, "curve.svg"));
+    // A resumed run continues the metrics of the epochs its checkpoint holds.
+    let earlier = if args.resume.is_some() { earlier_metrics(&metrics_path, start.first_epoch) } else { String::new() };
     for epoch in start.first_epoch..recipe.epochs {
         let report = session.epoch(epoch, &mut curve)?;
         session.save(&args.out, &report)?;
         reports.push(report);
+        // Written after every epoch, so a run that stops keeps what it measured.
+        write_metrics(&metrics_path, &earlier, &reports)?;
+        plot::training_curve(&curve_path, &curve, &reports)?;
     }
-    finish(&args, &reports, &curve, started)
+    finish(&args, &reports, [&metrics_path, &curve_path], started)
+}
+
+/// Fails with one sentence, before any training, when `out` cannot be written.
+fn check_writable(out: &Path) -> Result<(), String> {
+    if out.is_dir() {
+        return Err(format!(
+            "--out {} is a folder; give a file name, such as {}",
+            out.display(),
+            out.join("mnist.safetensors").display()
+        ));
+    }
+    let probe = out.with_extension("probe.tmp");
+    let written = probe
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .map_or(Ok(()), std::fs::create_dir_all)
+        .and_then(|_| std::fs::write(&probe, b""));
+    let _ = std::fs::remove_file(&probe);
+    written.map_err(|e| format!("--out {}: cannot be written ({e}); choose a folder you can write to", out.display()))
 }
 
 /// The recipe the arguments ask for, or why it cannot run.
@@ -252,17 +278,13 @@ impl Session<'_> {
     }
 }
 
-/// The metrics file, the curve and the closing lines.
+/// The closing lines.
 fn finish(
     args: &TrainArgs,
     reports: &[EpochReport],
-    curve: &[CurvePoint],
+    [metrics_path, curve_path]: [&Path; 2],
     started: Instant,
 ) -> Result<ExitCode, String> {
-    let metrics_path = beside(&args.out, "metrics.csv");
-    write_metrics(&metrics_path, reports, args.resume.is_some())?;
-    let curve_path = beside(&args.out, "curve.svg");
-    plot::training_curve(&curve_path, curve, reports)?;
     let last = reports.last().expect("at least one epoch ran");
     println!(
         "done in {:.1} s: test accuracy {:.4} after {} epochs\nwrote {}, {}, {}",
@@ -276,18 +298,27 @@ fn finish(
     Ok(ExitCode::SUCCESS)
 }
 
-fn write_metrics(path: &Path, reports: &[EpochReport], append: bool) -> Result<(), String> {
-    let mut text = String::new();
-    if !(append && path.exists()) {
-        text.push_str("epoch,train_loss,train_accuracy,test_loss,test_accuracy,seconds\n");
-    }
+const METRICS_HEADER: &str = "epoch,train_loss,train_accuracy,test_loss,test_accuracy,seconds\n";
+
+/// The rows of an earlier metrics file for epochs up to `epochs` (a resumed
+/// run replaces any later rows, which belong to a run that did not finish).
+fn earlier_metrics(path: &Path, epochs: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let kept = text
+        .lines()
+        .skip(1)
+        .filter(|l| l.split(',').next().and_then(|e| e.parse::<usize>().ok()).is_some_and(|e| e <= epochs));
+    kept.map(|l| format!("{l}\n")).collect()
+}
+
+/// The metrics file: the earlier rows, then this run's epochs (one rename).
+fn write_metrics(path: &Path, earlier: &str, reports: &[EpochReport]) -> Result<(), String> {
+    let mut text = format!("{METRICS_HEADER}{earlier}");
     for r in reports {
         text.push_str(&format!(
             "{},{:.6},{:.6},{:.6},{:.6},{:.3}\n",
             r.epoch, r.train_loss, r.train_accuracy, r.test_loss, r.test_accuracy, r.seconds
         ));
     }
-    let file = std::fs::OpenOptions::new().create(true).append(append).write(true).truncate(!append).open(path);
-    file.and_then(|mut f| f.write_all(text.as_bytes()))
-        .map_err(|e| format!("{}: cannot be written: {e}", path.display()))
+    octconv::files::write_atomically(path, text.as_bytes()).map_err(|e| e.to_string())
 }
