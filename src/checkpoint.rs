@@ -149,6 +149,9 @@ pub fn optimizer_from_bytes(bytes: &[u8], specs: &[ParamSpec], path: &str) -> Re
     Ok(OptimizerState { step, moments })
 }
 
+/// The largest checkpoint file read (the seed net's is 3.3 MB).
+pub const MAX_CHECKPOINT_BYTES: u64 = 1 << 30;
+
 #[cfg(not(target_arch = "wasm32"))]
 mod on_disk {
     use std::path::{Path, PathBuf};
@@ -166,7 +169,7 @@ mod on_disk {
     }
 
     pub fn load(path: &Path) -> Result<Checkpoint, CheckpointError> {
-        from_bytes(&crate::files::read(path)?, &path.display().to_string())
+        from_bytes(&crate::files::read_bounded(path, MAX_CHECKPOINT_BYTES)?, &path.display().to_string())
     }
 
     /// Writes Adam's state to `path` (see `optimizer_to_bytes`).
@@ -176,7 +179,11 @@ mod on_disk {
 
     /// Reads Adam's state for the parameters `specs` from `path`.
     pub fn load_optimizer(path: &Path, specs: &[ParamSpec]) -> Result<OptimizerState, CheckpointError> {
-        optimizer_from_bytes(&crate::files::read(path)?, specs, &path.display().to_string())
+        optimizer_from_bytes(
+            &crate::files::read_bounded(path, MAX_CHECKPOINT_BYTES)?,
+            specs,
+            &path.display().to_string(),
+        )
     }
 }
 

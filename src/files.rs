@@ -32,10 +32,26 @@ mod native {
         written.map_err(|e| io("written", e))
     }
 
-    pub fn read(path: &Path) -> Result<Vec<u8>, FileError> {
-        std::fs::read(path).map_err(|source| FileError { path: path.display().to_string(), action: "read", source })
+    /// The bytes of a regular file of at most `limit` bytes: a device
+    /// (/dev/zero), a FIFO or a folder is refused before reading, so a
+    /// mistaken path can neither hang octconv nor fill its memory.
+    pub fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>, FileError> {
+        let fail = |action, source| FileError { path: path.display().to_string(), action, source };
+        let meta = std::fs::metadata(path).map_err(|e| fail("read", e))?;
+        let refuse = |why: String| fail("read", std::io::Error::new(std::io::ErrorKind::InvalidInput, why));
+        if !meta.is_file() {
+            return Err(refuse("it is not a regular file; give the path of a file".into()));
+        }
+        if meta.len() > limit {
+            return Err(refuse(format!(
+                "it has {} bytes, more than the {} MiB octconv reads here",
+                meta.len(),
+                limit >> 20
+            )));
+        }
+        std::fs::read(path).map_err(|e| fail("read", e))
     }
 }
 
 #[cfg(not(target_arch = "wasm32"))]
-pub use native::{read, write_atomically};
+pub use native::{read_bounded, write_atomically};

@@ -234,3 +234,19 @@ fn a_resumed_run_keeps_the_earlier_metrics() {
     let epochs: Vec<&str> = csv.lines().skip(1).map(|l| l.split(',').next().unwrap()).collect();
     assert_eq!(epochs, ["1", "2", "3"], "{csv}");
 }
+
+/// A device or a FIFO given as a checkpoint is refused before it is read
+/// (neither reading /dev/zero until memory runs out nor waiting on a FIFO).
+#[test]
+fn a_checkpoint_that_is_not_a_regular_file_is_refused() {
+    fails_with(&["eval", "--model", "/dev/zero", "--device", "cpu", "--offline"], &["/dev/zero", "not a regular file"]);
+    let dir = common::temp_dir("fifo");
+    let fifo = dir.join("model.safetensors");
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+    if made.is_ok_and(|s| s.success()) {
+        fails_with(
+            &["eval", "--model", fifo.to_str().unwrap(), "--device", "cpu", "--offline"],
+            &["not a regular file"],
+        );
+    }
+}

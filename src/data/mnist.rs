@@ -101,7 +101,8 @@ fn existing(dir: &Path, name: &str) -> Option<PathBuf> {
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, DataError> {
-    fs::read(path).map_err(|source| DataError::Io { path: path.display().to_string(), source })
+    // A compressed MNIST file is 10 MB; the IDX reader bounds what it inflates.
+    crate::files::read_bounded(path, 1 << 30).map_err(|e| DataError::Io { path: e.path, source: e.source })
 }
 
 /// Reads one split of `kind` from `dir`, fetching the files first when the
