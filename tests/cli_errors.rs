@@ -250,3 +250,24 @@ fn a_checkpoint_that_is_not_a_regular_file_is_refused() {
         );
     }
 }
+
+/// Resuming with another batch or seed than the checkpoint's says what
+/// differs and continues with the checkpoint's, unless --new-recipe.
+#[test]
+fn resuming_with_another_recipe_says_what_differs() {
+    let dir = common::temp_dir("resume-recipe");
+    common::write_mnist(&dir, &common::bars(64, 7));
+    let (data, out) = (dir.to_str().unwrap(), dir.join("m.safetensors"));
+    let out = out.to_str().unwrap();
+    let base = ["train", "--data", data, "--offline", "--device", "cpu", "--out", out];
+    let (code, _, stderr) = common::octconv(&[&base[..], &["--epochs", "1", "--batch", "16", "--seed", "3"]].concat());
+    assert_eq!(code, 0, "{stderr}");
+    let (code, stdout, stderr) = common::octconv(&[&base[..], &["--epochs", "2", "--resume", out]].concat());
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("batch 16 (this command: 64), seed 3 (this command: 1)"), "{stderr}");
+    assert!(stdout.contains("batch 16") && stdout.contains("seed 3"), "{stdout}");
+    let (code, stdout, stderr) =
+        common::octconv(&[&base[..], &["--epochs", "3", "--resume", out, "--new-recipe", "--batch", "8"]].concat());
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("as --new-recipe asks") && stdout.contains("batch 8"), "{stderr}\n{stdout}");
+}

@@ -35,6 +35,9 @@ pub struct TrainArgs {
     /// Continue training from this checkpoint (and its .adam.safetensors, when present)
     #[arg(long)]
     resume: Option<PathBuf>,
+    /// With --resume: use this command's batch, learning rate and seed, not the checkpoint's
+    #[arg(long)]
+    new_recipe: bool,
     #[command(flatten)]
     run: RunArgs,
 }
@@ -51,6 +54,8 @@ struct Start {
     params: ParamSet,
     first_epoch: usize,
     optimizer: Option<OptimizerState>,
+    /// The checkpoint's recipe (`epochs=3 batch=64 lr=0.001 seed=1 adam`), when resuming.
+    saved_recipe: Option<String>,
 }
 
 /// What every epoch needs: the runner with both sets on its device, and names for messages.
@@ -70,8 +75,11 @@ pub fn run(args: TrainArgs) -> Result<ExitCode, String> {
     let kind = args.run.dataset_kind();
     let train = args.recipe.limited(args.run.load(Split::Train)?)?;
     let test = args.run.load(Split::Test)?;
-    recipe.batch = capped_batch(recipe.batch, train.len(), "training images");
     let start = start(&args, &recipe)?;
+    if let Some(saved) = &start.saved_recipe {
+        follow_saved_recipe(&mut recipe, saved, args.new_recipe);
+    }
+    recipe.batch = capped_batch(recipe.batch, train.len(), "training images");
     let device = args.run.device()?;
     let model = start.net.graph(recipe.batch, true).map_err(|e| e.to_string())?;
     let adam = AdamConfig { lr: recipe.lr, ..AdamConfig::default() };
@@ -117,6 +125,45 @@ pub fn run(args: TrainArgs) -> Result<ExitCode, String> {
     finish(&args, &reports, [&metrics_path, &curve_path], started)
 }
 
+/// A resumed run continues with the checkpoint's batch, learning rate and
+/// seed (the seed picks each epoch's shuffle) unless told otherwise; it says
+/// what differs either way.
+fn follow_saved_recipe(recipe: &mut Recipe, saved: &str, keep_mine: bool) {
+    let value = |key: &str| saved.split_whitespace().find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='));
+    let (batch, lr, seed) = (
+        value("batch").and_then(|v| v.parse().ok()),
+        value("lr").and_then(|v| v.parse().ok()),
+        value("seed").and_then(|v| v.parse().ok()),
+    );
+    let mut differences = Vec::new();
+    if let Some(batch) = batch.filter(|&b: &usize| b != recipe.batch) {
+        differences.push(format!("batch {batch} (this command: {})", recipe.batch));
+        if !keep_mine {
+            recipe.batch = batch;
+        }
+    }
+    if let Some(lr) = lr.filter(|&l: &f32| l != recipe.lr) {
+        differences.push(format!("lr {lr} (this command: {})", recipe.lr));
+        if !keep_mine {
+            recipe.lr = lr;
+        }
+    }
+    if let Some(seed) = seed.filter(|&s: &u64| s != recipe.seed) {
+        differences.push(format!("seed {seed} (this command: {})", recipe.seed));
+        if !keep_mine {
+            recipe.seed = seed;
+        }
+    }
+    if !differences.is_empty() {
+        let choice = if keep_mine {
+            "this command's, as --new-recipe asks"
+        } else {
+            "the checkpoint's (--new-recipe uses this command's)"
+        };
+        eprintln!("notice: the checkpoint was trained with {}; continuing with {choice}", differences.join(", "));
+    }
+}
+
 /// Fails with one sentence, before any training, when `out` cannot be written.
 fn check_writable(out: &Path) -> Result<(), String> {
     if out.is_dir() {
@@ -150,7 +197,7 @@ fn start(args: &TrainArgs, recipe: &Recipe) -> Result<Start, String> {
         let alpha = checked_alpha(args.alpha.unwrap_or(SEED_ALPHA)).map_err(|e| format!("--{e}"))?;
         let net = SeedNet::with_alpha(alpha);
         let params = ParamSet::init(&net.params(), recipe.seed);
-        return Ok(Start { net, params, first_epoch: 0, optimizer: None });
+        return Ok(Start { net, params, first_epoch: 0, optimizer: None, saved_recipe: None });
     };
     let name = path.display().to_string();
     let saved = checkpoint::load(path).map_err(|e| e.to_string())?;
@@ -168,7 +215,7 @@ fn start(args: &TrainArgs, recipe: &Recipe) -> Result<Start, String> {
             "{name} has already trained {first_epoch} epochs; pass --epochs above {first_epoch} to continue"
         ));
     }
-    Ok(Start { net, params, first_epoch, optimizer })
+    Ok(Start { net, params, first_epoch, optimizer, saved_recipe: saved.metadata.get("recipe").cloned() })
 }
 
 /// The compiled runner with Adam's saved state, and both sets on its device
