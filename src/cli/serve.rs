@@ -56,20 +56,46 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, String> {
         args.port,
         args.data.display()
     );
-    for request in server.incoming_requests() {
-        let url = request.url().split('?').next().unwrap_or("/").to_string();
-        let file = match url.strip_prefix("/data/") {
-            Some(name) => resolve(&args.data, name),
-            None => resolve(&args.web, &url),
-        };
-        let response = match file.and_then(|path| std::fs::read(&path).ok().map(|bytes| (path, bytes))) {
-            Some((path, bytes)) => {
-                let header = tiny_http::Header::from_bytes("Content-Type", content_type(&path)).unwrap();
-                tiny_http::Response::from_data(bytes).with_header(header)
-            }
-            None => tiny_http::Response::from_data(format!("{url} not found").into_bytes()).with_status_code(404),
-        };
-        let _ = request.respond(response);
+    // Requests are answered by a pool of threads, so a client that asks for
+    // a large file and never reads it holds one thread, not the server.
+    let server = std::sync::Arc::new(server);
+    let workers: Vec<_> = (0..WORKERS)
+        .map(|_| {
+            let (server, web, data) = (server.clone(), args.web.clone(), args.data.clone());
+            std::thread::spawn(move || {
+                while let Ok(request) = server.recv() {
+                    answer(request, &web, &data);
+                }
+            })
+        })
+        .collect();
+    for worker in workers {
+        let _ = worker.join();
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Threads answering requests at once.
+const WORKERS: usize = 16;
+/// The longest request path echoed back in a 404.
+const ECHO_LIMIT: usize = 200;
+
+fn answer(request: tiny_http::Request, web: &Path, data: &Path) {
+    let url = request.url().split('?').next().unwrap_or("/").to_string();
+    let file = match url.strip_prefix("/data/") {
+        Some(name) => resolve(data, name),
+        None => resolve(web, &url),
+    };
+    let response = match file.and_then(|path| std::fs::read(&path).ok().map(|bytes| (path, bytes))) {
+        Some((path, bytes)) => {
+            let header = tiny_http::Header::from_bytes("Content-Type", content_type(&path)).expect("a valid header");
+            tiny_http::Response::from_data(bytes).with_header(header)
+        }
+        None => {
+            let shown: String = url.chars().take(ECHO_LIMIT).collect();
+            let more = if shown.len() < url.len() { "…" } else { "" };
+            tiny_http::Response::from_data(format!("{shown}{more} not found").into_bytes()).with_status_code(404)
+        }
+    };
+    let _ = request.respond(response);
 }
