@@ -310,6 +310,7 @@ fn a_slow_client_does_not_stop_serve() {
     let mut reply = String::new();
     let read = other.read_to_string(&mut reply);
     server.kill().unwrap();
+    let _ = server.wait();
     drop(slow);
     assert!(read.is_ok(), "the second client got no answer while the first was not reading: {read:?}");
     assert!(reply.starts_with("HTTP/1.1 404") && reply.len() < 2000, "{}", &reply[..reply.len().min(300)]);
