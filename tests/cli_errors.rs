@@ -315,3 +315,29 @@ fn a_slow_client_does_not_stop_serve() {
     assert!(read.is_ok(), "the second client got no answer while the first was not reading: {read:?}");
     assert!(reply.starts_with("HTTP/1.1 404") && reply.len() < 2000, "{}", &reply[..reply.len().min(300)]);
 }
+
+/// MNIST's files read as Fashion-MNIST are named as MNIST's (their checksums
+/// are known). Runs where the real MNIST is at ../shared/data/mnist (as in CI).
+#[test]
+fn mnist_files_given_as_fashion_are_named() {
+    let real = Path::new("../shared/data/mnist");
+    if !real.join("t10k-labels-idx1-ubyte.gz").exists() {
+        eprintln!("skipped: no real MNIST at {}", real.display());
+        return;
+    }
+    fails_with(
+        &[
+            "eval",
+            "--model",
+            SEED_CHECKPOINT,
+            "--dataset",
+            "fashion",
+            "--data",
+            real.to_str().unwrap(),
+            "--device",
+            "cpu",
+            "--offline",
+        ],
+        &["holds MNIST's labels, not Fashion-MNIST's; use --dataset mnist"],
+    );
+}

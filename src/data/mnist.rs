@@ -117,7 +117,41 @@ pub fn load_split(kind: DatasetKind, dir: &Path, split: Split, fetch: bool) -> R
     let [ip, lp] = [&paths[0], &paths[1]].map(|p| p.display().to_string());
     let images = parse_idx(&read(&paths[0])?, &ip)?;
     let labels = parse_idx(&read(&paths[1])?, &lp)?;
+    check_not_the_other_dataset(kind, split, &labels, &lp)?;
     Dataset::from_idx(images, labels, [&ip, &lp])
+}
+
+/// Fails when the labels are, byte for byte, the other data set's (MNIST's
+/// files given with --dataset fashion, or the reverse); files of neither
+/// (a data set of one's own in the same format) are taken as they are.
+fn check_not_the_other_dataset(
+    kind: DatasetKind,
+    split: Split,
+    labels: &super::Idx,
+    path: &str,
+) -> Result<(), DataError> {
+    let other = match kind {
+        DatasetKind::Digits => DatasetKind::Fashion,
+        DatasetKind::Fashion => DatasetKind::Digits,
+    };
+    let spec = &other.files()[if split == Split::Train { 1 } else { 3 }];
+    // The uncompressed file: the header (magic, dimensions) and the data.
+    let mut bytes = vec![0, 0, 0x08, labels.dims.len() as u8];
+    labels.dims.iter().for_each(|&d| bytes.extend((d as u32).to_be_bytes()));
+    bytes.extend(&labels.data);
+    if content_sha256(&bytes).ok().as_deref() == Some(spec.sha256) {
+        let flag = if other == DatasetKind::Digits { "mnist" } else { "fashion" };
+        return Err(DataError::Invalid {
+            path: path.to_string(),
+            problem: format!(
+                "holds {}'s labels, not {}'s; use --dataset {flag}, or point --data at {}",
+                other.label(),
+                kind.label(),
+                kind.label()
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// The folder holding all four files: `dir` if it has them, the system copy
