@@ -144,10 +144,20 @@ pub fn optimizer_from_bytes(bytes: &[u8], specs: &[ParamSpec], path: &str) -> Re
                 _ => Err(invalid(format!("has no {name} of shape {:?}", spec.shape))),
             }
         };
-        moments.push((spec.name.clone(), get("exp_avg")?, get("exp_avg_sq")?));
+        let (m, v) = (get("exp_avg")?, get("exp_avg_sq")?);
+        if m.data.iter().chain(&v.data).any(|x| !x.is_finite()) || v.data.iter().any(|&x| x < 0.0) {
+            return Err(invalid(format!(
+                "has moments of {} that are not finite or second moments below 0; it is not a usable Adam state (resume without it by moving it away)",
+                spec.name
+            )));
+        }
+        moments.push((spec.name.clone(), m, v));
     }
     Ok(OptimizerState { step, moments })
 }
+
+/// The metadata key naming a training checkpoint's Adam state file.
+pub const OPTIMIZER_FILE: &str = "optimizer_file";
 
 /// The largest checkpoint file read (the seed net's is 3.3 MB).
 pub const MAX_CHECKPOINT_BYTES: u64 = 1 << 30;
@@ -172,6 +182,77 @@ mod on_disk {
         from_bytes(&crate::files::read_bounded(path, MAX_CHECKPOINT_BYTES)?, &path.display().to_string())
     }
 
+    /// A training checkpoint at `path`, committed by one rename: Adam's state
+    /// goes first into a file of its own for this epoch, then the model,
+    /// whose metadata names that file; then older Adam files are removed. A
+    /// run killed at any moment leaves a model and the Adam state it names.
+    pub fn save_training(
+        path: &Path,
+        params: &ParamSet,
+        metadata: &HashMap<String, String>,
+        state: &OptimizerState,
+        epoch: usize,
+    ) -> Result<(), CheckpointError> {
+        let adam = epoch_optimizer_path(path, epoch);
+        save_optimizer(&adam, state)?;
+        let mut metadata = metadata.clone();
+        let adam_name = adam.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+        metadata.insert(OPTIMIZER_FILE.to_string(), adam_name.clone());
+        save(path, params, &metadata)?;
+        for stale in epoch_optimizer_files(path).into_iter().filter(|p| p.file_name() != adam.file_name()) {
+            let _ = std::fs::remove_file(stale);
+        }
+        Ok(())
+    }
+
+    /// The Adam state a training checkpoint names (or, for one written before
+    /// that, the `.adam.safetensors` file beside it; None when there is none).
+    pub fn load_training_optimizer(
+        path: &Path,
+        checkpoint: &Checkpoint,
+        specs: &[ParamSpec],
+    ) -> Result<Option<OptimizerState>, CheckpointError> {
+        let adam = match checkpoint.metadata.get(OPTIMIZER_FILE) {
+            Some(name) => path.with_file_name(name),
+            None => optimizer_path(path),
+        };
+        if !adam.exists() {
+            if checkpoint.metadata.contains_key(OPTIMIZER_FILE) {
+                return Err(CheckpointError::Invalid {
+                    path: path.display().to_string(),
+                    problem: format!(
+                        "names the Adam state {}, which is missing; copy it back beside the checkpoint",
+                        adam.display()
+                    ),
+                });
+            }
+            return Ok(None);
+        }
+        load_optimizer(&adam, specs).map(Some)
+    }
+
+    /// `model.safetensors` → `model.adam-epoch<k>.safetensors`
+    fn epoch_optimizer_path(path: &Path, epoch: usize) -> PathBuf {
+        path.with_extension(format!("adam-epoch{epoch}.safetensors"))
+    }
+
+    /// The per-epoch Adam files beside `path`.
+    fn epoch_optimizer_files(path: &Path) -> Vec<PathBuf> {
+        let stem = path.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_default();
+        let prefix = format!("{stem}.adam-epoch");
+        let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
+        entries
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with(&prefix) && n.ends_with(".safetensors"))
+            })
+            .collect()
+    }
+
     /// Writes Adam's state to `path` (see `optimizer_to_bytes`).
     pub fn save_optimizer(path: &Path, state: &OptimizerState) -> Result<(), CheckpointError> {
         Ok(crate::files::write_atomically(path, &optimizer_to_bytes(state))?)
@@ -188,4 +269,4 @@ mod on_disk {
 }
 
 #[cfg(not(target_arch = "wasm32"))]
-pub use on_disk::{load, load_optimizer, optimizer_path, save, save_optimizer};
+pub use on_disk::{load, load_optimizer, load_training_optimizer, optimizer_path, save, save_optimizer, save_training};

@@ -203,13 +203,10 @@ fn start(args: &TrainArgs, recipe: &Recipe) -> Result<Start, String> {
     let saved = checkpoint::load(path).map_err(|e| e.to_string())?;
     let (net, params) = saved.net_and_params(args.alpha, &name).map_err(|e| e.to_string())?;
     let first_epoch = saved.metadata.get("epoch").and_then(|e| e.parse().ok()).unwrap_or(0);
-    let adam_path = checkpoint::optimizer_path(path);
-    let optimizer = if adam_path.exists() {
-        Some(checkpoint::load_optimizer(&adam_path, &net.params()).map_err(|e| e.to_string())?)
-    } else {
-        eprintln!("notice: {} not found; Adam restarts from zero moments", adam_path.display());
-        None
-    };
+    let optimizer = checkpoint::load_training_optimizer(path, &saved, &net.params()).map_err(|e| e.to_string())?;
+    if optimizer.is_none() {
+        eprintln!("notice: {name} has no Adam state beside it; Adam restarts from zero moments");
+    }
     if first_epoch >= recipe.epochs {
         return Err(format!(
             "{name} has already trained {first_epoch} epochs; pass --epochs above {first_epoch} to continue"
@@ -319,9 +316,8 @@ impl Session<'_> {
             ),
             ("device".to_string(), self.device.clone()),
         ]);
-        checkpoint::save(out, &params, &metadata).map_err(|e| e.to_string())?;
         let state = pollster::block_on(self.runner.optimizer_state()).map_err(|e| e.to_string())?;
-        checkpoint::save_optimizer(&checkpoint::optimizer_path(out), &state).map_err(|e| e.to_string())
+        checkpoint::save_training(out, &params, &metadata, &state, report.epoch).map_err(|e| e.to_string())
     }
 }
 
