@@ -32,7 +32,7 @@ pub struct TrainArgs {
     /// Checkpoint to write (safetensors); the metrics CSV and curve SVG go beside it
     #[arg(long, default_value = "runs/mnist.safetensors")]
     out: PathBuf,
-    /// Continue training from this checkpoint (and its .adam.safetensors, when present)
+    /// Continue training from this checkpoint and the Adam state it names
     #[arg(long)]
     resume: Option<PathBuf>,
     /// With --resume: use this command's batch, learning rate and seed, not the checkpoint's
