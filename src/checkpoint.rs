@@ -39,7 +39,14 @@ pub fn to_bytes(tensors: &[(String, &Tensor)], metadata: &HashMap<String, String
 /// Reads every f32 tensor of a safetensors file's bytes; `path` names it in errors.
 pub fn from_bytes(bytes: &[u8], path: &str) -> Result<Checkpoint, CheckpointError> {
     let invalid = |problem: String| CheckpointError::Invalid { path: path.to_string(), problem };
-    let file = SafeTensors::deserialize(bytes).map_err(|e| invalid(format!("is not a safetensors file ({e})")))?;
+    let file = SafeTensors::deserialize(bytes).map_err(|e| {
+        // PyTorch's own format is a zip archive (or, before 1.6, a pickle).
+        if bytes.starts_with(b"PK\x03\x04") || bytes.starts_with(&[0x80]) {
+            invalid("is a PyTorch .pt file, not safetensors; in PyTorch, save the state_dict with safetensors.torch.save_file(model.state_dict(), \"model.safetensors\")".into())
+        } else {
+            invalid(format!("is not a safetensors file ({e}); octconv reads checkpoints written by octconv train or safetensors.torch.save_file"))
+        }
+    })?;
     let (_, header) = SafeTensors::read_metadata(bytes).map_err(|e| invalid(e.to_string()))?;
     let metadata = header.metadata().clone().unwrap_or_default();
     let mut tensors = Vec::new();

@@ -341,3 +341,37 @@ fn mnist_files_given_as_fashion_are_named() {
         &["holds MNIST's labels, not Fashion-MNIST's; use --dataset mnist"],
     );
 }
+
+/// Messages that used to mislead: a negative number read as a flag, a
+/// PyTorch file, a file where a folder belongs, a shader folder that is not
+/// there, and a shader error counted from common.wgsl's first line.
+#[test]
+fn misleading_messages_are_plain_now() {
+    fails_with(&["train", "--lr", "-1", "--device", "cpu"], &["--lr must be a positive number, got -1"]);
+    let dir = common::temp_dir("messages");
+    let pt = dir.join("model.pt");
+    std::fs::write(&pt, b"PK\x03\x04 a zip archive").unwrap();
+    fails_with(&["eval", "--model", pt.to_str().unwrap(), "--device", "cpu"], &["is a PyTorch .pt file", "save_file"]);
+    fails_with(
+        &["eval", "--model", SEED_CHECKPOINT, "--data", "Cargo.toml", "--device", "cpu", "--offline"],
+        &["Cargo.toml is a file; --data takes the folder"],
+    );
+    if common::gpu().is_none() {
+        return;
+    }
+    let run = |shaders: &Path| {
+        let out =
+            Command::new(env!("CARGO_BIN_EXE_octconv")).arg("check").env("OCTCONV_SHADERS", shaders).output().unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr))
+    };
+    let (code, text) = run(&dir.join("no-such-folder"));
+    assert!(
+        code != Some(0) && text.contains("OCTCONV_SHADERS is") && text.contains("a folder of .wgsl files"),
+        "{text}"
+    );
+    let pool = include_str!("../shaders/pool.wgsl").replacen("flat_index(id, groups)", "flat_index(id groups)", 1);
+    let line = pool.lines().position(|l| l.contains("flat_index(id groups)")).unwrap() + 1;
+    std::fs::write(dir.join("pool.wgsl"), pool).unwrap();
+    let (code, text) = run(&dir);
+    assert!(code != Some(0) && text.contains(&format!("pool.wgsl:{line}:")), "{text}");
+}

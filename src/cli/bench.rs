@@ -23,7 +23,7 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 5)]
     repeats: usize,
     /// The seed net's octave share (0: the plain CNN)
-    #[arg(long, default_value_t = SEED_ALPHA)]
+    #[arg(long, default_value_t = SEED_ALPHA, allow_negative_numbers = true)]
     alpha: f64,
     /// Also time one octave conv layer (64→64 channels, 56×56, batch 8) against the plain conv
     #[arg(long)]

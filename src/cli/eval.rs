@@ -17,7 +17,7 @@ pub struct EvalArgs {
     #[arg(long)]
     model: PathBuf,
     /// The net's octave share; by default the checkpoint's (a different one is refused)
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     alpha: Option<f64>,
     /// Examples per forward pass
     #[arg(long, default_value_t = 500)]

@@ -8,7 +8,7 @@ use octconv::nn::{checked_alpha, SeedNet, SEED_ALPHA};
 #[derive(Args, Debug)]
 pub struct FlopsArgs {
     /// Share of low-frequency channels inside the network (0: the plain CNN; the seed uses 0.5)
-    #[arg(long, default_value_t = SEED_ALPHA)]
+    #[arg(long, default_value_t = SEED_ALPHA, allow_negative_numbers = true)]
     alpha: f64,
 }
 

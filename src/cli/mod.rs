@@ -119,7 +119,7 @@ pub struct RecipeArgs {
     #[arg(long, default_value_t = 64)]
     batch: usize,
     /// Adam's learning rate
-    #[arg(long, default_value_t = 1e-3)]
+    #[arg(long, default_value_t = 1e-3, allow_negative_numbers = true)]
     lr: f32,
     /// Train on the first N training images only
     #[arg(long)]

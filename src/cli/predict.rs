@@ -21,7 +21,7 @@ pub struct PredictArgs {
     #[arg(required = true)]
     images: Vec<PathBuf>,
     /// The net's octave share; by default the checkpoint's (a different one is refused)
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     alpha: Option<f64>,
     #[arg(long, value_enum, default_value = "auto")]
     device: DeviceKind,

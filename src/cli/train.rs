@@ -27,7 +27,7 @@ pub struct TrainArgs {
     seed: u64,
     /// Share of low-frequency channels inside the net: 0 is the plain CNN, the seed uses 0.5
     /// (with --resume, the checkpoint's)
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     alpha: Option<f64>,
     /// Checkpoint to write (safetensors); the metrics CSV and curve SVG go beside it
     #[arg(long, default_value = "runs/mnist.safetensors")]

@@ -158,6 +158,13 @@ fn check_not_the_other_dataset(
 /// of Fashion-MNIST, or `dir` after fetching them.
 fn locate_or_fetch(kind: DatasetKind, dir: &Path, fetch: bool) -> Result<PathBuf, DataError> {
     let complete = |d: &Path| kind.files().iter().all(|f| existing(d, f.name).is_some());
+    if dir.is_file() {
+        return Err(DataError::Missing(format!(
+            "{} is a file; --data takes the folder that holds the four {} files",
+            dir.display(),
+            kind.label()
+        )));
+    }
     if complete(dir) {
         return Ok(dir.to_path_buf());
     }

@@ -3,6 +3,8 @@
 
 mod adapter;
 mod buffers;
+#[cfg(not(target_arch = "wasm32"))]
+mod diagnose;
 mod pipelines;
 mod tensor;
 mod timer;
@@ -10,6 +12,8 @@ mod timer;
 #[cfg(not(target_arch = "wasm32"))]
 pub use adapter::{adapter_summaries, tune_cache};
 pub use adapter::{AdapterChoice, AdapterSummary};
+#[cfg(not(target_arch = "wasm32"))]
+pub use diagnose::{diagnose, diagnose_with, Diagnostic};
 pub use pipelines::Pipeline;
 pub use tensor::GpuTensor;
 pub use timer::{Clock, PassTimer};
@@ -81,6 +85,17 @@ impl Gpu {
             .await
             .map_err(|e| GpuError::Device { adapter: info.name.clone(), message: e.to_string() })?;
         let (tiling, tiling_reason) = adapter::tiling_for(&info)?;
+        #[cfg(not(target_arch = "wasm32"))]
+        if let Ok(dir) = std::env::var("OCTCONV_SHADERS") {
+            // A folder that is not there would silently mean the built-in kernels.
+            if !std::path::Path::new(&dir).is_dir() {
+                return Err(GpuError::BadSetting {
+                    name: "OCTCONV_SHADERS",
+                    value: dir,
+                    expected: "a folder of .wgsl files (octconv lab --init DIR makes one)",
+                });
+            }
+        }
         Ok(Gpu {
             device,
             queue,

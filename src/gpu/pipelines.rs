@@ -42,12 +42,27 @@ impl Gpu {
             return Err(GpuError::Shader {
                 file: kernel.shader.name.to_string(),
                 entry: kernel.entry.to_string(),
-                message: error.to_string(),
+                message: self.located(kernel).unwrap_or_else(|| error.to_string()),
             });
         }
         let compiled = Arc::new(Pipeline { pipeline, layout });
         self.pipelines.lock().unwrap().insert(kernel.entry, compiled.clone());
         Ok(compiled)
+    }
+
+    /// The compile error of `kernel`'s shader as it is in use, located in
+    /// its own file (the device's message counts lines from common.wgsl's start).
+    fn located(&self, kernel: &Kernel) -> Option<String> {
+        #[cfg(not(target_arch = "wasm32"))]
+        {
+            let (common, text) = (self.shader_source(COMMON), self.shader_source(kernel.shader));
+            super::diagnose_with(&common, kernel.shader.name, &text, &[kernel.entry]).map(|d| d.to_string())
+        }
+        #[cfg(target_arch = "wasm32")]
+        {
+            let _ = kernel;
+            None
+        }
     }
 
     fn module(&self, shader: ShaderFile) -> wgpu::ShaderModule {

@@ -13,16 +13,15 @@
 //!
 //! A file that does not compile leaves the last good version in use.
 
-mod diagnose;
 mod gradient;
 mod sweep;
 mod training;
 
-pub use diagnose::{diagnose, Diagnostic};
+pub use crate::gpu::{diagnose, Diagnostic};
 pub use sweep::{sweep_specs, with_constant, Sweep, SweepSpec, Variant};
 pub use training::TrainComparison;
 
-use diagnose::diagnose_with;
+use crate::gpu::diagnose_with;
 use gradient::gpu_gradient_check;
 
 use std::collections::HashMap;

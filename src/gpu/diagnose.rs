@@ -35,7 +35,7 @@ pub fn diagnose(name: &str, text: &str, entries: &[&str]) -> Option<Diagnostic> 
 }
 
 /// `diagnose` with `prelude` as the text of common.wgsl.
-pub(super) fn diagnose_with(prelude: &str, name: &str, text: &str, entries: &[&str]) -> Option<Diagnostic> {
+pub fn diagnose_with(prelude: &str, name: &str, text: &str, entries: &[&str]) -> Option<Diagnostic> {
     let combined = format!("{prelude}\n{text}");
     // Lines before the file's first line: the prelude's, then the joining newline.
     let prelude_lines = prelude.matches('\n').count() + 1;
