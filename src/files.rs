@@ -32,6 +32,18 @@ mod native {
         written.map_err(|e| io("written", e))
     }
 
+    /// The file a request path names under `root` (a folder's index.html),
+    /// or None for anything that would climb out of it (`..`, a root, a prefix).
+    pub fn resolve_under(root: &Path, url_path: &str) -> Option<std::path::PathBuf> {
+        use std::path::Component;
+        let relative = Path::new(url_path.trim_start_matches('/'));
+        if relative.components().any(|c| !matches!(c, Component::Normal(_))) {
+            return None;
+        }
+        let path = root.join(relative);
+        Some(if path.is_dir() { path.join("index.html") } else { path })
+    }
+
     /// The bytes of a regular file of at most `limit` bytes: a device
     /// (/dev/zero), a FIFO or a folder is refused before reading, so a
     /// mistaken path can neither hang octconv nor fill its memory.
@@ -54,4 +66,4 @@ mod native {
 }
 
 #[cfg(not(target_arch = "wasm32"))]
-pub use native::{read_bounded, write_atomically};
+pub use native::{read_bounded, resolve_under, write_atomically};

@@ -1,6 +1,8 @@
 //! `octconv serve`: the web page on localhost, with the MNIST files at /data/.
 
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
+
+use octconv::files::resolve_under;
 use std::process::ExitCode;
 
 use clap::Args;
@@ -30,19 +32,6 @@ fn content_type(path: &Path) -> &'static str {
     }
 }
 
-/// The file a request path names under `root`, refusing anything that climbs out of it.
-fn resolve(root: &Path, url_path: &str) -> Option<PathBuf> {
-    let relative = Path::new(url_path.trim_start_matches('/'));
-    if relative.components().any(|c| !matches!(c, Component::Normal(_))) {
-        return None;
-    }
-    let path = root.join(relative);
-    if path.is_dir() {
-        Some(path.join("index.html"))
-    } else {
-        Some(path)
-    }
-}
 
 pub fn run(args: ServeArgs) -> Result<ExitCode, String> {
     if !args.web.join("pkg").join("octconv_bg.wasm").exists() {
@@ -83,8 +72,8 @@ const ECHO_LIMIT: usize = 200;
 fn answer(request: tiny_http::Request, web: &Path, data: &Path) {
     let url = request.url().split('?').next().unwrap_or("/").to_string();
     let file = match url.strip_prefix("/data/") {
-        Some(name) => resolve(data, name),
-        None => resolve(web, &url),
+        Some(name) => resolve_under(data, name),
+        None => resolve_under(web, &url),
     };
     let response = match file.and_then(|path| std::fs::read(&path).ok().map(|bytes| (path, bytes))) {
         Some((path, bytes)) => {

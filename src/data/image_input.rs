@@ -16,11 +16,22 @@ pub const MAX_DECODE_BYTES: u64 = 256 << 20;
 /// Reads `path` (PNG or JPEG, told by its content, not its name) as a 784-value input.
 pub fn load_digit(path: &Path) -> Result<Vec<f32>, DataError> {
     let name = path.display().to_string();
-    let invalid = |problem: String| DataError::Invalid { path: name.clone(), problem };
     let reader = ImageReader::open(path)
         .and_then(|r| r.with_guessed_format())
         .map_err(|source| DataError::Io { path: name.clone(), source })?;
-    let mut reader = reader;
+    decode_digit(reader, &name)
+}
+
+/// An image file's bytes as a 784-value input (`name` for messages).
+pub fn digit_from_bytes(bytes: &[u8], name: &str) -> Result<Vec<f32>, DataError> {
+    let reader = ImageReader::new(std::io::Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|source| DataError::Io { path: name.to_string(), source })?;
+    decode_digit(reader, name)
+}
+
+fn decode_digit<R: std::io::BufRead + std::io::Seek>(mut reader: ImageReader<R>, name: &str) -> Result<Vec<f32>, DataError> {
+    let invalid = |problem: String| DataError::Invalid { path: name.to_string(), problem };
     let mut limits = Limits::default();
     limits.max_image_width = Some(MAX_SIDE);
     limits.max_image_height = Some(MAX_SIDE);

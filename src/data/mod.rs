@@ -10,7 +10,7 @@ mod preprocess;
 
 pub use idx::{parse_idx, Idx};
 #[cfg(not(target_arch = "wasm32"))]
-pub use image_input::{digit_from_image, load_digit, MAX_DECODE_BYTES, MAX_SIDE};
+pub use image_input::{digit_from_bytes, digit_from_image, load_digit, MAX_DECODE_BYTES, MAX_SIDE};
 #[cfg(not(target_arch = "wasm32"))]
 pub use mnist::{load_split, DatasetKind, Split};
 pub use preprocess::to_mnist_input;
