@@ -375,3 +375,27 @@ fn misleading_messages_are_plain_now() {
     let (code, text) = run(&dir);
     assert!(code != Some(0) && text.contains(&format!("pool.wgsl:{line}:")), "{text}");
 }
+
+/// An Adam state whose step count is not what the checkpoint's epochs took,
+/// and a split without images, are each one sentence.
+#[test]
+fn a_foreign_adam_state_and_an_empty_split_are_named() {
+    let dir = common::temp_dir("foreign-adam");
+    common::write_mnist(&dir, &common::bars(32, 8));
+    let (data, out) = (dir.to_str().unwrap(), dir.join("m.safetensors"));
+    let out = out.to_str().unwrap();
+    let base = ["train", "--data", data, "--offline", "--device", "cpu", "--batch", "16", "--out", out];
+    let (code, _, stderr) = common::octconv(&[&base[..], &["--epochs", "1"]].concat());
+    assert_eq!(code, 0, "{stderr}");
+    // Another run's Adam state (3 steps, not 2) in the file the checkpoint names.
+    let adam = dir.join("m.adam-epoch1.safetensors");
+    let net = octconv::nn::SeedNet::new();
+    let mut state = octconv::checkpoint::load_optimizer(&adam, &net.params()).unwrap();
+    state.step = 3;
+    octconv::checkpoint::save_optimizer(&adam, &state).unwrap();
+    fails_with(&[&base[..], &["--epochs", "2", "--resume", out]].concat(), &["has taken 3 steps", "take 2"]);
+
+    let empty = common::temp_dir("empty-split");
+    common::write_mnist(&empty, &octconv::data::Dataset { images: vec![], labels: vec![] });
+    fails_with(&["train", "--data", empty.to_str().unwrap(), "--offline", "--device", "cpu"], &["holds no images"]);
+}

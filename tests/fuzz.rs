@@ -210,7 +210,9 @@ fn write_seed_corpus() {
     };
     write("checkpoint", "seed-adam", &octconv::checkpoint::optimizer_to_bytes(&state));
     for (format, name) in [(image::ImageFormat::Png, "seed.png"), (image::ImageFormat::Jpeg, "seed.jpg")] {
-        let img = image::GrayImage::from_fn(20, 20, |x, y| image::Luma([if (5..15).contains(&x) && y == 9 { 0 } else { 255 }]));
+        let img = image::GrayImage::from_fn(20, 20, |x, y| {
+            image::Luma([if (5..15).contains(&x) && y == 9 { 0 } else { 255 }])
+        });
         let mut bytes = std::io::Cursor::new(Vec::new());
         img.write_to(&mut bytes, format).unwrap();
         write("image", name, bytes.get_ref());

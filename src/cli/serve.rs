@@ -32,7 +32,6 @@ fn content_type(path: &Path) -> &'static str {
     }
 }
 
-
 pub fn run(args: ServeArgs) -> Result<ExitCode, String> {
     if !args.web.join("pkg").join("octconv_bg.wasm").exists() {
         return Err(format!("{} has no built page (pkg/octconv_bg.wasm); run web/build.sh first", args.web.display()));

@@ -56,6 +56,8 @@ struct Start {
     optimizer: Option<OptimizerState>,
     /// The checkpoint's recipe (`epochs=3 batch=64 lr=0.001 seed=1 adam`), when resuming.
     saved_recipe: Option<String>,
+    /// How many training images the checkpoint's run had (recorded since this version).
+    saved_images: Option<usize>,
 }
 
 /// What every epoch needs: the runner with both sets on its device, and names for messages.
@@ -80,6 +82,13 @@ pub fn run(args: TrainArgs) -> Result<ExitCode, String> {
         follow_saved_recipe(&mut recipe, saved, args.new_recipe);
     }
     recipe.batch = capped_batch(recipe.batch, train.len(), "training images");
+    // The steps Adam took are counted at the checkpoint's own batch size.
+    let saved_batch = start.saved_recipe.as_deref().and_then(|r| {
+        r.split_whitespace().find_map(|kv| kv.strip_prefix("batch=")).and_then(|b| b.parse::<usize>().ok())
+    });
+    if let (Some(state), Some(images), Some(batch)) = (&start.optimizer, start.saved_images, saved_batch) {
+        check_steps(state.step, start.first_epoch, images, batch, args.resume.as_deref())?;
+    }
     let device = args.run.device()?;
     let model = start.net.graph(recipe.batch, true).map_err(|e| e.to_string())?;
     let adam = AdamConfig { lr: recipe.lr, ..AdamConfig::default() };
@@ -164,6 +173,19 @@ fn follow_saved_recipe(recipe: &mut Recipe, saved: &str, keep_mine: bool) {
     }
 }
 
+/// Adam's step count must be what `epochs` epochs of `images` images at
+/// `batch` take: another count means the state belongs to another run.
+fn check_steps(step: u64, epochs: usize, images: usize, batch: usize, path: Option<&Path>) -> Result<(), String> {
+    let expected = (epochs * images.div_ceil(batch.max(1))) as u64;
+    if step == expected {
+        return Ok(());
+    }
+    let name = path.map_or_else(String::new, |p| p.display().to_string());
+    Err(format!(
+        "{name}: its Adam state has taken {step} steps, but {epochs} epochs of {images} images at batch {batch} take {expected}; it belongs to another run (move the Adam file away to restart its moments, or resume with the original --batch)"
+    ))
+}
+
 /// Fails with one sentence, before any training, when `out` cannot be written.
 fn check_writable(out: &Path) -> Result<(), String> {
     if out.is_dir() {
@@ -197,7 +219,7 @@ fn start(args: &TrainArgs, recipe: &Recipe) -> Result<Start, String> {
         let alpha = checked_alpha(args.alpha.unwrap_or(SEED_ALPHA)).map_err(|e| format!("--{e}"))?;
         let net = SeedNet::with_alpha(alpha);
         let params = ParamSet::init(&net.params(), recipe.seed);
-        return Ok(Start { net, params, first_epoch: 0, optimizer: None, saved_recipe: None });
+        return Ok(Start { net, params, first_epoch: 0, optimizer: None, saved_recipe: None, saved_images: None });
     };
     let name = path.display().to_string();
     let saved = checkpoint::load(path).map_err(|e| e.to_string())?;
@@ -212,7 +234,8 @@ fn start(args: &TrainArgs, recipe: &Recipe) -> Result<Start, String> {
             "{name} has already trained {first_epoch} epochs; pass --epochs above {first_epoch} to continue"
         ));
     }
-    Ok(Start { net, params, first_epoch, optimizer, saved_recipe: saved.metadata.get("recipe").cloned() })
+    let saved_images = saved.metadata.get("train_images").and_then(|n| n.parse().ok());
+    Ok(Start { net, params, first_epoch, optimizer, saved_recipe: saved.metadata.get("recipe").cloned(), saved_images })
 }
 
 /// The compiled runner with Adam's saved state, and both sets on its device
@@ -308,6 +331,7 @@ impl Session<'_> {
             ("model".to_string(), "octconv seed Octave MNIST net".to_string()),
             ("dataset".to_string(), self.dataset.to_string()),
             ("alpha".to_string(), self.alpha.to_string()),
+            ("train_images".to_string(), self.train.len.to_string()),
             ("epoch".to_string(), report.epoch.to_string()),
             ("test_accuracy".to_string(), format!("{:.4}", report.test_accuracy)),
             (

@@ -30,7 +30,10 @@ pub fn digit_from_bytes(bytes: &[u8], name: &str) -> Result<Vec<f32>, DataError>
     decode_digit(reader, name)
 }
 
-fn decode_digit<R: std::io::BufRead + std::io::Seek>(mut reader: ImageReader<R>, name: &str) -> Result<Vec<f32>, DataError> {
+fn decode_digit<R: std::io::BufRead + std::io::Seek>(
+    mut reader: ImageReader<R>,
+    name: &str,
+) -> Result<Vec<f32>, DataError> {
     let invalid = |problem: String| DataError::Invalid { path: name.to_string(), problem };
     let mut limits = Limits::default();
     limits.max_image_width = Some(MAX_SIDE);

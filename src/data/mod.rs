@@ -48,6 +48,9 @@ impl Dataset {
         if labels.dims.len() != 1 {
             return Err(invalid(names[1], format!("expected a list of labels, found dimensions {:?}", labels.dims)));
         }
+        if images.dims[0] == 0 {
+            return Err(invalid(names[0], "holds no images; a split needs at least one".into()));
+        }
         if images.dims[0] != labels.dims[0] {
             return Err(invalid(
                 names[1],
