@@ -103,7 +103,7 @@ impl Checkpoint {
             let tensor = self
                 .params
                 .get(&spec.name)
-                .ok_or_else(|| invalid(format!("has no tensor {}; it is not a checkpoint of this model", spec.name)))?;
+                .ok_or_else(|| invalid(format!("has no tensor {}; it is not a checkpoint of this model: give one written by octconv train (or a state_dict of the seed net)", spec.name)))?;
             if tensor.shape != spec.shape {
                 return Err(invalid(format!(
                     "has {} of shape {:?}, but the model needs {:?}; it is a checkpoint of another model",
@@ -113,7 +113,9 @@ impl Checkpoint {
             tensors.push((spec.name.clone(), tensor.clone()));
         }
         if let Some((extra, _)) = self.params.tensors.iter().find(|(n, _)| !specs.iter().any(|s| &s.name == n)) {
-            return Err(invalid(format!("has tensor {extra}, which this model does not have")));
+            return Err(invalid(format!(
+                "has tensor {extra}, which this model does not have; it is a checkpoint of another model"
+            )));
         }
         let params = ParamSet { tensors };
         if let Some(name) = params.first_non_finite() {
@@ -148,7 +150,7 @@ pub fn optimizer_from_bytes(bytes: &[u8], specs: &[ParamSpec], path: &str) -> Re
             let name = format!("{}.{suffix}", spec.name);
             match file.params.get(&name) {
                 Some(t) if t.shape == spec.shape => Ok(t.clone()),
-                _ => Err(invalid(format!("has no {name} of shape {:?}", spec.shape))),
+                _ => Err(invalid(format!("has no {name} of shape {:?}; it is not this model's Adam state (move it away to restart Adam's moments)", spec.shape))),
             }
         };
         let (m, v) = (get("exp_avg")?, get("exp_avg_sq")?);

@@ -145,7 +145,7 @@ fn once(checker: &mut Checker, args: &LabArgs) -> Result<ExitCode, String> {
     let mut reports = Vec::new();
     for (name, text) in shader_files(&args.dir) {
         let Some(text) = text else {
-            return Err(format!("{}: cannot be read as text", args.dir.join(&name).display()));
+            return Err(format!("{}: cannot be read as text; save it as UTF-8", args.dir.join(&name).display()));
         };
         if args.all || checker.lab.changed(&name, &text) {
             reports.push(checker.check(&name, &text));

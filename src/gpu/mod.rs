@@ -28,7 +28,7 @@ use crate::ops::{Launch, Op, ShapeError, Tiling};
 pub enum GpuError {
     #[error("no GPU adapter found{0}; install a Vulkan, Metal, DX12 or GL driver (mesa-vulkan-drivers gives a software one) or use the CPU device")]
     NoAdapter(String),
-    #[error("the adapter {adapter} refused to create a device: {message}")]
+    #[error("the adapter {adapter} refused to create a device: {message}; choose another with --adapter, or use --device cpu")]
     Device { adapter: String, message: String },
     #[error("shader {file}, entry point {entry}, does not compile: {message}")]
     Shader { file: String, entry: String, message: String },
@@ -40,9 +40,9 @@ pub enum GpuError {
     DataTooLarge { what: String, bytes: u64, limit: u64 },
     #[error("{name} is \"{value}\"; set it to {expected}, or unset it")]
     BadSetting { name: &'static str, value: String, expected: &'static str },
-    #[error("{context}: the device reported {message}")]
+    #[error("{context}: the device reported {message} (octconv's fault, not yours: `octconv check` shows whether this adapter runs every kernel)")]
     Validation { context: String, message: String },
-    #[error("reading a result back from the GPU failed: {0}")]
+    #[error("reading a result back from the GPU failed: {0}; run again, or use --device cpu")]
     Readback(String),
     #[error("the device did not finish within {0:?}: a kernel that never returns? (the device may need a restart)")]
     Timeout(std::time::Duration),
