@@ -309,11 +309,20 @@ fn a_slow_client_does_not_stop_serve() {
     other.write_all(format!("GET /{long} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes()).unwrap();
     let mut reply = String::new();
     let read = other.read_to_string(&mut reply);
+    // A client that connects and sends nothing holds only its own connection,
+    // and a request head over 8 KiB is refused rather than read on.
+    let _silent = connect();
+    let mut huge = connect();
+    huge.set_read_timeout(Some(std::time::Duration::from_secs(5))).unwrap();
+    let _ = huge.write_all(format!("GET /{} HTTP/1.1\r\n\r\n", "b".repeat(20_000)).as_bytes());
+    let mut refused = String::new();
+    let _ = huge.read_to_string(&mut refused);
     server.kill().unwrap();
     let _ = server.wait();
     drop(slow);
     assert!(read.is_ok(), "the second client got no answer while the first was not reading: {read:?}");
     assert!(reply.starts_with("HTTP/1.1 404") && reply.len() < 2000, "{}", &reply[..reply.len().min(300)]);
+    assert!(refused.starts_with("HTTP/1.1 431"), "{}", &refused[..refused.len().min(300)]);
 }
 
 /// MNIST's files read as Fashion-MNIST are named as MNIST's (their checksums
