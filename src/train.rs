@@ -108,7 +108,9 @@ pub async fn predictions(runner: &mut dyn Program, data: DeviceData) -> Result<V
 
 /// Trains epoch `epoch` on `data` (already on the runner's device), calling
 /// `progress(samples done, running metrics)` every `report_every` steps and at
-/// the end (the only read-backs); returns the epoch's metrics.
+/// the end (the only read-backs); returns the epoch's metrics. An epoch whose
+/// running loss stops being a finite number ends at that report: the caller
+/// finds the NaN in the metrics, and no more steps are spent on it.
 pub async fn train_epoch(
     runner: &mut dyn Program,
     data: DeviceData,
@@ -123,7 +125,11 @@ pub async fn train_epoch(
         cursor.step(runner);
         steps += 1;
         if steps % report_every == 0 || cursor.epoch_done() {
-            progress(cursor.position, runner.metrics().await?);
+            let metrics = runner.metrics().await?;
+            progress(cursor.position, metrics);
+            if !metrics.loss().is_finite() {
+                return Ok(metrics);
+            }
         }
     }
     runner.metrics().await

@@ -287,9 +287,11 @@ impl Session<'_> {
         if !metrics.loss().is_finite() {
             let lr = self.recipe.lr;
             return Err(format!(
-                "training diverged in epoch {}: the training loss became {} (Adam's learning rate {lr} is likely too large; try --lr {}); nothing of this epoch was saved",
+                "training diverged in epoch {}: the training loss became {} by example {} of {} (Adam's learning rate {lr} is likely too large; try --lr {}); nothing of this epoch was saved",
                 epoch + 1,
                 metrics.loss(),
+                metrics.samples,
+                self.train.len,
                 lr / 10.0
             ));
         }
