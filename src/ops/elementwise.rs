@@ -133,10 +133,6 @@ impl OpDef for ReluBackward {
         inputs[0].data.iter().zip(&inputs[1].data).map(|(&x, &g)| if x > 0.0 { g } else { 0.0 }).collect()
     }
 
-    fn cpu_fast(&self, inputs: &[&Tensor], output: &[usize]) -> Vec<f32> {
-        self.cpu(inputs, output)
-    }
-
     fn launch(&self, _inputs: &[&[usize]], output: &[usize], _tiling: Tiling) -> Option<Launch> {
         Some(Launch::new(&RELU_BACKWARD, &count(output), numel(output)))
     }
@@ -166,10 +162,6 @@ impl OpDef for Add {
 
     fn cpu(&self, inputs: &[&Tensor], _output: &[usize]) -> Vec<f32> {
         add(inputs[0], inputs[1])
-    }
-
-    fn cpu_fast(&self, inputs: &[&Tensor], output: &[usize]) -> Vec<f32> {
-        self.cpu(inputs, output)
     }
 
     fn launch(&self, _inputs: &[&[usize]], output: &[usize], _tiling: Tiling) -> Option<Launch> {

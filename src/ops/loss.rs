@@ -101,10 +101,6 @@ impl OpDef for CrossEntropy {
         vec![cross_entropy(inputs[0], inputs[1])]
     }
 
-    fn cpu_fast(&self, inputs: &[&Tensor], output: &[usize]) -> Vec<f32> {
-        self.cpu(inputs, output)
-    }
-
     fn launch(&self, inputs: &[&[usize]], _output: &[usize], _tiling: Tiling) -> Option<Launch> {
         // One workgroup reduces the whole batch.
         Some(Launch::new(&CROSS_ENTROPY_FORWARD, &loss_params(inputs[0]), WORKGROUP_SIZE as usize))
@@ -152,10 +148,6 @@ impl OpDef for CrossEntropyBackward {
         dz
     }
 
-    fn cpu_fast(&self, inputs: &[&Tensor], output: &[usize]) -> Vec<f32> {
-        self.cpu(inputs, output)
-    }
-
     fn launch(&self, inputs: &[&[usize]], _output: &[usize], _tiling: Tiling) -> Option<Launch> {
         Some(Launch::new(&CROSS_ENTROPY_BACKWARD, &loss_params(inputs[0]), inputs[0][0]))
     }
@@ -184,10 +176,6 @@ impl OpDef for Argmax {
 
     fn cpu(&self, inputs: &[&Tensor], _output: &[usize]) -> Vec<f32> {
         argmax(inputs[0])
-    }
-
-    fn cpu_fast(&self, inputs: &[&Tensor], output: &[usize]) -> Vec<f32> {
-        self.cpu(inputs, output)
     }
 
     fn launch(&self, inputs: &[&[usize]], _output: &[usize], _tiling: Tiling) -> Option<Launch> {

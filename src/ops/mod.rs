@@ -64,7 +64,9 @@ pub trait OpDef {
     /// The CPU twin: plain loops, written to be obviously right.
     fn cpu(&self, inputs: &[&Tensor], output: &[usize]) -> Vec<f32>;
     /// The CPU device's version (GEMM, threads) where it pays, else the twin.
-    fn cpu_fast(&self, inputs: &[&Tensor], output: &[usize]) -> Vec<f32>;
+    fn cpu_fast(&self, inputs: &[&Tensor], output: &[usize]) -> Vec<f32> {
+        self.cpu(inputs, output)
+    }
     /// The kernel launch, with the heavy kernels in `tiling`'s variant, or
     /// None for ops that move no data.
     fn launch(&self, inputs: &[&[usize]], output: &[usize], tiling: Tiling) -> Option<Launch>;

@@ -110,12 +110,9 @@ impl OpDef for AvgPool2 {
         Ok(vec![g.apply(0, AvgPool2Backward { input_size }, &[dy])?])
     }
 
+    /// Also the CPU device's version: on quarter-size maps only (the H→L path).
     fn cpu(&self, inputs: &[&Tensor], output: &[usize]) -> Vec<f32> {
         pool(inputs[0], output, |w| 0.25 * (w[0] + w[1] + w[2] + w[3]))
-    }
-
-    fn cpu_fast(&self, inputs: &[&Tensor], output: &[usize]) -> Vec<f32> {
-        self.cpu(inputs, output) // on quarter-size maps only (the H→L path)
     }
 
     fn launch(&self, inputs: &[&[usize]], output: &[usize], _tiling: Tiling) -> Option<Launch> {
@@ -166,10 +163,6 @@ impl OpDef for AvgPool2Backward {
             }
         }
         dx
-    }
-
-    fn cpu_fast(&self, inputs: &[&Tensor], output: &[usize]) -> Vec<f32> {
-        self.cpu(inputs, output)
     }
 
     fn launch(&self, inputs: &[&[usize]], output: &[usize], _tiling: Tiling) -> Option<Launch> {
@@ -267,10 +260,6 @@ impl OpDef for MaxPool2Backward {
             }
         }
         dx
-    }
-
-    fn cpu_fast(&self, inputs: &[&Tensor], output: &[usize]) -> Vec<f32> {
-        self.cpu(inputs, output)
     }
 
     fn launch(&self, inputs: &[&[usize]], output: &[usize], _tiling: Tiling) -> Option<Launch> {

@@ -57,6 +57,7 @@ impl OpDef for ChannelSum {
     }
 
     /// sums[c] = Σ over every axis but axis 1 of x[n, c, ...]
+    /// Also the CPU device's version: one pass over dy is cheap next to the convolutions.
     fn cpu(&self, inputs: &[&Tensor], _output: &[usize]) -> Vec<f32> {
         let x = inputs[0];
         let channels = x.shape[1];
@@ -66,10 +67,6 @@ impl OpDef for ChannelSum {
             sums[row % channels] += chunk.iter().sum::<f32>();
         }
         sums
-    }
-
-    fn cpu_fast(&self, inputs: &[&Tensor], output: &[usize]) -> Vec<f32> {
-        self.cpu(inputs, output) // one pass over dy: cheap next to the convolutions
     }
 
     fn launch(&self, inputs: &[&[usize]], _output: &[usize], _tiling: Tiling) -> Option<Launch> {

@@ -45,10 +45,6 @@ impl OpDef for Reshape {
         inputs[0].data.clone()
     }
 
-    fn cpu_fast(&self, inputs: &[&Tensor], output: &[usize]) -> Vec<f32> {
-        self.cpu(inputs, output)
-    }
-
     fn launch(&self, _inputs: &[&[usize]], _output: &[usize], _tiling: Tiling) -> Option<Launch> {
         None
     }

@@ -101,12 +101,9 @@ impl OpDef for Upsample2 {
         Ok(vec![g.apply(0, Upsample2Backward, &[dy])?])
     }
 
+    /// Also the CPU device's version: the net uses AddUpsampled2 instead.
     fn cpu(&self, inputs: &[&Tensor], output: &[usize]) -> Vec<f32> {
         upsample2(inputs[0], output)
-    }
-
-    fn cpu_fast(&self, inputs: &[&Tensor], output: &[usize]) -> Vec<f32> {
-        self.cpu(inputs, output) // the net uses AddUpsampled2 instead
     }
 
     fn launch(&self, inputs: &[&[usize]], output: &[usize], _tiling: Tiling) -> Option<Launch> {
@@ -151,10 +148,6 @@ impl OpDef for Upsample2Backward {
             }
         }
         dx
-    }
-
-    fn cpu_fast(&self, inputs: &[&Tensor], output: &[usize]) -> Vec<f32> {
-        self.cpu(inputs, output)
     }
 
     fn launch(&self, _inputs: &[&[usize]], output: &[usize], _tiling: Tiling) -> Option<Launch> {
