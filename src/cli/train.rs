@@ -54,10 +54,29 @@ struct Start {
     params: ParamSet,
     first_epoch: usize,
     optimizer: Option<OptimizerState>,
-    /// The checkpoint's recipe (`epochs=3 batch=64 lr=0.001 seed=1 adam`), when resuming.
-    saved_recipe: Option<String>,
+    /// The checkpoint's recipe, when resuming.
+    saved_recipe: Option<SavedRecipe>,
     /// How many training images the checkpoint's run had (recorded since this version).
     saved_images: Option<usize>,
+}
+
+/// What a checkpoint's `recipe` metadata (`epochs=3 batch=64 lr=0.001 seed=1
+/// adam`) says; a value it lacks or cannot parse is None.
+struct SavedRecipe {
+    batch: Option<usize>,
+    lr: Option<f32>,
+    seed: Option<u64>,
+}
+
+impl SavedRecipe {
+    fn parse(text: &str) -> Self {
+        let value = |key: &str| text.split_whitespace().find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='));
+        SavedRecipe {
+            batch: value("batch").and_then(|v| v.parse().ok()),
+            lr: value("lr").and_then(|v| v.parse().ok()),
+            seed: value("seed").and_then(|v| v.parse().ok()),
+        }
+    }
 }
 
 /// What every epoch needs: the runner with both sets on its device, and names for messages.
@@ -83,9 +102,7 @@ pub fn run(args: TrainArgs) -> Result<ExitCode, String> {
     }
     recipe.batch = capped_batch(recipe.batch, train.len(), "training images");
     // The steps Adam took are counted at the checkpoint's own batch size.
-    let saved_batch = start.saved_recipe.as_deref().and_then(|r| {
-        r.split_whitespace().find_map(|kv| kv.strip_prefix("batch=")).and_then(|b| b.parse::<usize>().ok())
-    });
+    let saved_batch = start.saved_recipe.as_ref().and_then(|r| r.batch);
     if let (Some(state), Some(images), Some(batch)) = (&start.optimizer, start.saved_images, saved_batch) {
         check_steps(state.step, start.first_epoch, images, batch, args.resume.as_deref())?;
     }
@@ -137,27 +154,21 @@ pub fn run(args: TrainArgs) -> Result<ExitCode, String> {
 /// A resumed run continues with the checkpoint's batch, learning rate and
 /// seed (the seed picks each epoch's shuffle) unless told otherwise; it says
 /// what differs either way.
-fn follow_saved_recipe(recipe: &mut Recipe, saved: &str, keep_mine: bool) {
-    let value = |key: &str| saved.split_whitespace().find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='));
-    let (batch, lr, seed) = (
-        value("batch").and_then(|v| v.parse().ok()),
-        value("lr").and_then(|v| v.parse().ok()),
-        value("seed").and_then(|v| v.parse().ok()),
-    );
+fn follow_saved_recipe(recipe: &mut Recipe, saved: &SavedRecipe, keep_mine: bool) {
     let mut differences = Vec::new();
-    if let Some(batch) = batch.filter(|&b: &usize| b != recipe.batch) {
+    if let Some(batch) = saved.batch.filter(|&b| b != recipe.batch) {
         differences.push(format!("batch {batch} (this command: {})", recipe.batch));
         if !keep_mine {
             recipe.batch = batch;
         }
     }
-    if let Some(lr) = lr.filter(|&l: &f32| l != recipe.lr) {
+    if let Some(lr) = saved.lr.filter(|&l| l != recipe.lr) {
         differences.push(format!("lr {lr} (this command: {})", recipe.lr));
         if !keep_mine {
             recipe.lr = lr;
         }
     }
-    if let Some(seed) = seed.filter(|&s: &u64| s != recipe.seed) {
+    if let Some(seed) = saved.seed.filter(|&s| s != recipe.seed) {
         differences.push(format!("seed {seed} (this command: {})", recipe.seed));
         if !keep_mine {
             recipe.seed = seed;
@@ -235,7 +246,8 @@ fn start(args: &TrainArgs, recipe: &Recipe) -> Result<Start, String> {
         ));
     }
     let saved_images = saved.metadata.get("train_images").and_then(|n| n.parse().ok());
-    Ok(Start { net, params, first_epoch, optimizer, saved_recipe: saved.metadata.get("recipe").cloned(), saved_images })
+    let saved_recipe = saved.metadata.get("recipe").map(|text| SavedRecipe::parse(text));
+    Ok(Start { net, params, first_epoch, optimizer, saved_recipe, saved_images })
 }
 
 /// The compiled runner with Adam's saved state, and both sets on its device
