@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use clap::Args;
 use octconv::data::{Dataset, PIXELS};
-use octconv::exec::{Device, DispatchTime, Program, Runner};
+use octconv::exec::{median, Device, DispatchTime, Program, Runner};
 use octconv::gpu::Gpu;
 use octconv::graph::Graph;
 use octconv::nn::{checked_alpha, Branches, Linear, OctaveConv, ParamSet, ParamSpec, SeedNet, TrainGraph, SEED_ALPHA};
@@ -35,11 +35,6 @@ pub struct BenchArgs {
     device: DeviceKind,
     #[command(flatten)]
     adapter: AdapterArgs,
-}
-
-fn median(mut samples: Vec<f64>) -> f64 {
-    samples.sort_by(f64::total_cmp);
-    samples[samples.len() / 2]
 }
 
 /// Median seconds of `f`, after one warm-up call.

@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use clap::Args;
 use octconv::data::{Dataset, Split};
-use octconv::exec::{self, Device, ExecError, Program};
+use octconv::exec::{self, median, Device, ExecError, Program};
 use octconv::files;
 use octconv::nn::{checked_alpha, ParamSet, SeedNet};
 use octconv::optim::AdamConfig;
@@ -275,11 +275,6 @@ fn finished_run(path: &Path, recipe_json: &Value) -> Option<RunResult> {
         test_accuracy: record["test_accuracy"].as_f64()?,
         seconds: record["seconds"].as_f64()?,
     })
-}
-
-fn median(mut samples: Vec<f64>) -> f64 {
-    samples.sort_by(f64::total_cmp);
-    samples[samples.len() / 2]
 }
 
 /// Mean and sample standard deviation (0 for a single value).

@@ -54,13 +54,7 @@ pub fn run(args: TuneArgs) -> Result<ExitCode, String> {
             clock = used;
         }
     }
-    let medians: Vec<f64> = samples
-        .into_iter()
-        .map(|mut s| {
-            s.sort_by(f64::total_cmp);
-            s[s.len() / 2]
-        })
-        .collect();
+    let medians: Vec<f64> = samples.into_iter().map(exec::median).collect();
     for (tiling, seconds) in variants.iter().zip(&medians) {
         println!("  {:<10} {:>9.2} ms per training step ({})", tiling.name(), seconds * 1e3, clock.name());
     }

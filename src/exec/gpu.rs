@@ -203,9 +203,8 @@ impl GpuProgram {
                 Clock::Wall
             }
         };
-        let times = dispatches.iter().zip(samples).map(|(d, mut s)| {
-            s.sort_by(f64::total_cmp);
-            let seconds = s.get(s.len() / 2).copied().unwrap_or(f64::NAN);
+        let times = dispatches.iter().zip(samples).map(|(d, s)| {
+            let seconds = super::median(s);
             DispatchTime { kernel: d.launch.kernel.entry, node: d.label.clone(), seconds, flops: d.flops }
         });
         (times.collect(), clock)
@@ -233,8 +232,7 @@ impl GpuProgram {
             self.gpu.queue.submit([encoder.finish()]);
             samples.push(pollster::block_on(timer.seconds(&self.gpu)).ok()?[0]);
         }
-        samples.sort_by(f64::total_cmp);
-        Some(samples[samples.len() / 2])
+        Some(super::median(samples))
     }
 
     /// Copies `data` to the GPU once (bytes, four to a word), with its gather dispatch.
@@ -378,13 +376,12 @@ impl Program for GpuProgram {
 
 /// Median seconds of `repeats` (at least one) runs of `f`.
 fn median_seconds(repeats: usize, mut f: impl FnMut()) -> f64 {
-    let mut samples: Vec<f64> = (0..repeats.max(1))
+    let samples = (0..repeats.max(1))
         .map(|_| {
             let start = crate::exec::now();
             f();
             crate::exec::now() - start
         })
         .collect();
-    samples.sort_by(f64::total_cmp);
-    samples[samples.len() / 2]
+    super::median(samples)
 }

@@ -138,6 +138,13 @@ pub async fn compile(
     })
 }
 
+/// The middle of timing samples (the upper middle for an even count; NaN
+/// for none): robust to the odd slow run a busy machine adds.
+pub fn median(mut samples: Vec<f64>) -> f64 {
+    samples.sort_by(f64::total_cmp);
+    samples.get(samples.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
 /// Seconds since an arbitrary start, for timing on native and in the browser.
 pub fn now() -> f64 {
     #[cfg(not(target_arch = "wasm32"))]

@@ -60,9 +60,8 @@ impl Gpu {
                 samples.push(seconds);
             }
         }
-        samples.sort_by(f64::total_cmp);
         let clock = if timer.is_some() { Clock::Gpu } else { Clock::Wall };
-        Ok((samples[samples.len() / 2], clock))
+        Ok((crate::exec::median(samples), clock))
     }
 
     /// A storage buffer for `len` f32 values (at least one, as wgpu wants).
