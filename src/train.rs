@@ -87,6 +87,23 @@ where
     Ok(())
 }
 
+/// Wall seconds per training step of `steps` steps run back to back from the
+/// start of `data`'s order (as an epoch runs them), with one wait at the end.
+pub async fn seconds_per_step(
+    runner: &mut dyn Program,
+    data: DeviceData,
+    batch: usize,
+    steps: usize,
+) -> Result<f64, ExecError> {
+    let start = crate::exec::now();
+    for k in 0..steps {
+        runner.select_batch(data, k * batch);
+        runner.train_step();
+    }
+    runner.metrics().await?; // waits for the device
+    Ok((crate::exec::now() - start) / steps as f64)
+}
+
 /// Evaluates every example of `data` in batches; the last batch is padded.
 pub async fn evaluate(runner: &mut dyn Program, data: DeviceData) -> Result<Metrics, ExecError> {
     runner.reset_metrics();

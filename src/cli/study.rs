@@ -15,7 +15,7 @@ use octconv::exec::{self, median, Device, ExecError, Program};
 use octconv::files;
 use octconv::nn::{checked_alpha, ParamSet, SeedNet};
 use octconv::optim::AdamConfig;
-use octconv::train::{evaluate, train_epoch, Recipe};
+use octconv::train::{evaluate, seconds_per_step, train_epoch, Recipe};
 use serde_json::{json, Value};
 
 use super::plot::{self, StudyPoint};
@@ -149,13 +149,7 @@ fn step_times(
         runners.push(runner);
     }
     let time_steps = |(runner, data): &mut (exec::Runner, exec::DeviceData)| -> Result<f64, String> {
-        let start = Instant::now();
-        for k in 0..STEPS {
-            runner.select_batch(*data, k * batch);
-            runner.train_step();
-        }
-        pollster::block_on(runner.metrics()).map_err(|e| e.to_string())?; // waits for the device
-        Ok(start.elapsed().as_secs_f64() / STEPS as f64)
+        pollster::block_on(seconds_per_step(runner.as_mut(), *data, batch, STEPS)).map_err(|e| e.to_string())
     };
     for runner in &mut runners {
         time_steps(runner)?; // warm-up

@@ -4,7 +4,6 @@
 
 use std::process::ExitCode;
 use std::rc::Rc;
-use std::time::Instant;
 
 use clap::Args;
 use octconv::data::{Dataset, PIXELS};
@@ -13,6 +12,7 @@ use octconv::gpu::{tune_cache, Clock, Gpu};
 use octconv::nn::{ParamSet, SeedNet};
 use octconv::ops::Tiling;
 use octconv::optim::AdamConfig;
+use octconv::train::seconds_per_step;
 
 use super::AdapterArgs;
 
@@ -93,11 +93,6 @@ fn step_seconds(runner: &mut Runner, data: exec::DeviceData) -> Result<(f64, Clo
     if let Some(seconds) = program.step_gpu_seconds(STEPS) {
         return Ok((seconds, Clock::Gpu));
     }
-    let start = Instant::now();
-    for k in 0..STEPS {
-        runner.select_batch(data, 64 * k);
-        runner.train_step();
-    }
-    pollster::block_on(runner.metrics()).map_err(|e| e.to_string())?;
-    Ok((start.elapsed().as_secs_f64() / STEPS as f64, Clock::Wall))
+    let seconds = pollster::block_on(seconds_per_step(runner.as_mut(), data, 64, STEPS)).map_err(|e| e.to_string())?;
+    Ok((seconds, Clock::Wall))
 }
