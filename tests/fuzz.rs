@@ -1,11 +1,13 @@
-//! Mutation fuzzing on stable Rust: the IDX reader, the checkpoint loader,
-//! image preparation and `serve`'s path resolution get byte-mutated copies of
-//! the seeds in `tests/fuzz/<target>/` and must neither panic nor allocate
-//! without bound (a counting allocator checks each input's peak). A case that
-//! fails is written next to the seeds as `found-<hash>` and kept.
+//! The fuzz targets' bounded run in the suite, on stable Rust. The targets
+//! (`tests/fuzz/targets.rs`: the IDX reader, the checkpoint loader, image
+//! preparation, `serve`'s request handling) are fuzzed for real with
+//! cargo-fuzz (`tests/fuzz/Cargo.toml`, nightly); here every kept input
+//! (`tests/fuzz/corpus/<target>/`, `tests/fuzz/artifacts/<target>/`) is run
+//! again, then byte-mutated copies of them, and each must neither panic nor
+//! allocate without bound (a counting allocator checks each input's peak).
+//! A case that fails is kept in `artifacts/<target>/` as `found-<hash>`.
 //!
-//! In the suite each target runs `OCTCONV_FUZZ_SECONDS` (default 2) seconds;
-//! long runs: `OCTCONV_FUZZ_SECONDS=600 cargo test --release --test fuzz`.
+//! Each target runs `OCTCONV_FUZZ_SECONDS` (default 2) seconds.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -14,6 +16,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use rand::{Rng, SeedableRng};
+
+#[path = "fuzz/targets.rs"]
+mod targets;
 
 /// Bytes allocated now and the most at once since the last reset, for the thread-shared process.
 struct Counting;
@@ -43,14 +48,19 @@ fn seconds() -> u64 {
     std::env::var("OCTCONV_FUZZ_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(2)
 }
 
-fn corpus_dir(target: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fuzz").join(target)
+fn fuzz_dir(kind: &str, target: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fuzz").join(kind).join(target)
 }
 
+/// The target's seeds and minimised corpus, then the cases fuzzing found.
 fn corpus(target: &str) -> Vec<Vec<u8>> {
-    let mut files: Vec<PathBuf> =
-        std::fs::read_dir(corpus_dir(target)).expect("a seed corpus").flatten().map(|e| e.path()).collect();
+    let mut files: Vec<PathBuf> = ["corpus", "artifacts"]
+        .iter()
+        .filter_map(|kind| std::fs::read_dir(fuzz_dir(kind, target)).ok())
+        .flat_map(|dir| dir.flatten().map(|e| e.path()))
+        .collect();
     files.sort();
+    assert!(!files.is_empty(), "no corpus for {target} in tests/fuzz/corpus/{target}");
     files.iter().map(|p| std::fs::read(p).unwrap()).collect()
 }
 
@@ -120,7 +130,9 @@ fn fuzz(name: &str, target: impl Fn(&[u8])) -> usize {
         let grew = PEAK.load(Ordering::Relaxed).saturating_sub(before);
         if outcome.is_err() || grew > ALLOCATION_BOUND {
             let hash = input.iter().fold(0xcbf29ce484222325u64, |h, &b| (h ^ b as u64).wrapping_mul(0x100000001b3));
-            let path = corpus_dir(name).join(format!("found-{hash:016x}"));
+            let dir = fuzz_dir("artifacts", name);
+            std::fs::create_dir_all(&dir).unwrap();
+            let path = dir.join(format!("found-{hash:016x}"));
             std::fs::write(&path, &input).unwrap();
             let what = if outcome.is_err() { "panicked".to_string() } else { format!("allocated {grew} bytes") };
             panic!("{name}: {what} on {} (kept as {})", input.len(), path.display());
@@ -133,47 +145,22 @@ fn fuzz(name: &str, target: impl Fn(&[u8])) -> usize {
 
 #[test]
 fn idx_reader() {
-    let runs = fuzz("idx", |bytes| {
-        let _ = octconv::data::parse_idx(bytes, "fuzz");
-    });
-    assert!(runs > 0);
+    assert!(fuzz("idx", targets::idx) > 0);
 }
 
 #[test]
 fn checkpoint_loader() {
-    let specs = vec![
-        octconv::nn::ParamSpec { name: "w".into(), shape: vec![2, 3], fan_in: 3 },
-        octconv::nn::ParamSpec { name: "b".into(), shape: vec![2], fan_in: 3 },
-    ];
-    let runs = fuzz("checkpoint", |bytes| {
-        if let Ok(checkpoint) = octconv::checkpoint::from_bytes(bytes, "fuzz") {
-            let _ = checkpoint.params_for(&specs, "fuzz");
-            let _ = checkpoint.alpha("fuzz");
-        }
-        let _ = octconv::checkpoint::optimizer_from_bytes(bytes, &specs, "fuzz");
-    });
-    assert!(runs > 0);
+    assert!(fuzz("checkpoint", targets::checkpoint) > 0);
 }
 
 #[test]
 fn image_preparation() {
-    let runs = fuzz("image", |bytes| {
-        let _ = octconv::data::digit_from_bytes(bytes, "fuzz");
-    });
-    assert!(runs > 0);
+    assert!(fuzz("image", targets::image) > 0);
 }
 
 #[test]
-fn serve_paths() {
-    let root = std::env::temp_dir().join(format!("octconv-fuzz-root-{}", std::process::id()));
-    std::fs::create_dir_all(root.join("pkg")).unwrap();
-    let runs = fuzz("serve", |bytes| {
-        let url = String::from_utf8_lossy(bytes);
-        if let Some(path) = octconv::files::resolve_under(&root, &url) {
-            assert!(path.starts_with(&root), "{url:?} resolved outside the root: {}", path.display());
-        }
-    });
-    assert!(runs > 0);
+fn serve_request() {
+    assert!(fuzz("serve_request", targets::serve_request) > 0);
 }
 
 /// Writes the seed corpus (run once, by hand: `cargo test --test fuzz -- --ignored`).
@@ -182,8 +169,8 @@ fn serve_paths() {
 fn write_seed_corpus() {
     use std::collections::HashMap;
     let write = |target: &str, name: &str, bytes: &[u8]| {
-        std::fs::create_dir_all(corpus_dir(target)).unwrap();
-        std::fs::write(corpus_dir(target).join(name), bytes).unwrap();
+        std::fs::create_dir_all(fuzz_dir("corpus", target)).unwrap();
+        std::fs::write(fuzz_dir("corpus", target).join(name), bytes).unwrap();
     };
     let idx = |dims: &[u32], data: &[u8]| {
         let mut b = vec![0, 0, 8, dims.len() as u8];
@@ -217,7 +204,9 @@ fn write_seed_corpus() {
         img.write_to(&mut bytes, format).unwrap();
         write("image", name, bytes.get_ref());
     }
-    write("serve", "seed-index", b"/index.html");
-    write("serve", "seed-data", b"/data/train-images-idx3-ubyte.gz");
-    write("serve", "seed-climb", b"/../etc/passwd");
+    write("serve_request", "seed-index", b"GET /index.html HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    write("serve_request", "seed-data", b"GET /data/train-labels-idx1-ubyte.gz?x=1 HTTP/1.1\r\n\r\n");
+    write("serve_request", "seed-climb", b"GET /../secret HTTP/1.1\r\n\r\n");
+    write("serve_request", "seed-post", b"POST / HTTP/1.1\r\n\r\n");
+    write("serve_request", "seed-folder", b"GET /pkg/ HTTP/1.0\r\nA: b\r\n\r\n");
 }
