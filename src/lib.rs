@@ -12,7 +12,8 @@
 //! 5. [`graph`], [`nn`]: models as graphs, autodiff, the octave layer and the seed net.
 //! 6. [`exec`]: compiled models on a device (GPU or CPU), one submission per step.
 //! 7. [`checkpoint`], [`check`], [`train`]: files of weights, kernel checks, training loops;
-//!    `lab` (native): an edited kernel file compiled, checked and timed.
+//!    `lab`: an edited kernel file compiled, checked and timed;
+//!    `http` (native): one request of `octconv serve` answered.
 //! 8. `web` (the browser API) and the `octconv` command line.
 
 pub mod files;
@@ -35,6 +36,7 @@ pub mod checkpoint;
 pub mod train;
 
 #[cfg(not(target_arch = "wasm32"))]
+pub mod http;
 pub mod lab;
 
 pub use ops::Op;

@@ -1,7 +1,7 @@
 // End-to-end: the page in headless Chromium with WebGPU (SwiftShader here).
 // Starts `octconv serve`, asserts the engine runs on WebGPU, draws real MNIST
 // test digits onto the canvas and checks the predictions, trains a few steps
-// in the page and checks the loss falls, and takes a screenshot.
+// in the page and checks the loss falls, drives the shader lab, and takes screenshots.
 //
 //   node --test web/e2e.test.mjs      (after web/build.sh and cargo build --release)
 //
@@ -140,6 +140,94 @@ test('a net of another alpha trains in the page and then recognises with its own
   const groups = await other.$$eval('#maps .map-group', (g) => g.map((e) => e.className));
   assert.deepEqual(groups, ['map-group high', 'map-group high']);
   await other.close();
+});
+
+// The shader lab, as a visitor uses it: on elementwise.wgsl (relu, add, accumulate: quick on SwiftShader).
+const LAB_FILE = 'elementwise.wgsl';
+const KEPT = '// kept by the end-to-end test';
+
+test('the shader lab: errors at their line, a wrong kernel fails, a right one passes, is timed, trains, is kept and shared', async () => {
+  const lab = await browser.newPage({ viewport: { width: 1100, height: 1500 } });
+  lab.on('pageerror', (e) => consoleLines.push(`lab pageerror: ${e.message}`));
+  await lab.goto(url);
+  await lab.waitForFunction(() => window.octconv?.ready, null, { timeout: 180_000 });
+  assert.ok(!(await lab.evaluate(() => [...document.scripts].some((s) => s.src.includes('node_modules')))),
+    'the editor is not loaded before the lab is opened');
+  await lab.click('#lab-open');
+  await lab.waitForFunction(() => window.octconvLab.ready, null, { timeout: 120_000 });
+  assert.equal(await lab.evaluate(() => window.octconvLab.editor), 'CodeMirror');
+  await lab.evaluate((f) => window.octconvLab.select(f), LAB_FILE);
+  const shipped = await lab.evaluate(() => window.octconvLab.getText());
+  const lines = shipped.split('\n');
+
+  // A syntax error on line 8 of the user's text is shown at line 8 (not shifted by common.wgsl).
+  const broken = [...lines.slice(0, 7), 'let = oops;', ...lines.slice(7)].join('\n');
+  await lab.evaluate((t) => window.octconvLab.setText(t), broken);
+  const error = await lab.evaluate(() => window.octconvLab.compile());
+  console.log(`# lab: syntax error reported at ${error?.file}:${error?.line}:${error?.column}: ${error?.message}`);
+  assert.equal(error?.file, LAB_FILE);
+  assert.equal(error?.line, 8);
+  await lab.waitForSelector('.cm-lintRange-error', { timeout: 5_000 });
+  assert.ok(await lab.isVisible('#lab-error'));
+
+  // Valid but wrong: relu leaks 0.01 for negative inputs; the check fails and says where.
+  const wrong = shipped.replace('max(a[index], 0.0)', 'max(a[index], 0.01)');
+  assert.notEqual(wrong, shipped);
+  await lab.evaluate((t) => window.octconvLab.setText(t), wrong);
+  const failed = await lab.evaluate(() => window.octconvLab.check());
+  const firstFailure = failed.findings.find((f) => !f.passed)?.text;
+  console.log(`# lab: wrong relu: ${failed.passed} passed, ${failed.failed} failed; first: ${firstFailure}`);
+  assert.ok(failed.failed > 0 && /relu_forward/.test(firstFailure), firstFailure);
+  assert.match(await lab.textContent('#lab-badge'), /^FAIL/);
+
+  // A correct version (the shipped text with a comment) passes, is timed and trains.
+  await lab.evaluate((t) => window.octconvLab.setText(t), `${KEPT}\n${shipped}`);
+  const passed = await lab.evaluate(() => window.octconvLab.check());
+  console.log(`# lab: restored: ${passed.passed} passed, ${passed.failed} failed in ${passed.seconds.toFixed(1)} s`);
+  assert.equal(passed.failed, 0);
+  assert.ok(passed.passed > 0);
+  assert.match(await lab.textContent('#lab-badge'), /^PASS/);
+  const times = await lab.evaluate(() => window.octconvLab.time());
+  console.log(`# lab: times ${times.map((t) => `${t.kernel} ${t.shippedMs.toFixed(3)}/${t.editedMs.toFixed(3)} ms`).join(', ')} (${times[0]?.clock})`);
+  assert.ok(times.length > 0 && times.every((t) => t.shippedMs > 0 && t.editedMs > 0));
+  const trained = await lab.evaluate(() => window.octconvLab.train(20));
+  const [shippedEnd, editedEnd] = [trained.shipped.at(-1), trained.edited.at(-1)];
+  console.log(`# lab: 20 steps: loss ${shippedEnd?.[1].toFixed(4)} shipped, ${editedEnd?.[1].toFixed(4)} edited`);
+  assert.equal(editedEnd?.[0], 20);
+  assert.equal(trained.problem, null);
+  assert.ok(Math.abs(editedEnd[1] - shippedEnd[1]) < 0.05, 'the same kernels train the same');
+  await lab.locator('#lab').screenshot({ path: path.join(root, 'web/lab-screenshot.png') });
+
+  // Kept over a reload.
+  await lab.reload();
+  await lab.waitForFunction(() => window.octconv?.ready, null, { timeout: 180_000 });
+  await lab.evaluate(() => window.octconvLab.open());
+  const kept = await lab.evaluate(() => window.octconvLab.getText());
+  assert.ok(kept.startsWith(KEPT), 'the edit is kept after a reload');
+
+  // A share link opens the same kernel in a fresh browser context (no localStorage).
+  const link = await lab.evaluate(() => window.octconvLab.shareLink());
+  console.log(`# lab: share link of ${link.length} characters`);
+  const fresh = await browser.newContext();
+  const other = await fresh.newPage();
+  await other.goto(link);
+  await other.waitForFunction(() => window.octconvLab?.ready, null, { timeout: 180_000 });
+  assert.equal(await other.evaluate(() => window.octconvLab.getText()), `${KEPT}\n${shipped}`);
+  assert.equal(await other.inputValue('#lab-file'), LAB_FILE);
+  await fresh.close();
+  await lab.close();
+});
+
+test('the shader lab falls back to a plain textarea when the editor cannot load', async () => {
+  const context = await browser.newContext();
+  const plain = await context.newPage();
+  await plain.route('**/node_modules/**', (route) => route.abort());
+  await plain.goto(url);
+  await plain.waitForFunction(() => window.octconv?.ready, null, { timeout: 180_000 });
+  await plain.evaluate(() => window.octconvLab.open());
+  assert.equal(await plain.evaluate(() => window.octconvLab.editor), 'textarea');
+  assert.ok((await plain.inputValue('#lab-editor textarea')).includes('@compute'));
+  await context.close();
 });
 
 test('screenshot of the page', async () => {

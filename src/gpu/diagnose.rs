@@ -1,6 +1,8 @@
-//! Compile errors of an edited shader, located in the user's file: naga
-//! parses and validates what the device would compile (common.wgsl, then the
-//! file), and a location past common.wgsl's lines is counted in the file.
+//! Compile errors of an edited shader, located in the user's file: the
+//! device compiles common.wgsl, then the file, so a location past
+//! common.wgsl's lines is counted in the file. Natively naga parses and
+//! validates the text (no device needed); in the browser the device's own
+//! compilation messages are located the same way.
 
 use std::fmt;
 
@@ -28,31 +30,38 @@ impl fmt::Display for Diagnostic {
 }
 
 /// Why `text` (the file `name`) would not compile after the shipped
-/// common.wgsl, located in the user's file (or in common.wgsl), or None when
+/// common.wgsl (natively), located in the user's file (or in common.wgsl), or None when
 /// it compiles and has every entry point in `entries`.
+#[cfg(not(target_arch = "wasm32"))]
 pub fn diagnose(name: &str, text: &str, entries: &[&str]) -> Option<Diagnostic> {
     diagnose_with(COMMON.source, name, text, entries)
 }
 
-/// `diagnose` with `prelude` as the text of common.wgsl.
-pub fn diagnose_with(prelude: &str, name: &str, text: &str, entries: &[&str]) -> Option<Diagnostic> {
-    let combined = format!("{prelude}\n{text}");
+/// Where a location in `prelude` + "\n" + `text` falls: in the user's file
+/// `name`, or in common.wgsl; `line` and `column` are 1-based, as the compilers count.
+pub fn locate(prelude: &str, name: &str, text: &str, at: Option<(usize, usize)>, message: String) -> Diagnostic {
     // Lines before the file's first line: the prelude's, then the joining newline.
     let prelude_lines = prelude.matches('\n').count() + 1;
-    let locate = |location: Option<naga::SourceLocation>, message: String| {
-        let Some(at) = location else {
-            return Diagnostic { file: name.into(), line: 0, column: 0, message, excerpt: String::new() };
-        };
-        let (mut file, mut line, mut source) = (name.to_string(), at.line_number as usize, text);
-        if line > prelude_lines {
-            line -= prelude_lines;
-        } else {
-            (file, source) = (COMMON.name.to_string(), prelude);
-        }
-        let column = at.line_position as usize;
-        let code = source.lines().nth(line - 1).unwrap_or("");
-        let excerpt = format!("    {code}\n    {}^", " ".repeat(column.saturating_sub(1)));
-        Diagnostic { file, line, column, message, excerpt }
+    let Some((line, column)) = at.filter(|&(line, _)| line > 0) else {
+        return Diagnostic { file: name.into(), line: 0, column: 0, message, excerpt: String::new() };
+    };
+    let (file, line, source) = if line > prelude_lines {
+        (name.to_string(), line - prelude_lines, text)
+    } else {
+        (COMMON.name.to_string(), line, prelude)
+    };
+    let code = source.lines().nth(line - 1).unwrap_or("");
+    let excerpt = format!("    {code}\n    {}^", " ".repeat(column.saturating_sub(1)));
+    Diagnostic { file, line, column, message, excerpt }
+}
+
+/// `diagnose` with `prelude` as the text of common.wgsl.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn diagnose_with(prelude: &str, name: &str, text: &str, entries: &[&str]) -> Option<Diagnostic> {
+    let combined = format!("{prelude}\n{text}");
+    let locate = |at: Option<naga::SourceLocation>, message: String| {
+        let at = at.map(|at| (at.line_number as usize, at.line_position as usize));
+        locate(prelude, name, text, at, message)
     };
     let module = match naga::front::wgsl::parse_str(&combined) {
         Ok(module) => module,
@@ -67,4 +76,20 @@ pub fn diagnose_with(prelude: &str, name: &str, text: &str, entries: &[&str]) ->
     }
     let missing = entries.iter().find(|entry| !module.entry_points.iter().any(|e| e.name == **entry))?;
     Some(locate(None, format!("has no entry point {missing}, which octconv launches")))
+}
+
+impl super::Gpu {
+    /// The device's first compile error for `text` (the file `name`) after
+    /// `prelude`, located in the user's file; None when it compiles. A
+    /// missing entry point shows up later, when its pipeline is made.
+    pub async fn diagnose_on_device(&self, prelude: &str, name: &str, text: &str) -> Option<Diagnostic> {
+        let module = self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some(name),
+            source: wgpu::ShaderSource::Wgsl(format!("{prelude}\n{text}").into()),
+        });
+        let info = module.get_compilation_info().await;
+        let error = info.messages.into_iter().find(|m| m.message_type == wgpu::CompilationMessageType::Error)?;
+        let at = error.location.map(|at| (at.line_number as usize, at.line_position as usize));
+        Some(locate(prelude, name, text, at, error.message))
+    }
 }

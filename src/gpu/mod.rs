@@ -3,7 +3,6 @@
 
 mod adapter;
 mod buffers;
-#[cfg(not(target_arch = "wasm32"))]
 mod diagnose;
 mod pipelines;
 mod tensor;
@@ -13,7 +12,8 @@ mod timer;
 pub use adapter::{adapter_summaries, tune_cache};
 pub use adapter::{AdapterChoice, AdapterSummary};
 #[cfg(not(target_arch = "wasm32"))]
-pub use diagnose::{diagnose, diagnose_with, Diagnostic};
+pub use diagnose::{diagnose, diagnose_with};
+pub use diagnose::{locate, Diagnostic};
 pub use pipelines::Pipeline;
 pub use tensor::GpuTensor;
 pub use timer::{Clock, PassTimer};

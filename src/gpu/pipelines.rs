@@ -42,7 +42,7 @@ impl Gpu {
             return Err(GpuError::Shader {
                 file: kernel.shader.name.to_string(),
                 entry: kernel.entry.to_string(),
-                message: self.located(kernel).unwrap_or_else(|| error.to_string()),
+                message: self.located(kernel).await.unwrap_or_else(|| error.to_string()),
             });
         }
         let compiled = Arc::new(Pipeline { pipeline, layout });
@@ -52,17 +52,13 @@ impl Gpu {
 
     /// The compile error of `kernel`'s shader as it is in use, located in
     /// its own file (the device's message counts lines from common.wgsl's start).
-    fn located(&self, kernel: &Kernel) -> Option<String> {
+    async fn located(&self, kernel: &Kernel) -> Option<String> {
+        let (common, text) = (self.shader_source(COMMON), self.shader_source(kernel.shader));
         #[cfg(not(target_arch = "wasm32"))]
-        {
-            let (common, text) = (self.shader_source(COMMON), self.shader_source(kernel.shader));
-            super::diagnose_with(&common, kernel.shader.name, &text, &[kernel.entry]).map(|d| d.to_string())
-        }
+        let diagnostic = super::diagnose_with(&common, kernel.shader.name, &text, &[kernel.entry]);
         #[cfg(target_arch = "wasm32")]
-        {
-            let _ = kernel;
-            None
-        }
+        let diagnostic = self.diagnose_on_device(&common, kernel.shader.name, &text).await;
+        diagnostic.map(|d| d.to_string())
     }
 
     fn module(&self, shader: ShaderFile) -> wgpu::ShaderModule {

@@ -17,10 +17,13 @@ mod gradient;
 mod sweep;
 mod training;
 
-pub use crate::gpu::{diagnose, Diagnostic};
+#[cfg(not(target_arch = "wasm32"))]
+pub use crate::gpu::diagnose;
+pub use crate::gpu::Diagnostic;
 pub use sweep::{sweep_specs, with_constant, Sweep, SweepSpec, Variant};
 pub use training::TrainComparison;
 
+#[cfg(not(target_arch = "wasm32"))]
 use crate::gpu::diagnose_with;
 use gradient::gpu_gradient_check;
 
@@ -132,9 +135,14 @@ pub struct Lab {
 
 impl Lab {
     pub async fn open(choice: &AdapterChoice) -> Result<Lab, GpuError> {
+        #[allow(unused_mut)]
         let mut edited = Gpu::new(choice).await?;
-        // A kernel that never returns is reported, not waited for.
-        edited.wait_limit = Some(std::time::Duration::from_secs(20));
+        // A kernel that never returns is reported, not waited for (natively:
+        // the browser has its own watchdog).
+        #[cfg(not(target_arch = "wasm32"))]
+        {
+            edited.wait_limit = Some(std::time::Duration::from_secs(20));
+        }
         let shipped = Rc::new(Gpu::new(choice).await?);
         Ok(Lab { shipped, edited: Rc::new(edited), repeats: 5, in_use: HashMap::new() })
     }
@@ -155,7 +163,19 @@ impl Lab {
 
     /// Compiles `text` as the file `name` and, when it compiles, checks and times its families' kernels.
     pub async fn check(&mut self, name: &str, text: &str) -> Report {
-        let started = std::time::Instant::now();
+        let mut report = self.check_without_times(name, text).await;
+        if report.failed() == 0 {
+            let started = exec::now();
+            report.times = self.time(name).await;
+            report.seconds += exec::now() - started;
+        }
+        report
+    }
+
+    /// Compiles `text` as the file `name` and, when it compiles, uses it and
+    /// checks its families' kernels against the twins and finite differences.
+    pub async fn check_without_times(&mut self, name: &str, text: &str) -> Report {
+        let started = exec::now();
         let mut report = Report { file: name.to_string(), ..Report::default() };
         let Some(file) = shipped_file(name) else {
             report
@@ -164,9 +184,9 @@ impl Lab {
             return report;
         };
         let families = families_of(name);
-        if let Some(error) = self.compile_error(file, text, &families) {
+        if let Some(error) = self.compile_error(file, text, &families).await {
             report.compile_error = Some(error);
-            report.seconds = started.elapsed().as_secs_f64();
+            report.seconds = exec::now() - started;
             return report;
         }
         self.use_text(file.name, text);
@@ -174,11 +194,14 @@ impl Lab {
             report.findings.extend(self.kernel_checks(family).await);
             report.findings.extend(self.gradient_checks(family).await);
         }
-        if report.failed() == 0 {
-            report.times = self.times(&families).await;
-        }
-        report.seconds = started.elapsed().as_secs_f64();
+        report.seconds = exec::now() - started;
         report
+    }
+
+    /// The kernels of file `name`'s families in use on the edited device
+    /// against the shipped ones, at the seed net's shapes.
+    pub async fn time(&self, name: &str) -> Vec<KernelTime> {
+        self.times(&families_of(name)).await
     }
 
     /// Makes the edited device use `text` for the file `name` (without checking it).
@@ -196,7 +219,7 @@ impl Lab {
         if report.failed() > 0 || steps == 0 {
             return;
         }
-        let started = std::time::Instant::now();
+        let started = exec::now();
         let finding = match self.train_compare(data, steps, (steps / 10).max(1)).await {
             Ok(comparison) => {
                 let finding = match comparison.problem() {
@@ -209,7 +232,7 @@ impl Lab {
             Err(e) => Finding { passed: false, text: format!("training {steps} steps: {e}") },
         };
         report.findings.push(finding);
-        report.seconds += started.elapsed().as_secs_f64();
+        report.seconds += exec::now() - started;
     }
 
     /// `steps` training steps of the seed net (seed 1, batch 64, Adam's
@@ -247,16 +270,34 @@ impl Lab {
     /// Why `text` as the file `file` would not compile: for common.wgsl,
     /// before each kernel file in use; for a kernel file, after the
     /// common.wgsl in use.
-    fn compile_error(&self, file: ShaderFile, text: &str, families: &[&Family]) -> Option<Diagnostic> {
+    pub async fn compile_error(&self, file: ShaderFile, text: &str, families: &[&Family]) -> Option<Diagnostic> {
         let in_use = |f: ShaderFile| self.in_use.get(f.name).cloned().unwrap_or_else(|| f.source.to_string());
-        let entries = |f: ShaderFile| -> Vec<&str> {
-            families.iter().flat_map(|fam| fam.kernels.iter()).filter(|k| k.shader == f).map(|k| k.entry).collect()
-        };
         if file == COMMON {
-            let kernel_files = families.iter().flat_map(|f| f.shaders.iter().copied());
-            return kernel_files.into_iter().find_map(|f| diagnose_with(text, f.name, &in_use(f), &entries(f)));
+            for kernel_file in families.iter().flat_map(|f| f.shaders.iter().copied()) {
+                if let Some(error) = self.diagnose(text, kernel_file, &in_use(kernel_file), families).await {
+                    return Some(error);
+                }
+            }
+            return None;
         }
-        diagnose_with(&in_use(COMMON), file.name, text, &entries(file))
+        self.diagnose(&in_use(COMMON), file, text, families).await
+    }
+
+    /// `text` as the kernel file `file` after `prelude` as common.wgsl: natively
+    /// with naga (which also finds a missing entry point), in the browser
+    /// with the device's compiler.
+    async fn diagnose(&self, prelude: &str, file: ShaderFile, text: &str, families: &[&Family]) -> Option<Diagnostic> {
+        #[cfg(not(target_arch = "wasm32"))]
+        {
+            let entries: Vec<&str> =
+                families.iter().flat_map(|f| f.kernels.iter()).filter(|k| k.shader == file).map(|k| k.entry).collect();
+            diagnose_with(prelude, file.name, text, &entries)
+        }
+        #[cfg(target_arch = "wasm32")]
+        {
+            let _ = families;
+            self.edited.diagnose_on_device(prelude, file.name, text).await
+        }
     }
 
     /// The family's check cases on the edited kernels, against the CPU twins.

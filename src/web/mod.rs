@@ -1,5 +1,8 @@
-//! The browser API (wasm-bindgen) over the engine, used by `web/app.js`.
+//! The browser API (wasm-bindgen) over the engine, used by `web/app.js`
+//! (recognise, train) and `web/lab.js` (the shader lab, in `lab`).
 //! Every GPU read-back is awaited; nothing blocks the page.
+
+mod lab;
 
 use wasm_bindgen::prelude::*;
 
