@@ -151,11 +151,12 @@ test('the shader lab: errors at their line, a wrong kernel fails, a right one pa
   lab.on('pageerror', (e) => consoleLines.push(`lab pageerror: ${e.message}`));
   await lab.goto(url);
   await lab.waitForFunction(() => window.octconv?.ready, null, { timeout: 180_000 });
-  assert.ok(!(await lab.evaluate(() => [...document.scripts].some((s) => s.src.includes('node_modules')))),
-    'the editor is not loaded before the lab is opened');
+  const fetchedEditor = () => performance.getEntriesByType('resource').some((r) => r.name.includes('/node_modules/'));
+  assert.ok(!(await lab.evaluate(fetchedEditor)), 'the editor is not fetched before the lab is opened');
   await lab.click('#lab-open');
   await lab.waitForFunction(() => window.octconvLab.ready, null, { timeout: 120_000 });
   assert.equal(await lab.evaluate(() => window.octconvLab.editor), 'CodeMirror');
+  assert.ok(await lab.evaluate(fetchedEditor), 'the editor is fetched when the lab opens');
   await lab.evaluate((f) => window.octconvLab.select(f), LAB_FILE);
   const shipped = await lab.evaluate(() => window.octconvLab.getText());
   const lines = shipped.split('\n');
@@ -218,7 +219,7 @@ test('the shader lab: errors at their line, a wrong kernel fails, a right one pa
   await lab.close();
 });
 
-test('the shader lab falls back to a plain textarea when the editor cannot load', async () => {
+test('the shader lab falls back to a plain textarea when the editor cannot load, and says when WebGPU is missing', async () => {
   const context = await browser.newContext();
   const plain = await context.newPage();
   await plain.route('**/node_modules/**', (route) => route.abort());
@@ -227,6 +228,15 @@ test('the shader lab falls back to a plain textarea when the editor cannot load'
   await plain.evaluate(() => window.octconvLab.open());
   assert.equal(await plain.evaluate(() => window.octconvLab.editor), 'textarea');
   assert.ok((await plain.inputValue('#lab-editor textarea')).includes('@compute'));
+  // Without WebGPU the lab says so plainly; the kernels can still be read and downloaded.
+  const noGpu = await context.newPage();
+  await noGpu.addInitScript(() => Object.defineProperty(Navigator.prototype, 'gpu', { get: () => undefined }));
+  await noGpu.goto(url);
+  await noGpu.waitForFunction(() => window.octconv?.ready, null, { timeout: 180_000 });
+  await noGpu.evaluate(() => window.octconvLab.open());
+  assert.ok(await noGpu.isVisible('#lab-no-webgpu'), 'the lab says it needs WebGPU');
+  assert.ok(await noGpu.isDisabled('#lab-check'));
+  assert.ok((await noGpu.evaluate(() => window.octconvLab.getText())).includes('@compute'));
   await context.close();
 });
 
