@@ -53,7 +53,7 @@ pub fn from_bytes(bytes: &[u8], path: &str) -> Result<Checkpoint, CheckpointErro
     for (name, view) in file.tensors() {
         if view.dtype() != Dtype::F32 {
             return Err(invalid(format!(
-                "tensor {name} is {:?}; only float32 checkpoints are supported",
+                "tensor {name} is {:?}; only float32 checkpoints are read; save the state_dict as float32 (model.float()) and try again",
                 view.dtype()
             )));
         }
@@ -70,7 +70,7 @@ impl Checkpoint {
         let Some(text) = self.metadata.get("alpha") else { return Ok(crate::nn::SEED_ALPHA) };
         text.parse().map_err(|_| CheckpointError::Invalid {
             path: path.to_string(),
-            problem: format!("records alpha \"{text}\", which is not a number; it was not written by octconv"),
+            problem: format!("records alpha \"{text}\", which is not a number; give a checkpoint written by octconv train, or remove the alpha entry from its metadata"),
         })
     }
 
@@ -106,7 +106,7 @@ impl Checkpoint {
                 .ok_or_else(|| invalid(format!("has no tensor {}; it is not a checkpoint of this model: give one written by octconv train (or a state_dict of the seed net)", spec.name)))?;
             if tensor.shape != spec.shape {
                 return Err(invalid(format!(
-                    "has {} of shape {:?}, but the model needs {:?}; it is a checkpoint of another model",
+                    "has {} of shape {:?}, but the model needs {:?}; it is a checkpoint of another model: give one written by octconv train",
                     spec.name, tensor.shape, spec.shape
                 )));
             }
@@ -114,7 +114,7 @@ impl Checkpoint {
         }
         if let Some((extra, _)) = self.params.tensors.iter().find(|(n, _)| !specs.iter().any(|s| &s.name == n)) {
             return Err(invalid(format!(
-                "has tensor {extra}, which this model does not have; it is a checkpoint of another model"
+                "has tensor {extra}, which this model does not have; it is a checkpoint of another model: give one written by octconv train"
             )));
         }
         let params = ParamSet { tensors };

@@ -2,11 +2,19 @@
 
 /// A file operation that failed, naming the file.
 #[derive(Debug, thiserror::Error)]
-#[error("{path}: cannot be {action}: {source}")]
+#[error("{path}: cannot be {action}: {source}; {}", advice(.action))]
 pub struct FileError {
     pub path: String,
     pub action: &'static str,
     pub source: std::io::Error,
+}
+
+/// What to do when a file cannot be read, or written.
+fn advice(action: &str) -> &'static str {
+    match action {
+        "read" => "check the path and that you may read it",
+        _ => "choose a place you can write to, with room to spare",
+    }
 }
 
 #[cfg(not(target_arch = "wasm32"))]

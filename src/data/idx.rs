@@ -53,7 +53,7 @@ fn read_idx(mut stream: impl Read, path: &str, gzip: bool) -> Result<Idx, DataEr
     }
     if magic[2] != UNSIGNED_BYTE {
         return Err(invalid(format!(
-            "holds IDX type 0x{:02x}; only unsigned bytes (0x08), as in MNIST's files, are supported",
+            "holds IDX type 0x{:02x}; only unsigned bytes (0x08), as in MNIST's files, are read; give MNIST's own files",
             magic[2]
         )));
     }
@@ -62,7 +62,7 @@ fn read_idx(mut stream: impl Read, path: &str, gzip: bool) -> Result<Idx, DataEr
     if dims_bytes.len() < 4 * ndim {
         let header = 4 + 4 * ndim;
         return Err(invalid(format!(
-            "is truncated: its header needs {header} bytes, the file has {}",
+            "is truncated: its header needs {header} bytes, the file has {}; download it again",
             4 + dims_bytes.len()
         )));
     }
@@ -71,7 +71,7 @@ fn read_idx(mut stream: impl Read, path: &str, gzip: bool) -> Result<Idx, DataEr
     let expected = dims.iter().try_fold(1usize, |n, &d| n.checked_mul(d)).filter(|&n| n <= MAX_IDX_BYTES);
     let Some(expected) = expected else {
         return Err(invalid(format!(
-            "declares dimensions {dims:?}, more than the {} MiB octconv reads from one file; it is not an MNIST file",
+            "declares dimensions {dims:?}, more than the {} MiB octconv reads from one file; it is not an MNIST file; give MNIST's own files",
             MAX_IDX_BYTES >> 20
         )));
     };

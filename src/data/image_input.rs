@@ -42,7 +42,7 @@ fn decode_digit<R: std::io::BufRead + std::io::Seek>(
     reader.limits(limits);
     let image = reader.decode().map_err(|e| {
         invalid(format!(
-            "cannot be read as a PNG or JPEG image ({e}); images up to {MAX_SIDE}×{MAX_SIDE} pixels are taken"
+            "cannot be read as a PNG or JPEG image ({e}); give a PNG or JPEG of one digit, at most {MAX_SIDE}×{MAX_SIDE} pixels"
         ))
     })?;
     digit_from_image(&image).map_err(invalid)
@@ -63,5 +63,5 @@ pub fn digit_from_image(image: &DynamicImage) -> Result<Vec<f32>, String> {
         let mean = gray.iter().sum::<f32>() / PIXELS as f32;
         return Ok(if mean > 0.5 { gray.iter().map(|v| 1.0 - v).collect() } else { gray });
     }
-    to_mnist_input(&gray, width, height).ok_or_else(|| "holds no digit: no ink stands out from the paper".to_string())
+    to_mnist_input(&gray, width, height).ok_or_else(|| "holds no digit: no ink stands out from the paper; give an image of one dark digit on light paper (or light on dark)".to_string())
 }

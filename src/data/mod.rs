@@ -25,7 +25,7 @@ pub enum DataError {
     Missing(String),
     #[error("{path}: {problem}")]
     Invalid { path: String, problem: String },
-    #[error("{path}: cannot be read: {source}")]
+    #[error("{path}: cannot be read: {source}; check the path and that you may read it")]
     Io { path: String, source: std::io::Error },
 }
 
@@ -43,7 +43,7 @@ impl Dataset {
     pub fn from_idx(images: Idx, labels: Idx, names: [&str; 2]) -> Result<Dataset, DataError> {
         let invalid = |path: &str, problem: String| DataError::Invalid { path: path.to_string(), problem };
         if images.dims.len() != 3 || images.dims[1..] != [28, 28] {
-            return Err(invalid(names[0], format!("expected 28×28 images, found dimensions {:?}", images.dims)));
+            return Err(invalid(names[0], format!("holds images of dimensions {:?}, not 28×28 ones; give MNIST's or Fashion-MNIST's files", images.dims)));
         }
         if labels.dims.len() != 1 {
             return Err(invalid(names[1], format!("expected a list of labels, found dimensions {:?}", labels.dims)));
