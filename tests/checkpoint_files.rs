@@ -33,7 +33,10 @@ fn an_adam_state_with_unusable_moments_is_refused() {
         (0.5, -1e-3, "a negative second moment"),
     ] {
         let err = optimizer_from_bytes(&adam_state(first, second), &specs(), "adam").unwrap_err().to_string();
-        assert!(err.contains("adam") && err.contains("of w") && err.contains("not a usable Adam state"), "{what}: {err}");
+        assert!(
+            err.contains("adam") && err.contains("of w") && err.contains("not a usable Adam state"),
+            "{what}: {err}"
+        );
         assert!(err.contains("moving it away"), "{what}: the message says what to do: {err}");
     }
 }

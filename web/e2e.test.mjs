@@ -240,6 +240,18 @@ test('the shader lab falls back to a plain textarea when the editor cannot load,
   await context.close();
 });
 
+// The page's own benchmark: batch 64, real MNIST, a warm-up round, then the median; on both paths.
+test('the in-page step benchmark, WebGPU and the CPU path', async () => {
+  const gpuMs = await page.evaluate(() => window.octconv.benchmark());
+  const cpuPage = await browser.newPage();
+  await cpuPage.goto(`${url}?cpu`);
+  await cpuPage.waitForFunction(() => window.octconv?.ready, null, { timeout: 180_000 });
+  const cpuMs = await cpuPage.evaluate(() => window.octconv.benchmark());
+  await cpuPage.close();
+  console.log(`# in-page benchmark, batch 64: WebGPU (SwiftShader) ${gpuMs.toFixed(1)} ms a step, CPU path (WebAssembly) ${cpuMs.toFixed(1)} ms a step`);
+  assert.ok(gpuMs > 0 && cpuMs > 0);
+});
+
 test('screenshot of the page', async () => {
   // Draw one more digit so the Recognise and Octave panels are filled in the picture.
   const images = readIdx('t10k-images-idx3-ubyte.gz');

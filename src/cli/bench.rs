@@ -109,10 +109,14 @@ pub fn run(args: BenchArgs) -> Result<ExitCode, String> {
     }
 
     if let Some(parent) = args.json.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent).map_err(|e| format!("{}: cannot be created: {e}; choose a --json path you can write to", parent.display()))?;
+        std::fs::create_dir_all(parent).map_err(|e| {
+            format!("{}: cannot be created: {e}; choose a --json path you can write to", parent.display())
+        })?;
     }
     let text = serde_json::to_string_pretty(&Value::Object(report)).expect("plain numbers and strings") + "\n";
-    std::fs::write(&args.json, text).map_err(|e| format!("{}: cannot be written: {e}; choose a --json path you can write to", args.json.display()))?;
+    std::fs::write(&args.json, text).map_err(|e| {
+        format!("{}: cannot be written: {e}; choose a --json path you can write to", args.json.display())
+    })?;
     println!("\nwrote {}", args.json.display());
     Ok(ExitCode::SUCCESS)
 }

@@ -87,7 +87,8 @@ pub fn run(args: LabArgs) -> Result<ExitCode, String> {
 
 /// Writes the shipped shaders into `dir`, leaving files that are already there.
 fn init(dir: &Path) -> Result<ExitCode, String> {
-    std::fs::create_dir_all(dir).map_err(|e| format!("{}: cannot be created: {e}; choose a folder you can write to", dir.display()))?;
+    std::fs::create_dir_all(dir)
+        .map_err(|e| format!("{}: cannot be created: {e}; choose a folder you can write to", dir.display()))?;
     let files = std::iter::once(COMMON).chain(FAMILIES.iter().flat_map(|f| f.shaders.iter().copied()));
     for file in files {
         let path = dir.join(file.name);
@@ -95,7 +96,8 @@ fn init(dir: &Path) -> Result<ExitCode, String> {
             println!("kept {} (already there)", path.display());
             continue;
         }
-        std::fs::write(&path, file.source).map_err(|e| format!("{}: cannot be written: {e}; choose a folder you can write to", path.display()))?;
+        std::fs::write(&path, file.source)
+            .map_err(|e| format!("{}: cannot be written: {e}; choose a folder you can write to", path.display()))?;
         println!("wrote {}", path.display());
     }
     println!("now edit a kernel there and run: octconv lab --watch {}", dir.display());
@@ -212,7 +214,8 @@ fn watch(checker: &mut Checker, dir: &Path) -> Result<ExitCode, String> {
         .map_err(|e| format!("{}: cannot be watched: {e}; use --once DIR to check it once", dir.display()))?;
     println!("watching {}: save a kernel file to check it (Ctrl-C ends)", dir.display());
     for batch in receiver {
-        let events = batch.map_err(|e| format!("{}: watching failed: {e}; start the lab again, or use --once DIR", dir.display()))?;
+        let events = batch
+            .map_err(|e| format!("{}: watching failed: {e}; start the lab again, or use --once DIR", dir.display()))?;
         let mut names: Vec<String> =
             events.iter().filter_map(|e| e.path.file_name()?.to_str().map(String::from)).collect();
         names.sort();

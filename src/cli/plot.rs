@@ -24,7 +24,9 @@ fn draw_training_curve(
     curve: &[CurvePoint],
     reports: &[EpochReport],
 ) -> Result<(), String> {
-    let fail = |e: &dyn std::fmt::Display| format!("{}: cannot draw the training curve: {e}; check that its folder can be written", path.display());
+    let fail = |e: &dyn std::fmt::Display| {
+        format!("{}: cannot draw the training curve: {e}; check that its folder can be written", path.display())
+    };
     let root = SVGBackend::with_string(svg, (900, 420)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| fail(&e))?;
     let (left, right) = root.split_horizontally(450);
@@ -80,7 +82,9 @@ pub struct StudyPoint {
 /// Two panels, accuracy against the measured step time and against the
 /// forward MACs, one point per alpha with ±sd error bars; written atomically.
 pub fn study_panels(path: &Path, points: &[StudyPoint], title: &str) -> Result<(), String> {
-    let fail = |e: &dyn std::fmt::Display| format!("{}: cannot draw the study: {e}; check that its folder can be written", path.display());
+    let fail = |e: &dyn std::fmt::Display| {
+        format!("{}: cannot draw the study: {e}; check that its folder can be written", path.display())
+    };
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (1000, 460)).into_drawing_area();

@@ -43,7 +43,13 @@ impl Dataset {
     pub fn from_idx(images: Idx, labels: Idx, names: [&str; 2]) -> Result<Dataset, DataError> {
         let invalid = |path: &str, problem: String| DataError::Invalid { path: path.to_string(), problem };
         if images.dims.len() != 3 || images.dims[1..] != [28, 28] {
-            return Err(invalid(names[0], format!("holds images of dimensions {:?}, not 28×28 ones; give MNIST's or Fashion-MNIST's files", images.dims)));
+            return Err(invalid(
+                names[0],
+                format!(
+                    "holds images of dimensions {:?}, not 28×28 ones; give MNIST's or Fashion-MNIST's files",
+                    images.dims
+                ),
+            ));
         }
         if labels.dims.len() != 1 {
             return Err(invalid(names[1], format!("expected a list of labels, found dimensions {:?}", labels.dims)));

@@ -12,7 +12,7 @@ use crate::exec::{self, now, Device, DeviceData, Metrics, Runner};
 use crate::gpu::{AdapterChoice, Gpu};
 use crate::nn::{checked_alpha, ParamSet, SeedNet, CLASSES};
 use crate::optim::AdamConfig;
-use crate::train::{evaluate, softmax_rows, EpochCursor};
+use crate::train::{evaluate, seconds_per_step, softmax_rows, EpochCursor};
 
 fn js_error(e: impl std::fmt::Display) -> JsError {
     JsError::new(&e.to_string())
@@ -245,6 +245,32 @@ impl Engine {
             accuracy: m.accuracy(),
             samples_per_second: t.samples_done as f64 / (now() - t.started).max(1e-9),
         })
+    }
+
+    /// Milliseconds per training step of the seed net at `batch` on this
+    /// engine's device, on the first real training images: one warm-up round,
+    /// then the median of `rounds` rounds of `steps` back-to-back steps (each
+    /// round ends with one read-back, which waits for the device). Leaves
+    /// the page's own training as it was.
+    #[wasm_bindgen(js_name = benchmarkStep)]
+    pub async fn benchmark_step(&self, batch: usize, rounds: usize, steps: usize) -> Result<f64, JsError> {
+        let data = self.train_data.as_ref().ok_or_else(|| JsError::new("setData first"))?;
+        let (steps, batch) = (steps.max(1), batch.max(1));
+        let net = SeedNet::new();
+        let model = net.graph(batch, true).map_err(js_error)?;
+        let params = ParamSet::init(&net.params(), 1);
+        let mut runner = exec::compile(&self.device, model, &params, AdamConfig::default()).await.map_err(js_error)?;
+        let examples = data.first((steps * batch).min(data.len()));
+        let on_device = runner.upload_dataset(&examples).await.map_err(js_error)?;
+        runner.set_order(on_device, &(0..examples.len()).collect::<Vec<_>>()).map_err(js_error)?;
+        let mut samples = Vec::new();
+        for round in 0..=rounds.max(1) {
+            let seconds = seconds_per_step(runner.as_mut(), on_device, batch, steps).await.map_err(js_error)?;
+            if round > 0 {
+                samples.push(seconds * 1e3);
+            }
+        }
+        Ok(exec::median(samples))
     }
 
     /// Test accuracy of the model being trained.
