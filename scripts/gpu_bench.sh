@@ -35,14 +35,14 @@ mkdir -p "$XDG_RUNTIME_DIR"
     "$bin" check | tail -n 1
     echo
     echo "== octconv bench"
-    "$bin" bench --device gpu --repeats 5 --json "$out/bench.json" | grep -v '^\(conv\|relu\|avg\|max\|upsample\|add\|accumulate\|adam\|channel\|cross\|batch\|gather\)'
+    "$bin" bench --device gpu --repeats 5 --json "$out/bench.json" --data "$data" | grep -v '^\(conv\|relu\|avg\|max\|upsample\|add\|accumulate\|adam\|channel\|cross\|batch\|gather\)'
     echo
     echo "== the seed recipe, 3 epochs (the per-epoch times are training only)"
     "$bin" train --device gpu --offline --data "$data" --out "$out/mnist.safetensors"
     echo
     if python3 -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)' 2> /dev/null; then
         echo "== PyTorch CUDA on the same GPU"
-        python3 scripts/pytorch_bench.py --device cuda --octconv-bin "$bin"
+        python3 scripts/pytorch_bench.py --device cuda --octconv-bin "$bin" --data "$data"
     else
         echo "== PyTorch CUDA: not measured (no CUDA build of torch here)"
     fi

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::Args;
-use octconv::data::{Dataset, PIXELS};
+use octconv::data::{load_split, Dataset, DatasetKind, Split, PIXELS};
 use octconv::exec::{median, Device, DispatchTime, Program, Runner};
 use octconv::gpu::Gpu;
 use octconv::graph::Graph;
@@ -31,10 +31,39 @@ pub struct BenchArgs {
     /// Where to write the results as JSON
     #[arg(long, default_value = "runs/bench.json")]
     json: PathBuf,
+    /// MNIST folder: the step is timed on its first 640 training images and
+    /// inference on its first test images (fetched there when missing)
+    #[arg(long, default_value = "data/mnist")]
+    data: PathBuf,
+    /// Time on generated digits instead of MNIST (no data needed; kernel
+    /// times barely depend on the pixels, max pooling's branches aside)
+    #[arg(long)]
+    synthetic: bool,
     #[arg(long, value_enum, default_value = "auto")]
     device: DeviceKind,
     #[command(flatten)]
     adapter: AdapterArgs,
+}
+
+/// The examples timed: the first `train` training and `test` test images of
+/// MNIST, or generated digits with `--synthetic`.
+struct Inputs {
+    train: Dataset,
+    test: Dataset,
+    source: String,
+}
+
+impl Inputs {
+    fn load(args: &BenchArgs) -> Result<Inputs, String> {
+        if args.synthetic {
+            let source = "generated digits (--synthetic)".to_string();
+            return Ok(Inputs { train: synthetic_dataset(640), test: synthetic_dataset(1000), source });
+        }
+        let load = |split| load_split(DatasetKind::Digits, &args.data, split, true).map_err(|e| e.to_string());
+        let (train, test) = (load(Split::Train)?, load(Split::Test)?);
+        let source = format!("real MNIST batches from {}", args.data.display());
+        Ok(Inputs { train: train.first(640.min(train.len())), test: test.first(1000.min(test.len())), source })
+    }
 }
 
 /// Median seconds of `f`, after one warm-up call.
@@ -76,21 +105,24 @@ fn finish(runner: &dyn Program) {
 }
 
 pub fn run(args: BenchArgs) -> Result<ExitCode, String> {
+    let inputs = Inputs::load(&args)?;
     let device = open_device(args.device, &args.adapter.choice())?;
     let tiling = match &device {
         Device::Gpu(gpu) => format!(", {} tiling", gpu.tiling.name()),
         Device::Cpu => String::new(),
     };
     println!(
-        "octconv bench of the net with alpha {} on {}{tiling} ({} repeats, median)\n",
+        "octconv bench of the net with alpha {} on {}{tiling} ({} repeats, median; {})\n",
         args.alpha,
         device.describe(),
-        args.repeats
+        args.repeats,
+        inputs.source
     );
     let net = SeedNet::with_alpha(checked_alpha(args.alpha).map_err(|e| format!("--{e}"))?);
     let mut report = serde_json::Map::new();
     report.insert("device".into(), json!(device.describe()));
     report.insert("alpha".into(), json!(args.alpha));
+    report.insert("inputs".into(), json!(inputs.source));
 
     let mut train = compiled(&device, net.graph(64, true).map_err(|e| e.to_string())?, 1)?;
     let mut step_flops = None;
@@ -102,8 +134,8 @@ pub fn run(args: BenchArgs) -> Result<ExitCode, String> {
     if let Device::Gpu(gpu) = &device {
         report.insert("matmul_512".into(), matmul_rates(gpu, args.repeats)?);
     }
-    report.insert("train_step".into(), training_step(train.as_mut(), args.repeats, step_flops)?);
-    report.insert("inference".into(), inference(&device, &net, args.repeats)?);
+    report.insert("train_step".into(), training_step(train.as_mut(), &inputs.train, args.repeats, step_flops)?);
+    report.insert("inference".into(), inference(&device, &net, &inputs.test, args.repeats)?);
     if args.octave_sweep {
         report.insert("octave_sweep".into(), octave_sweep(&device, args.repeats)?);
     }
@@ -163,9 +195,13 @@ fn matmul_rates(gpu: &Gpu, repeats: usize) -> Result<Value, String> {
 /// The whole step as training runs it: the batch gathered from a dataset on
 /// the device, forward, backward and Adam, in one submission; then ten steps
 /// back to back with one wait, as an epoch runs.
-fn training_step(train: &mut dyn Program, repeats: usize, step_flops: Option<u64>) -> Result<Value, String> {
-    let data = synthetic_dataset(640);
-    let on_device = pollster::block_on(train.upload_dataset(&data)).map_err(|e| e.to_string())?;
+fn training_step(
+    train: &mut dyn Program,
+    data: &Dataset,
+    repeats: usize,
+    step_flops: Option<u64>,
+) -> Result<Value, String> {
+    let on_device = pollster::block_on(train.upload_dataset(data)).map_err(|e| e.to_string())?;
     train.set_order(on_device, &(0..data.len()).collect::<Vec<_>>()).map_err(|e| e.to_string())?;
     let step = time(repeats, || {
         train.select_batch(on_device, 0);
@@ -215,12 +251,14 @@ fn training_step(train: &mut dyn Program, repeats: usize, step_flops: Option<u64
     }))
 }
 
-/// Inference throughput at batch 1 and 1000.
-fn inference(device: &Device, net: &SeedNet, repeats: usize) -> Result<Value, String> {
+/// Inference throughput at batch 1 and 1000, on the first test images.
+fn inference(device: &Device, net: &SeedNet, test: &Dataset, repeats: usize) -> Result<Value, String> {
     let mut rows = Vec::new();
     for batch in [1usize, 1000] {
         let mut runner = compiled(device, net.graph(batch, false).map_err(|e| e.to_string())?, 1)?;
-        runner.write_batch(&vec![0.5; batch * PIXELS], &vec![-1.0; batch]).map_err(|e| e.to_string())?;
+        let order: Vec<usize> = (0..test.len()).collect();
+        let (images, labels) = test.batch_at(&order, 0, batch);
+        runner.write_batch(&images, &labels).map_err(|e| e.to_string())?;
         let seconds = time(repeats, || {
             runner.forward();
             finish(runner.as_ref());

@@ -43,14 +43,45 @@ pub fn gemm(
     }
 }
 
+/// Values one parallel task handles at least: small planes (a 7×7 map) are
+/// grouped, since a task per plane would cost more to schedule than to run.
+const MIN_TASK_LEN: usize = 1 << 14;
+
 /// Runs `f(chunk index, output chunk)` over `out` in chunks of `chunk_len`
 /// (one image or one plane each), in parallel on native targets.
 pub fn per_chunk(out: &mut [f32], chunk_len: usize, f: impl Fn(usize, &mut [f32]) + Sync + Send) {
+    let chunk_len = chunk_len.max(1);
+    let group = (MIN_TASK_LEN / chunk_len).max(1);
+    let run = |(g, block): (usize, &mut [f32])| {
+        block.chunks_mut(chunk_len).enumerate().for_each(|(k, chunk)| f(g * group + k, chunk));
+    };
     #[cfg(not(target_arch = "wasm32"))]
     {
         use rayon::prelude::*;
-        out.par_chunks_mut(chunk_len).enumerate().for_each(|(n, chunk)| f(n, chunk));
+        out.par_chunks_mut(chunk_len * group).enumerate().for_each(run);
     }
     #[cfg(target_arch = "wasm32")]
-    out.chunks_mut(chunk_len).enumerate().for_each(|(n, chunk)| f(n, chunk));
+    out.chunks_mut(chunk_len * group).enumerate().for_each(run);
+}
+
+/// `per_chunk` with a scratch buffer of `scratch_len` values per worker,
+/// reused from chunk to chunk (an im2col matrix, say), not allocated per chunk.
+pub fn per_chunk_with_scratch(
+    out: &mut [f32],
+    chunk_len: usize,
+    scratch_len: usize,
+    f: impl Fn(usize, &mut [f32], &mut [f32]) + Sync + Send,
+) {
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        use rayon::prelude::*;
+        out.par_chunks_mut(chunk_len)
+            .enumerate()
+            .for_each_init(|| vec![0.0; scratch_len], |scratch, (n, chunk)| f(n, chunk, scratch));
+    }
+    #[cfg(target_arch = "wasm32")]
+    {
+        let mut scratch = vec![0.0; scratch_len];
+        out.chunks_mut(chunk_len).enumerate().for_each(|(n, chunk)| f(n, chunk, &mut scratch));
+    }
 }

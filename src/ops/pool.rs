@@ -262,6 +262,26 @@ impl OpDef for MaxPool2Backward {
         dx
     }
 
+    /// The same routing, one plane per task.
+    fn cpu_fast(&self, inputs: &[&Tensor], _output: &[usize]) -> Vec<f32> {
+        let (x, dy) = (inputs[0], inputs[1]);
+        let [_, _, in_h, in_w] = x.shape[..] else { unreachable!() };
+        let [_, _, out_h, out_w] = dy.shape[..] else { unreachable!() };
+        let mut dx = vec![0.0; x.len()];
+        per_chunk(&mut dx, in_h * in_w, |plane, dx_plane| {
+            let x_plane = &x.data[plane * in_h * in_w..][..in_h * in_w];
+            let dy_plane = &dy.data[plane * out_h * out_w..][..out_h * out_w];
+            for i in 0..out_h {
+                for j in 0..out_w {
+                    let offsets = window(i, j, in_w);
+                    let best = argmax4(offsets.map(|k| x_plane[k]));
+                    dx_plane[offsets[best]] = dy_plane[i * out_w + j];
+                }
+            }
+        });
+        dx
+    }
+
     fn launch(&self, inputs: &[&[usize]], output: &[usize], _tiling: Tiling) -> Option<Launch> {
         Some(Launch::new(&MAX_POOL2_BACKWARD, &params(inputs[0], inputs[1]), numel(output)))
     }

@@ -1,7 +1,7 @@
 //! The convolution's CPU twin (direct loops, obviously right) and its fast
 //! version for the CPU device (im2col + GEMM, split over the batch).
 
-use crate::ops::fast_cpu::{gemm, per_chunk};
+use crate::ops::fast_cpu::{gemm, per_chunk_with_scratch};
 use crate::tensor::Tensor;
 
 /// One product term of a convolution: the output element it adds to (an
@@ -125,25 +125,31 @@ impl Conv {
         self.out_height * self.out_width
     }
 
-    /// Calls f(row of the column matrix, output pixel, input offset) for every
-    /// in-bounds input tap of one image: the im2col index map.
-    fn for_each_tap(&self, mut f: impl FnMut(usize, usize, usize)) {
+    /// The output columns `j` whose input column `j·stride + v − padding`
+    /// lies inside the image, as a range.
+    fn valid_columns(&self, v: usize) -> std::ops::Range<usize> {
+        let (s, p) = (self.stride, self.padding);
+        let first = p.saturating_sub(v).div_ceil(s);
+        let end = if self.width + p > v { ((self.width - 1 + p - v) / s + 1).min(self.out_width) } else { 0 };
+        first..end.max(first)
+    }
+
+    /// Calls f(column-matrix row, output row i, input row r, valid columns)
+    /// for every (c, u, v) and every output row whose input row r is inside
+    /// the image: the im2col index map, one run of columns at a time.
+    fn for_each_run(&self, mut f: impl FnMut(usize, usize, usize, &std::ops::Range<usize>, usize)) {
         let k = self.kernel;
         for c in 0..self.channels {
             for u in 0..k {
                 for v in 0..k {
                     let row = (c * k + u) * k + v;
+                    let columns = self.valid_columns(v);
                     for i in 0..self.out_height {
-                        let r = (i * self.stride + u) as isize - self.padding as isize;
-                        if r < 0 || r as usize >= self.height {
-                            continue;
-                        }
-                        for j in 0..self.out_width {
-                            let s = (j * self.stride + v) as isize - self.padding as isize;
-                            if s >= 0 && (s as usize) < self.width {
-                                let offset = (c * self.height + r as usize) * self.width + s as usize;
-                                f(row, i * self.out_width + j, offset);
-                            }
+                        let r = (i * self.stride + u).checked_sub(self.padding).filter(|&r| r < self.height);
+                        if let Some(r) = r {
+                            // The input offset of output column 0 (may lie left of the row: never read).
+                            let origin = (c * self.height + r) * self.width + v;
+                            f(row, i, origin, &columns, self.padding);
                         }
                     }
                 }
@@ -153,15 +159,25 @@ impl Conv {
 
     /// The column matrix [C·K·K, H'·W'] of one image (zero where the kernel hangs over the edge).
     fn im2col(&self, image: &[f32], col: &mut [f32]) {
-        col.fill(0.0);
-        let pixels = self.pixels();
-        self.for_each_tap(|row, pixel, offset| col[row * pixels + pixel] = image[offset]);
+        let (pixels, width, stride) = (self.pixels(), self.out_width, self.stride);
+        col[..self.patch() * pixels].fill(0.0);
+        self.for_each_run(|row, i, origin, columns, padding| {
+            let out = &mut col[row * pixels + i * width..][..width];
+            for j in columns.clone() {
+                out[j] = image[origin + j * stride - padding];
+            }
+        });
     }
 
     /// Adds the column matrix back onto one image's gradient.
     fn col2im(&self, col: &[f32], image: &mut [f32]) {
-        let pixels = self.pixels();
-        self.for_each_tap(|row, pixel, offset| image[offset] += col[row * pixels + pixel]);
+        let (pixels, width, stride) = (self.pixels(), self.out_width, self.stride);
+        self.for_each_run(|row, i, origin, columns, padding| {
+            let from = &col[row * pixels + i * width..][..width];
+            for j in columns.clone() {
+                image[origin + j * stride - padding] += from[j];
+            }
+        });
     }
 }
 
@@ -177,14 +193,13 @@ pub(super) fn conv2d_fast(
     let (outs, patch, pixels) = (w.shape[0], conv.patch(), conv.pixels());
     let image_len = x.shape[1..].iter().product::<usize>();
     let mut y = vec![0.0; out_shape.iter().product()];
-    per_chunk(&mut y, outs * pixels, |n, y_n| {
-        let mut col = vec![0.0; patch * pixels];
-        conv.im2col(&x.data[n * image_len..(n + 1) * image_len], &mut col);
+    per_chunk_with_scratch(&mut y, outs * pixels, patch * pixels, |n, y_n, col| {
+        conv.im2col(&x.data[n * image_len..(n + 1) * image_len], col);
         for (o, row) in y_n.chunks_mut(pixels).enumerate() {
             row.fill(b.data[o]);
         }
         // y[o, p] += Σ_r w[o, r] · col[r, p]
-        gemm(outs, patch, pixels, &w.data, (patch, 1), &col, (pixels, 1), y_n, (pixels, 1), 1.0);
+        gemm(outs, patch, pixels, &w.data, (patch, 1), col, (pixels, 1), y_n, (pixels, 1), 1.0);
     });
     y
 }
@@ -200,12 +215,11 @@ pub(super) fn conv2d_backward_input_fast(
     let (outs, patch, pixels) = (w.shape[0], conv.patch(), conv.pixels());
     let image_len = dx_shape[1..].iter().product::<usize>();
     let mut dx = vec![0.0; dx_shape.iter().product()];
-    per_chunk(&mut dx, image_len, |n, dx_n| {
-        let mut col = vec![0.0; patch * pixels];
+    per_chunk_with_scratch(&mut dx, image_len, patch * pixels, |n, dx_n, col| {
         // col[r, p] = Σ_o w[o, r] · dy[o, p]
         let dy_n = &dy.data[n * outs * pixels..(n + 1) * outs * pixels];
-        gemm(patch, outs, pixels, &w.data, (1, patch), dy_n, (pixels, 1), &mut col, (pixels, 1), 0.0);
-        conv.col2im(&col, dx_n);
+        gemm(patch, outs, pixels, &w.data, (1, patch), dy_n, (pixels, 1), col, (pixels, 1), 0.0);
+        conv.col2im(col, dx_n);
     });
     dx
 }
@@ -223,11 +237,10 @@ pub(super) fn conv2d_backward_weight_fast(
     let image_len = x.shape[1..].iter().product::<usize>();
     // Each image's dW = dy[n] (O × P) · col[n]ᵀ (P × R); partial sums per image, then summed.
     let mut partial = vec![0.0; batch * outs * patch];
-    per_chunk(&mut partial, outs * patch, |n, dw_n| {
-        let mut col = vec![0.0; patch * pixels];
-        conv.im2col(&x.data[n * image_len..(n + 1) * image_len], &mut col);
+    per_chunk_with_scratch(&mut partial, outs * patch, patch * pixels, |n, dw_n, col| {
+        conv.im2col(&x.data[n * image_len..(n + 1) * image_len], col);
         let dy_n = &dy.data[n * outs * pixels..(n + 1) * outs * pixels];
-        gemm(outs, pixels, patch, dy_n, (pixels, 1), &col, (1, pixels), dw_n, (patch, 1), 0.0);
+        gemm(outs, pixels, patch, dy_n, (pixels, 1), col, (1, pixels), dw_n, (patch, 1), 0.0);
     });
     let mut dw = vec![0.0; outs * patch];
     for chunk in partial.chunks(outs * patch) {
