@@ -43,6 +43,35 @@ pub fn gemm(
     }
 }
 
+/// `gemm` for a `c` of contiguous rows (column stride 1), its rows split
+/// among the native worker threads: for one large product (a linear layer
+/// over the batch), which `gemm` alone would run on one core.
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_parallel(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: &[f32],
+    (a_row, a_col): (usize, usize),
+    b: &[f32],
+    b_strides: (usize, usize),
+    c: &mut [f32],
+    c_row: usize,
+    beta: f32,
+) {
+    #[cfg(not(target_arch = "wasm32"))]
+    let workers = rayon::current_num_threads();
+    #[cfg(target_arch = "wasm32")]
+    let workers = 1;
+    let rows = m.div_ceil(workers.max(1)).max(1);
+    let c = &mut c[..m * c_row];
+    per_chunk(c, rows * c_row, |t, c_rows| {
+        let first = t * rows;
+        let count = c_rows.len() / c_row;
+        gemm(count, k, n, &a[first * a_row..], (a_row, a_col), b, b_strides, c_rows, (c_row, 1), beta);
+    });
+}
+
 /// Values one parallel task handles at least: small planes (a 7×7 map) are
 /// grouped, since a task per plane would cost more to schedule than to run.
 const MIN_TASK_LEN: usize = 1 << 14;
