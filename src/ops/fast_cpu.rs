@@ -59,17 +59,21 @@ pub fn gemm_parallel(
     c_row: usize,
     beta: f32,
 ) {
-    #[cfg(not(target_arch = "wasm32"))]
-    let workers = rayon::current_num_threads();
-    #[cfg(target_arch = "wasm32")]
-    let workers = 1;
-    let rows = m.div_ceil(workers.max(1)).max(1);
+    let rows = m.div_ceil(workers()).max(1);
     let c = &mut c[..m * c_row];
     per_chunk(c, rows * c_row, |t, c_rows| {
         let first = t * rows;
         let count = c_rows.len() / c_row;
         gemm(count, k, n, &a[first * a_row..], (a_row, a_col), b, b_strides, c_rows, (c_row, 1), beta);
     });
+}
+
+/// Threads the parallel loops share work among (1 in the browser).
+fn workers() -> usize {
+    #[cfg(not(target_arch = "wasm32"))]
+    return rayon::current_num_threads().max(1);
+    #[cfg(target_arch = "wasm32")]
+    return 1;
 }
 
 /// Values one parallel task handles at least: small planes (a 7×7 map) are

@@ -1,6 +1,8 @@
 //! The convolution's CPU twin (direct loops, obviously right) and its fast
 //! version for the CPU device (im2col + GEMM, split over the batch).
 
+use std::ops::Range;
+
 use crate::ops::fast_cpu::{gemm, per_chunk_with_scratch};
 use crate::tensor::Tensor;
 
@@ -127,17 +129,18 @@ impl Conv {
 
     /// The output columns `j` whose input column `j·stride + v − padding`
     /// lies inside the image, as a range.
-    fn valid_columns(&self, v: usize) -> std::ops::Range<usize> {
+    fn valid_columns(&self, v: usize) -> Range<usize> {
         let (s, p) = (self.stride, self.padding);
         let first = p.saturating_sub(v).div_ceil(s);
         let end = if self.width + p > v { ((self.width - 1 + p - v) / s + 1).min(self.out_width) } else { 0 };
         first..end.max(first)
     }
 
-    /// Calls f(column-matrix row, output row i, input row r, valid columns)
-    /// for every (c, u, v) and every output row whose input row r is inside
-    /// the image: the im2col index map, one run of columns at a time.
-    fn for_each_run(&self, mut f: impl FnMut(usize, usize, usize, &std::ops::Range<usize>, usize)) {
+    /// Calls f(column-matrix row, output row i, run) for every (c, u, v) and
+    /// every output row: the im2col index map, a run of columns at a time.
+    /// The run is None where the kernel row lies in the padding, else the
+    /// input offset of its first valid column and the valid output columns.
+    fn for_each_run(&self, mut f: impl FnMut(usize, usize, Option<(usize, Range<usize>)>)) {
         let k = self.kernel;
         for c in 0..self.channels {
             for u in 0..k {
@@ -146,11 +149,12 @@ impl Conv {
                     let columns = self.valid_columns(v);
                     for i in 0..self.out_height {
                         let r = (i * self.stride + u).checked_sub(self.padding).filter(|&r| r < self.height);
-                        if let Some(r) = r {
-                            // The input offset of output column 0 (may lie left of the row: never read).
-                            let origin = (c * self.height + r) * self.width + v;
-                            f(row, i, origin, &columns, self.padding);
-                        }
+                        let run = r.filter(|_| !columns.is_empty()).map(|r| {
+                            let first =
+                                (c * self.height + r) * self.width + columns.start * self.stride + v - self.padding;
+                            (first, columns.clone())
+                        });
+                        f(row, i, run);
                     }
                 }
             }
@@ -159,23 +163,34 @@ impl Conv {
 
     /// The column matrix [C·K·K, H'·W'] of one image (zero where the kernel hangs over the edge).
     fn im2col(&self, image: &[f32], col: &mut [f32]) {
-        let (pixels, width, stride) = (self.pixels(), self.out_width, self.stride);
-        col[..self.patch() * pixels].fill(0.0);
-        self.for_each_run(|row, i, origin, columns, padding| {
-            let out = &mut col[row * pixels + i * width..][..width];
-            for j in columns.clone() {
-                out[j] = image[origin + j * stride - padding];
+        let (row_stride, width, stride) = (self.pixels(), self.out_width, self.stride);
+        self.for_each_run(|row, i, run| {
+            let out = &mut col[row * row_stride + i * width..][..width];
+            let Some((first, columns)) = run else { return out.fill(0.0) };
+            out[..columns.start].fill(0.0);
+            out[columns.end..].fill(0.0);
+            if stride == 1 {
+                out[columns.clone()].copy_from_slice(&image[first..first + columns.len()]);
+            } else {
+                for (k, j) in columns.enumerate() {
+                    out[j] = image[first + k * stride];
+                }
             }
         });
     }
 
     /// Adds the column matrix back onto one image's gradient.
     fn col2im(&self, col: &[f32], image: &mut [f32]) {
-        let (pixels, width, stride) = (self.pixels(), self.out_width, self.stride);
-        self.for_each_run(|row, i, origin, columns, padding| {
-            let from = &col[row * pixels + i * width..][..width];
-            for j in columns.clone() {
-                image[origin + j * stride - padding] += from[j];
+        let (row_stride, width, stride) = (self.pixels(), self.out_width, self.stride);
+        self.for_each_run(|row, i, run| {
+            let Some((first, columns)) = run else { return };
+            let from = &col[row * row_stride + i * width..][columns.clone()];
+            if stride == 1 {
+                image[first..first + from.len()].iter_mut().zip(from).for_each(|(d, s)| *d += s);
+            } else {
+                for (k, s) in from.iter().enumerate() {
+                    image[first + k * stride] += s;
+                }
             }
         });
     }
