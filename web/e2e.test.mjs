@@ -199,6 +199,21 @@ test('the shader lab: errors at their line, a wrong kernel fails, a right one pa
   assert.ok(Math.abs(editedEnd[1] - shippedEnd[1]) < 0.05, 'the same kernels train the same');
   await lab.locator('#lab').screenshot({ path: path.join(root, 'web/lab-screenshot.png') });
 
+  // Download saves the file under its own name, for `octconv lab --watch`.
+  const [download] = await Promise.all([lab.waitForEvent('download'), lab.click('#lab-download')]);
+  assert.equal(download.suggestedFilename(), LAB_FILE);
+  assert.equal(readFileSync(await download.path(), 'utf8'), `${KEPT}\n${shipped}`);
+  // A dropped .wgsl file opens as the file of its name.
+  const poolText = await lab.evaluate(async (kept) => {
+    const transfer = new DataTransfer();
+    transfer.items.add(new File([`${kept}\n// dropped`], 'pool.wgsl'));
+    document.getElementById('lab').dispatchEvent(new DragEvent('drop', { dataTransfer: transfer, bubbles: true, cancelable: true }));
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    return [document.getElementById('lab-file').value, window.octconvLab.getText()];
+  }, KEPT);
+  assert.deepEqual(poolText, ['pool.wgsl', `${KEPT}\n// dropped`]);
+  await lab.evaluate((f) => window.octconvLab.select(f), LAB_FILE);
+
   // Kept over a reload.
   await lab.reload();
   await lab.waitForFunction(() => window.octconv?.ready, null, { timeout: 180_000 });
