@@ -2,6 +2,7 @@
 // train the net in the page. All engine calls go through one queue, since
 // the engine (Rust, &mut self) takes one call at a time.
 import init, { Engine } from './pkg/octconv.js';
+import { chart } from './chart.js';
 
 const $ = (id) => document.getElementById(id);
 let queue = Promise.resolve();
@@ -181,26 +182,9 @@ async function loadData() {
 }
 
 function drawChart(canvas, key, color, low, high) {
-  const context = canvas.getContext('2d');
-  const { width, height } = canvas;
-  context.clearRect(0, 0, width, height);
-  context.strokeStyle = '#ccd';
-  context.strokeRect(30, 5, width - 35, height - 25);
-  context.fillStyle = '#5b6475';
-  context.font = '11px sans-serif';
-  context.fillText(high.toFixed(2), 0, 12);
-  context.fillText(low.toFixed(2), 0, height - 20);
   const span = Math.max(1, ...log.map((p) => p.epoch + p.fraction));
-  context.fillText(`${span.toFixed(2)} epochs`, width - 70, height - 6);
-  context.strokeStyle = color;
-  context.lineWidth = 2;
-  context.beginPath();
-  log.forEach((p, i) => {
-    const x = 30 + ((p.epoch + p.fraction) / span) * (width - 35);
-    const y = 5 + (1 - (p[key] - low) / (high - low)) * (height - 25);
-    i === 0 ? context.moveTo(x, y) : context.lineTo(x, y);
-  });
-  context.stroke();
+  const line = chart(canvas, low, high, `${span.toFixed(2)} epochs`);
+  line(log.map((p) => [(p.epoch + p.fraction) / span, p[key]]), color);
 }
 
 function settings() {

@@ -5,6 +5,7 @@
 // devices). Nothing here runs, and the editor is not fetched, until the lab
 // is opened, so the page's first paint does not wait for it.
 import init, { LabSession } from './pkg/octconv.js';
+import { chart } from './chart.js';
 
 const $ = (id) => document.getElementById(id);
 const EDITS = 'octconv.lab.edits';   // localStorage: {file: text} of the files that differ from the shipped ones
@@ -221,34 +222,12 @@ async function train(steps = Number($('lab-steps').value)) {
 
 function drawCurves({ shipped, edited }) {
   $('lab-train-figure').hidden = false;
-  const canvas = $('lab-chart');
-  const context = canvas.getContext('2d');
-  const { width, height } = canvas;
   const finite = [...shipped, ...edited].map(([, loss]) => loss).filter(Number.isFinite);
-  const high = Math.max(2.5, ...finite);
   const steps = Math.max(1, ...shipped.map(([step]) => step));
-  context.clearRect(0, 0, width, height);
-  context.strokeStyle = '#ccd';
-  context.strokeRect(30, 5, width - 35, height - 25);
-  context.fillStyle = '#5b6475';
-  context.font = '11px sans-serif';
-  context.fillText(high.toFixed(2), 0, 12);
-  context.fillText('0', 0, height - 20);
-  context.fillText(`${steps} steps`, width - 60, height - 6);
+  const line = chart($('lab-chart'), 0, Math.max(2.5, ...finite), `${steps} steps`);
   // The edited run dashed over the shipped one, so both show where they agree.
-  for (const [points, color, width, dash] of [[shipped, '#2f6fde', 4, []], [edited, '#d9822b', 2, [6, 4]]]) {
-    context.strokeStyle = color;
-    context.lineWidth = width;
-    context.setLineDash(dash);
-    context.beginPath();
-    points.forEach(([step, loss], i) => {
-      const x = 30 + (step / steps) * (width - 35);
-      const y = 5 + (1 - Math.min(Number.isFinite(loss) ? loss : high, high) / high) * (height - 25);
-      i === 0 ? context.moveTo(x, y) : context.lineTo(x, y);
-    });
-    context.stroke();
-  }
-  context.setLineDash([]);
+  line(shipped.map(([step, loss]) => [step / steps, loss]), '#2f6fde', 4);
+  line(edited.map(([step, loss]) => [step / steps, loss]), '#d9822b', 2, [6, 4]);
 }
 
 // ---- Keep and share -------------------------------------------------------------------
