@@ -179,16 +179,16 @@ impl GpuProgram {
         let clock = match self.gpu.pass_timer(dispatches.len()) {
             Some(timer) => {
                 for _ in 0..repeats.max(1) {
-                    let mut encoder = self.gpu.device.create_command_encoder(&Default::default());
-                    for (k, d) in dispatches.iter().enumerate() {
-                        let timestamp_writes = Some(timer.writes(k));
-                        let mut pass =
-                            encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: None, timestamp_writes });
-                        Gpu::dispatch(&mut pass, &d.pipeline, &d.bind_group, &d.launch);
-                    }
-                    timer.resolve(&mut encoder);
-                    self.gpu.queue.submit([encoder.finish()]);
-                    let Ok(seconds) = pollster::block_on(timer.seconds(&self.gpu)) else { break };
+                    // One pass per dispatch, each with its own timestamps.
+                    let record = |encoder: &mut wgpu::CommandEncoder| {
+                        for (k, d) in dispatches.iter().enumerate() {
+                            let timestamp_writes = Some(timer.writes(k));
+                            let mut pass = encoder
+                                .begin_compute_pass(&wgpu::ComputePassDescriptor { label: None, timestamp_writes });
+                            Gpu::dispatch(&mut pass, &d.pipeline, &d.bind_group, &d.launch);
+                        }
+                    };
+                    let Ok(seconds) = pollster::block_on(timer.submit_timed(&self.gpu, record)) else { break };
                     samples.iter_mut().zip(seconds).for_each(|(s, t)| s.push(t));
                 }
                 Clock::Gpu
@@ -218,8 +218,8 @@ impl GpuProgram {
         let gather = (!self.datasets.is_empty()).then_some(0);
         let mut samples = Vec::new();
         for _ in 0..repeats.max(1) {
-            let mut encoder = self.gpu.device.create_command_encoder(&Default::default());
-            {
+            // The whole step in one pass.
+            let record = |encoder: &mut wgpu::CommandEncoder| {
                 let timestamp_writes = Some(timer.writes(0));
                 let mut pass =
                     encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: None, timestamp_writes });
@@ -227,10 +227,8 @@ impl GpuProgram {
                 for d in gather.into_iter().chain(self.step_groups().iter().flat_map(|g| g.iter())) {
                     Gpu::dispatch(&mut pass, &d.pipeline, &d.bind_group, &d.launch);
                 }
-            }
-            timer.resolve(&mut encoder);
-            self.gpu.queue.submit([encoder.finish()]);
-            samples.push(pollster::block_on(timer.seconds(&self.gpu)).ok()?[0]);
+            };
+            samples.push(pollster::block_on(timer.submit_timed(&self.gpu, record)).ok()?[0]);
         }
         Some(super::median(samples))
     }

@@ -38,25 +38,23 @@ impl Gpu {
         let mut samples = Vec::new();
         for k in 0..=repeats.max(1) {
             let start = crate::exec::now();
-            let mut encoder = self.device.create_command_encoder(&Default::default());
-            for (from, to) in restore {
-                encoder.copy_buffer_to_buffer(from, 0, to, 0, from.size().min(to.size()));
-            }
-            {
+            let record = |encoder: &mut wgpu::CommandEncoder| {
+                for (from, to) in restore {
+                    encoder.copy_buffer_to_buffer(from, 0, to, 0, from.size().min(to.size()));
+                }
                 let timestamp_writes = timer.as_ref().map(|t| t.writes(0));
                 let mut pass =
                     encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: None, timestamp_writes });
                 for _ in 0..DISPATCHES_PER_PASS {
                     Gpu::dispatch(&mut pass, &pipeline, &bind_group, launch);
                 }
-            }
-            if let Some(timer) = &timer {
-                timer.resolve(&mut encoder);
-            }
-            self.queue.submit([encoder.finish()]);
+            };
             let seconds = match &timer {
-                Some(timer) => timer.seconds(self).await?[0],
+                Some(timer) => timer.submit_timed(self, record).await?[0],
                 None => {
+                    let mut encoder = self.device.create_command_encoder(&Default::default());
+                    record(&mut encoder);
+                    self.queue.submit([encoder.finish()]);
                     self.finished(buffers).await?;
                     crate::exec::now() - start
                 }

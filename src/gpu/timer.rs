@@ -67,6 +67,21 @@ impl PassTimer {
         encoder.resolve_query_set(&self.query_set, 0..2 * self.passes, &self.resolved, 0);
     }
 
+    /// Submits what `record` puts in a new encoder (its passes begun with
+    /// `self.writes(k)`) with the timestamps resolved after it, and returns
+    /// the seconds each pass took on the device.
+    pub async fn submit_timed(
+        &self,
+        gpu: &Gpu,
+        record: impl FnOnce(&mut wgpu::CommandEncoder),
+    ) -> Result<Vec<f64>, GpuError> {
+        let mut encoder = gpu.device.create_command_encoder(&Default::default());
+        record(&mut encoder);
+        self.resolve(&mut encoder);
+        gpu.queue.submit([encoder.finish()]);
+        self.seconds(gpu).await
+    }
+
     /// Seconds each pass took on the device (after the submission that resolved them).
     pub async fn seconds(&self, gpu: &Gpu) -> Result<Vec<f64>, GpuError> {
         let bytes = gpu.read_bytes(&self.resolved, 0, 16 * self.passes as u64).await?;
