@@ -1,9 +1,10 @@
 //! GPU memory: storage buffers, uploads (f32 tensors and packed bytes), the
 //! binding-size limit, and asynchronous read-back.
 
+use super::Clock;
 use super::{Gpu, GpuError, GpuTensor};
+use crate::ops::Launch;
 use crate::tensor::Tensor;
-use {super::Clock, crate::ops::Launch};
 
 /// Dispatches timed together as one sample by `time_dispatch`.
 const DISPATCHES_PER_PASS: usize = if cfg!(target_arch = "wasm32") { 8 } else { 1 };

@@ -33,7 +33,7 @@ pub struct PassTimer {
 impl Gpu {
     /// A timer for `passes` passes, or None when the device has no timestamp queries.
     pub fn pass_timer(&self, passes: usize) -> Option<PassTimer> {
-        if !self.device.features().contains(wgpu::Features::TIMESTAMP_QUERY) || passes == 0 {
+        if !self.has_timestamps() || passes == 0 {
             return None;
         }
         let count = 2 * passes as u32;

@@ -9,7 +9,8 @@
 //!    central differences of the edited GPU forward, so that a backward kernel
 //!    and its twin agreeing on a wrong rule are caught too;
 //! 4. the edited kernels against the shipped ones at the seed net's shapes
-//!    (wall-clock medians, labelled so).
+//!    (medians, from GPU timestamps where the device has them, else the wall
+//!    clock, labelled either way).
 //!
 //! A file that does not compile leaves the last good version in use.
 
@@ -220,7 +221,7 @@ impl Lab {
             return;
         }
         let started = exec::now();
-        let finding = match self.train_compare(data, steps, (steps / 10).max(1)).await {
+        let finding = match self.train_compare(data, steps).await {
             Ok(comparison) => {
                 let finding = match comparison.problem() {
                     Some(problem) => Finding { passed: false, text: format!("training {steps} steps: {problem}") },
@@ -237,13 +238,9 @@ impl Lab {
 
     /// `steps` training steps of the seed net (seed 1, batch 64, Adam's
     /// defaults) on `data` with the shipped kernels and with the edited ones,
-    /// the mean loss every `every` steps.
-    pub async fn train_compare(
-        &self,
-        data: &Dataset,
-        steps: usize,
-        every: usize,
-    ) -> Result<TrainComparison, ExecError> {
+    /// the mean loss over each tenth of the run.
+    pub async fn train_compare(&self, data: &Dataset, steps: usize) -> Result<TrainComparison, ExecError> {
+        let every = (steps / 10).max(1);
         let net = SeedNet::new();
         let params = ParamSet::init(&net.params(), 1);
         let mut curves = Vec::new();
@@ -256,7 +253,7 @@ impl Lab {
             for step in 0..steps {
                 runner.select_batch(on_device, step * 64 % data.len().max(1));
                 runner.train_step();
-                if (step + 1) % every.max(1) == 0 || step + 1 == steps {
+                if (step + 1) % every == 0 || step + 1 == steps {
                     curve.push((step + 1, runner.metrics().await?.loss()));
                     runner.reset_metrics();
                 }

@@ -249,17 +249,10 @@ impl OpDef for MaxPool2Backward {
     /// dx = dy routed to each window's argmax (the first on ties), 0 elsewhere.
     fn cpu(&self, inputs: &[&Tensor], _output: &[usize]) -> Vec<f32> {
         let (x, dy) = (inputs[0], inputs[1]);
-        let [_, _, in_h, in_w] = x.shape[..] else { unreachable!() };
-        let [_, _, out_h, out_w] = dy.shape[..] else { unreachable!() };
         let mut dx = vec![0.0; x.len()];
-        for (plane, (x_plane, dx_plane)) in x.data.chunks(in_h * in_w).zip(dx.chunks_mut(in_h * in_w)).enumerate() {
-            for i in 0..out_h {
-                for j in 0..out_w {
-                    let offsets = window(i, j, in_w);
-                    let best = argmax4(offsets.map(|k| x_plane[k]));
-                    dx_plane[offsets[best]] = dy.data[(plane * out_h + i) * out_w + j];
-                }
-            }
+        let plane = x.shape[2] * x.shape[3];
+        for (k, dx_plane) in dx.chunks_mut(plane).enumerate() {
+            route_to_argmax(x, dy, k, dx_plane);
         }
         dx
     }
@@ -267,25 +260,29 @@ impl OpDef for MaxPool2Backward {
     /// The same routing, one plane per task.
     fn cpu_fast(&self, inputs: &[&Tensor], _output: &[usize]) -> Vec<f32> {
         let (x, dy) = (inputs[0], inputs[1]);
-        let [_, _, in_h, in_w] = x.shape[..] else { unreachable!() };
-        let [_, _, out_h, out_w] = dy.shape[..] else { unreachable!() };
         let mut dx = vec![0.0; x.len()];
-        per_chunk(&mut dx, in_h * in_w, |plane, dx_plane| {
-            let x_plane = &x.data[plane * in_h * in_w..][..in_h * in_w];
-            let dy_plane = &dy.data[plane * out_h * out_w..][..out_h * out_w];
-            for i in 0..out_h {
-                for j in 0..out_w {
-                    let offsets = window(i, j, in_w);
-                    let best = argmax4(offsets.map(|k| x_plane[k]));
-                    dx_plane[offsets[best]] = dy_plane[i * out_w + j];
-                }
-            }
-        });
+        per_chunk(&mut dx, x.shape[2] * x.shape[3], |k, dx_plane| route_to_argmax(x, dy, k, dx_plane));
         dx
     }
 
     fn launch(&self, inputs: &[&[usize]], output: &[usize], _tiling: Tiling) -> Option<Launch> {
         Some(Launch::new(&MAX_POOL2_BACKWARD, &params(inputs[0], inputs[1]), numel(output)))
+    }
+}
+
+/// Plane `k` of max pooling's gradient: each window's dy to its argmax
+/// (the first on ties) in `dx_plane`, which holds zeros.
+fn route_to_argmax(x: &Tensor, dy: &Tensor, k: usize, dx_plane: &mut [f32]) {
+    let [_, _, in_h, in_w] = x.shape[..] else { unreachable!() };
+    let [_, _, out_h, out_w] = dy.shape[..] else { unreachable!() };
+    let x_plane = &x.data[k * in_h * in_w..][..in_h * in_w];
+    let dy_plane = &dy.data[k * out_h * out_w..][..out_h * out_w];
+    for i in 0..out_h {
+        for j in 0..out_w {
+            let offsets = window(i, j, in_w);
+            let best = argmax4(offsets.map(|o| x_plane[o]));
+            dx_plane[offsets[best]] = dy_plane[i * out_w + j];
+        }
     }
 }
 

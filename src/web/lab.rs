@@ -121,8 +121,7 @@ impl LabSession {
     /// with the edited kernels: JSON `{shipped: [[step, loss]…], edited, problem}`.
     pub async fn train(&self, steps: usize) -> Result<String, JsError> {
         let data = self.data.as_ref().ok_or_else(|| JsError::new("setData first"))?;
-        let every = (steps / 10).max(1);
-        let comparison = self.lab.train_compare(data, steps, every).await.map_err(js_error)?;
+        let comparison = self.lab.train_compare(data, steps).await.map_err(js_error)?;
         Ok(json!({ "shipped": comparison.shipped, "edited": comparison.edited, "problem": comparison.problem() })
             .to_string())
     }

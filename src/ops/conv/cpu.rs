@@ -163,9 +163,9 @@ impl Conv {
 
     /// The column matrix [C·K·K, H'·W'] of one image (zero where the kernel hangs over the edge).
     fn im2col(&self, image: &[f32], col: &mut [f32]) {
-        let (row_stride, width, stride) = (self.pixels(), self.out_width, self.stride);
+        let (pixels, width, stride) = (self.pixels(), self.out_width, self.stride);
         self.for_each_run(|row, i, run| {
-            let out = &mut col[row * row_stride + i * width..][..width];
+            let out = &mut col[row * pixels + i * width..][..width];
             let Some((first, columns)) = run else { return out.fill(0.0) };
             out[..columns.start].fill(0.0);
             out[columns.end..].fill(0.0);
@@ -181,10 +181,10 @@ impl Conv {
 
     /// Adds the column matrix back onto one image's gradient.
     fn col2im(&self, col: &[f32], image: &mut [f32]) {
-        let (row_stride, width, stride) = (self.pixels(), self.out_width, self.stride);
+        let (pixels, width, stride) = (self.pixels(), self.out_width, self.stride);
         self.for_each_run(|row, i, run| {
             let Some((first, columns)) = run else { return };
-            let from = &col[row * row_stride + i * width..][columns.clone()];
+            let from = &col[row * pixels + i * width..][columns.clone()];
             if stride == 1 {
                 image[first..first + from.len()].iter_mut().zip(from).for_each(|(d, s)| *d += s);
             } else {
