@@ -3,6 +3,7 @@
 // the engine (Rust, &mut self) takes one call at a time.
 import init, { Engine } from './pkg/octconv.js';
 import { chart } from './chart.js';
+import { fetchMnistFile } from './mnist.js';
 
 const $ = (id) => document.getElementById(id);
 let queue = Promise.resolve();
@@ -166,17 +167,11 @@ let running = false;
 let dataLoaded = false;
 let trainingStarted = false;
 
-async function fetchBytes(name) {
-  const response = await fetch(`data/${name}`);
-  if (!response.ok) throw new Error(`data/${name}: ${response.status}; serve the page with \`octconv serve --data DIR\``);
-  return new Uint8Array(await response.arrayBuffer());
-}
-
 async function loadData() {
   if (dataLoaded) return;
   $('train-status').textContent = 'Loading MNIST…';
   const names = ['train-images-idx3-ubyte.gz', 'train-labels-idx1-ubyte.gz', 't10k-images-idx3-ubyte.gz', 't10k-labels-idx1-ubyte.gz'];
-  const files = await Promise.all(names.map(fetchBytes));
+  const files = await Promise.all(names.map(fetchMnistFile));
   await serially(() => engine.setData(...files));
   dataLoaded = true;
 }

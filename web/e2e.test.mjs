@@ -10,7 +10,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { gunzipSync } from 'node:zlib';
+import { deflateRawSync, gunzipSync } from 'node:zlib';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
@@ -243,6 +243,25 @@ test('the shader lab falls back to a plain textarea when the editor cannot load,
   await plain.evaluate(() => window.octconvLab.open());
   assert.equal(await plain.evaluate(() => window.octconvLab.editor), 'textarea');
   assert.ok((await plain.inputValue('#lab-editor textarea')).includes('@compute'));
+  // Typing the shipped text back after checking an edit puts the shipped kernel back in use before timing.
+  const rechecked = await plain.evaluate(async ([file, kept]) => {
+    const lab = window.octconvLab;
+    lab.select(file);
+    const shipped = lab.getText();
+    lab.setText(`${kept}\n${shipped}`);
+    const edited = await lab.check();
+    lab.setText(shipped);
+    await lab.time();
+    return edited.failed === 0 && lab.lastReport !== edited && lab.lastReport.failed === 0;
+  }, [LAB_FILE, KEPT]);
+  assert.ok(rechecked, 'the shipped text was checked (and so used) again before timing');
+  // A share link that unpacks into 20 MB is refused with a sentence, not inflated.
+  const bomb = deflateRawSync(Buffer.alloc(20 << 20, 0x20)).toString('base64url');
+  const hostile = await context.newPage();
+  await hostile.goto(`${url}#lab=${bomb}`);
+  await hostile.waitForFunction(() => window.octconvLab?.ready, null, { timeout: 180_000 });
+  const said = await hostile.textContent('#lab-status');
+  assert.match(said, /shared link could not be read \(it unpacks to more than the 1048576 bytes a link may hold\)/);
   // Without WebGPU the lab says so plainly; the kernels can still be read and downloaded.
   const noGpu = await context.newPage();
   await noGpu.addInitScript(() => Object.defineProperty(Navigator.prototype, 'gpu', { get: () => undefined }));

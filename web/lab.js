@@ -6,18 +6,19 @@
 // is opened, so the page's first paint does not wait for it.
 import init, { LabSession } from './pkg/octconv.js';
 import { chart } from './chart.js';
+import { fetchMnistFile } from './mnist.js';
 
 const $ = (id) => document.getElementById(id);
 const EDITS = 'octconv.lab.edits';   // localStorage: {file: text} of the files that differ from the shipped ones
 const CURRENT = 'octconv.lab.file';  // localStorage: the file last open
 const SHARE_PREFIX = '#lab=';
-const MAX_SHARED_BYTES = 1 << 20;    // a shared link's edits, decompressed
+const MAX_TEXT_BYTES = 1 << 20;      // the most a shared link's edits (unpacked) or a dropped file may hold
 
 let session = null;      // LabSession when WebGPU is there
 let editor = null;       // { kind, getText, setText, showError }
 let files = [];          // [{family, file, kernels}]
 let file = null;         // the file in the editor
-const inUse = {};        // file -> the text the edited device uses (set by a check that compiled)
+const inUse = {};        // file -> the text the edited device uses, when not the shipped one (set by a check that compiled)
 let opening = null;
 let queue = Promise.resolve();
 const serially = (task) => (queue = queue.then(task, task));
@@ -169,7 +170,7 @@ async function check() {
 
 // Time and training use the kernels in use: check the editor's text first if it is not.
 async function checkIfChanged() {
-  if (inUse[file] !== editor.getText() && editor.getText() !== LabSession.shipped(file)) await check();
+  if ((inUse[file] ?? LabSession.shipped(file)) !== editor.getText()) await check();
 }
 
 async function time() {
@@ -204,12 +205,7 @@ async function train(steps = Number($('lab-steps').value)) {
   return serially(async () => {
     if (!trainDataLoaded) {
       status('loading MNIST…');
-      const fetchBytes = async (name) => {
-        const response = await fetch(`data/${name}`);
-        if (!response.ok) throw new Error(`data/${name}: ${response.status}; serve the page with \`octconv serve --data DIR\``);
-        return new Uint8Array(await response.arrayBuffer());
-      };
-      session.setData(await fetchBytes('train-images-idx3-ubyte.gz'), await fetchBytes('train-labels-idx1-ubyte.gz'));
+      session.setData(await fetchMnistFile('train-images-idx3-ubyte.gz'), await fetchMnistFile('train-labels-idx1-ubyte.gz'));
       trainDataLoaded = true;
     }
     status(`training ${steps} steps with the shipped kernels, then with the edited ones…`);
@@ -231,34 +227,51 @@ function drawCurves({ shipped, edited }) {
 }
 
 // ---- Keep and share -------------------------------------------------------------------
-const toBase64Url = (bytes) => btoa(String.fromCharCode(...bytes)).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+// Byte by byte, not by spreading the array into one call, which a long link would overflow.
+const toBase64Url = (bytes) => btoa(Array.from(bytes, (b) => String.fromCharCode(b)).join(''))
+  .replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
 const fromBase64Url = (text) => Uint8Array.from(atob(text.replace(/-/g, '+').replace(/_/g, '/')), (c) => c.charCodeAt(0));
-const through = async (bytes, stream) => new Uint8Array(await new Response(new Blob([bytes]).stream().pipeThrough(stream)).arrayBuffer());
+const deflate = async (bytes) =>
+  new Uint8Array(await new Response(new Blob([bytes]).stream().pipeThrough(new CompressionStream('deflate-raw'))).arrayBuffer());
+
+// Inflates a link's bytes, stopping at `limit`: a short link must not unpack into gigabytes.
+async function inflateBounded(bytes, limit) {
+  const reader = new Blob([bytes]).stream().pipeThrough(new DecompressionStream('deflate-raw')).getReader();
+  const parts = [];
+  let total = 0;
+  for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read()) {
+    total += chunk.value.length;
+    if (total > limit) {
+      await reader.cancel();
+      throw new Error(`it unpacks to more than the ${limit} bytes a link may hold`);
+    }
+    parts.push(chunk.value);
+  }
+  return new Uint8Array(await new Blob(parts).arrayBuffer());
+}
 
 // A link to this page that opens the lab on this file with these edits (deflated into the fragment).
 async function shareLink() {
   const payload = new TextEncoder().encode(JSON.stringify({ file, edits: edits() }));
-  const link = `${location.origin}${location.pathname}${location.search}${SHARE_PREFIX}${toBase64Url(await through(payload, new CompressionStream('deflate-raw')))}`;
+  const link = `${location.origin}${location.pathname}${location.search}${SHARE_PREFIX}${toBase64Url(await deflate(payload))}`;
   history.replaceState(null, '', link);
   await navigator.clipboard?.writeText(link).then(() => status('Link copied: it opens this kernel with your edits.'),
     () => status('The address bar now holds the link to share.'));
   return link;
 }
 
-// The file and edits of a shared link, or null; a broken link is said so, not guessed at.
+// The file and edits of a shared link, null without one, or why a broken link was refused (never guessed at).
 async function sharedExperiment() {
   if (!location.hash.startsWith(SHARE_PREFIX)) return null;
   try {
-    const bytes = await through(fromBase64Url(location.hash.slice(SHARE_PREFIX.length)), new DecompressionStream('deflate-raw'));
-    if (bytes.length > MAX_SHARED_BYTES) throw new Error(`it holds ${bytes.length} bytes, more than the ${MAX_SHARED_BYTES} a link may`);
+    const bytes = await inflateBounded(fromBase64Url(location.hash.slice(SHARE_PREFIX.length)), MAX_TEXT_BYTES);
     const { file: shared, edits: sharedEdits } = JSON.parse(new TextDecoder().decode(bytes));
     const known = new Set(files.map((f) => f.file));
     const unknown = Object.keys(sharedEdits).filter((name) => !known.has(name) || typeof sharedEdits[name] !== 'string');
     if (!known.has(shared) || unknown.length) throw new Error(`it names files octconv does not have: ${[shared, ...unknown].join(', ')}`);
     return { file: shared, edits: sharedEdits };
   } catch (e) {
-    status(`The shared link could not be read (${e.message}); ask for the link again. Your own edits are shown.`);
-    return null;
+    return { refused: `The shared link could not be read (${e.message}); ask for the link again. Your own edits are shown.` };
   }
 }
 
@@ -276,7 +289,7 @@ async function dropped(event) {
   $('lab').classList.remove('dropping');
   const dropped = event.dataTransfer?.files?.[0];
   if (!dropped) return;
-  if (!dropped.name.endsWith('.wgsl') || dropped.size > MAX_SHARED_BYTES) {
+  if (!dropped.name.endsWith('.wgsl') || dropped.size > MAX_TEXT_BYTES) {
     status(`${dropped.name} is not a .wgsl file of at most 1 MiB; drop one of octconv's kernel files.`);
     return;
   }
@@ -297,7 +310,7 @@ async function open() {
     editor = await makeEditor($('lab-editor'));
     window.octconvLab.editor = editor.kind;
     const shared = await sharedExperiment();
-    if (shared) {
+    if (shared?.edits) {
       localStorage.setItem(EDITS, JSON.stringify({ ...edits(), ...shared.edits }));
     }
     showFile(shared?.file ?? localStorage.getItem(CURRENT) ?? 'elementwise.wgsl');
@@ -312,6 +325,7 @@ async function open() {
         $('lab-no-webgpu').textContent = `Editing kernels needs WebGPU, and no WebGPU device could be opened (${e.message}).`;
       }
     }
+    if (shared?.refused) status(shared.refused);
     for (const id of ['lab-check', 'lab-time', 'lab-train']) $(id).disabled = !session;
     window.octconvLab.ready = true;
   })();
@@ -326,7 +340,7 @@ $('lab-train').addEventListener('click', () => train().catch((e) => status(`${e}
 $('lab-revert').addEventListener('click', () => {
   showFile(file, LabSession.shipped(file));
   session?.reset(file);
-  inUse[file] = LabSession.shipped(file);
+  delete inUse[file];
 });
 $('lab-share').addEventListener('click', () => shareLink());
 $('lab-download').addEventListener('click', () => download());
