@@ -9,7 +9,7 @@ use std::time::Instant;
 use clap::Args;
 use octconv::data::{load_split, Dataset, DatasetKind, Split, PIXELS};
 use octconv::exec::{median, Device, DispatchTime, Program, Runner};
-use octconv::gpu::Gpu;
+use octconv::gpu::{Clock, Gpu};
 use octconv::graph::Graph;
 use octconv::nn::{checked_alpha, Branches, Linear, OctaveConv, ParamSet, ParamSpec, SeedNet, TrainGraph, SEED_ALPHA};
 use octconv::ops::{self, Op, Tiling};
@@ -127,8 +127,18 @@ pub fn run(args: BenchArgs) -> Result<ExitCode, String> {
     let mut train = compiled(&device, net.graph(64, true).map_err(|e| e.to_string())?, 1)?;
     let mut step_flops = None;
     if let Some(program) = train.as_gpu() {
-        let (kernels, flops) = kernel_table(program, args.repeats, &mut report);
+        let mib = program.value_bytes() as f64 / (1 << 20) as f64;
+        println!("the training step's values take {mib:.1} MiB of GPU memory after buffer reuse\n");
+        report.insert("value_mib".into(), json!((mib * 100.0).round() / 100.0));
+        let (times, clock) = program.profile(args.repeats);
+        let (kernels, flops) = kernel_table("dispatch", &times, clock, args.repeats, &mut report);
         report.insert("kernels".into(), kernels);
+        step_flops = Some(flops);
+    }
+    if let Some(program) = train.as_cpu() {
+        let times = program.profile(args.repeats);
+        let (ops, flops) = kernel_table("op", &times, Clock::Wall, args.repeats, &mut report);
+        report.insert("ops".into(), ops);
         step_flops = Some(flops);
     }
     if let Device::Gpu(gpu) = &device {
@@ -153,28 +163,26 @@ pub fn run(args: BenchArgs) -> Result<ExitCode, String> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Every dispatch of one training step at batch 64, timed on its own (GPU
-/// only: the CPU runs ops, not dispatches). Returns the rows and the step's FLOPs.
+/// Every dispatch (GPU) or op (CPU) of one training step at batch 64, each
+/// timed on its own, printed. Returns the rows and the step's FLOPs.
 fn kernel_table(
-    program: &mut octconv::exec::GpuProgram,
+    unit: &str,
+    times: &[DispatchTime],
+    clock: Clock,
     repeats: usize,
     report: &mut serde_json::Map<String, Value>,
 ) -> (Value, u64) {
-    let mib = program.value_bytes() as f64 / (1 << 20) as f64;
-    println!("the training step's values take {mib:.1} MiB of GPU memory after buffer reuse\n");
-    report.insert("value_mib".into(), json!((mib * 100.0).round() / 100.0));
-    let (times, clock) = program.profile(repeats);
     report.insert("kernel_clock".into(), json!(clock.name()));
-    println!("each dispatch timed on its own ({}, median of {repeats})", clock.name());
-    println!("{:<24} {:<34} {:>10} {:>10}", "kernel", "node (seed net, batch 64)", "ms", "GFLOP/s");
+    println!("each {unit} timed on its own ({}, median of {repeats})", clock.name());
+    println!("{:<24} {:<34} {:>10} {:>10}", unit, "node (seed net, batch 64)", "ms", "GFLOP/s");
     let mut rows = Vec::new();
-    for t in &times {
+    for t in times {
         let gflops = t.flops as f64 / t.seconds / 1e9;
         println!("{:<24} {:<34} {:>10.3} {:>10.2}", t.kernel, t.node, t.seconds * 1e3, gflops);
         rows.push(json!({"kernel": t.kernel, "node": t.node, "seconds": t.seconds, "flops": t.flops}));
     }
     let sum: f64 = times.iter().map(|t| t.seconds).sum();
-    println!("{:<59} {:>10.3}\n", "sum of the dispatches, each timed alone", sum * 1e3);
+    println!("{:<59} {:>10.3}\n", "sum, each timed alone", sum * 1e3);
     (Value::Array(rows), times.iter().map(|t| t.flops).sum())
 }
 

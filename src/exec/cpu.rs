@@ -1,14 +1,14 @@
 //! The model evaluated node by node on the CPU device (each op's `cpu_fast`).
 
 use super::{
-    check_batch, check_moments, check_order, check_sample, param_names, param_values, DeviceData, ExecError,
-    GpuProgram, Metrics, Pending, Program, Schedule,
+    check_batch, check_moments, check_order, check_sample, median_seconds, param_names, param_values, DeviceData,
+    DispatchTime, ExecError, GpuProgram, Metrics, Pending, Program, Schedule,
 };
 use crate::data::Dataset;
 use crate::graph::{NodeId, Source};
 use crate::nn::{ParamSet, TrainGraph};
 use crate::ops::loss::batch_metrics;
-use crate::optim::{adam_step, AdamConfig, OptimizerState};
+use crate::optim::{adam_step_parallel, AdamConfig, OptimizerState};
 use crate::tensor::Tensor;
 
 pub struct CpuProgram {
@@ -60,6 +60,51 @@ impl CpuProgram {
         batch_metrics(value(self.model.logits), value(self.model.labels), loss, &mut self.metrics);
     }
 
+    /// Times every op of a training step on its own (each node evaluated
+    /// again from the step's values), the median of `repeats`, then Adam over
+    /// all parameters: where a step's time goes on the CPU device.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn profile(&mut self, repeats: usize) -> Vec<DispatchTime> {
+        self.train_step();
+        let nodes = self.schedule.forward.iter().chain(&self.schedule.backward);
+        let mut times = Vec::new();
+        for &id in nodes {
+            let node = &self.model.graph.nodes[id];
+            let Source::Op(op) = &node.source else { continue };
+            let inputs: Vec<&Tensor> =
+                node.inputs.iter().map(|&i| self.values[i].as_ref().expect("computed")).collect();
+            let seconds = median_seconds(repeats, || drop(op.eval_fast(&inputs)));
+            let shapes: Vec<&[usize]> = inputs.iter().map(|t| t.shape.as_slice()).collect();
+            let flops = op.flops(&shapes, &node.shape);
+            times.push(DispatchTime { kernel: op.name(), node: node.name.clone(), seconds, flops });
+        }
+        let adam = median_seconds(repeats, || {
+            self.step -= 1;
+            self.update_params();
+        });
+        let params: usize = self.moments.iter().map(|(m, _)| m.len()).sum();
+        times.push(DispatchTime {
+            kernel: "adam",
+            node: "every parameter".into(),
+            seconds: adam,
+            flops: 10 * params as u64,
+        });
+        times
+    }
+
+    /// One Adam step of every parameter from its gradient in place.
+    fn update_params(&mut self) {
+        self.step += 1;
+        for (k, &(param, grad)) in self.model.grads.iter().enumerate() {
+            // The gradient stays in place (readable after the step) while the parameter updates.
+            let [Some(grad), Some(param)] = self.values.get_disjoint_mut([grad, param]).expect("distinct nodes") else {
+                unreachable!("a training step computes every gradient and holds every parameter")
+            };
+            let (m, v) = &mut self.moments[k];
+            adam_step_parallel(&self.adam, self.step, &grad.data, &mut param.data, m, v);
+        }
+    }
+
     fn value(&self, node: NodeId) -> Tensor {
         self.values[node].clone().unwrap_or_else(|| Tensor::zeros(self.model.graph.shape(node)))
     }
@@ -101,15 +146,7 @@ impl Program for CpuProgram {
     fn train_step(&mut self) {
         self.forward();
         run(&self.model, &mut self.values, &self.schedule.backward);
-        self.step += 1;
-        for (k, &(param, grad)) in self.model.grads.iter().enumerate() {
-            // The gradient stays in place (readable after the step) while the parameter updates.
-            let [Some(grad), Some(param)] = self.values.get_disjoint_mut([grad, param]).expect("distinct nodes") else {
-                unreachable!("a training step computes every gradient and holds every parameter")
-            };
-            let (m, v) = &mut self.moments[k];
-            adam_step(&self.adam, self.step, &grad.data, &mut param.data, m, v);
-        }
+        self.update_params();
     }
 
     fn forward(&mut self) {
@@ -163,6 +200,10 @@ impl Program for CpuProgram {
 
     fn as_gpu(&mut self) -> Option<&mut GpuProgram> {
         None
+    }
+
+    fn as_cpu(&mut self) -> Option<&mut CpuProgram> {
+        Some(self)
     }
 }
 

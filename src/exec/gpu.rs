@@ -7,8 +7,8 @@ use std::rc::Rc;
 use super::places::{place_slots, Place};
 use super::record::{adam_dispatch, metrics_dispatch, record_ops, Compiled, Dispatch};
 use super::{
-    check_batch, check_moments, check_order, check_sample, param_names, param_values, relu_fusions, BufferPlan,
-    DeviceData, ExecError, Metrics, Pending, Program, Schedule,
+    check_batch, check_moments, check_order, check_sample, median_seconds, param_names, param_values, relu_fusions,
+    BufferPlan, CpuProgram, DeviceData, ExecError, Metrics, Pending, Program, Schedule,
 };
 use crate::data::Dataset;
 #[cfg(not(target_arch = "wasm32"))]
@@ -370,16 +370,8 @@ impl Program for GpuProgram {
     fn as_gpu(&mut self) -> Option<&mut GpuProgram> {
         Some(self)
     }
-}
 
-/// Median seconds of `repeats` (at least one) runs of `f`.
-fn median_seconds(repeats: usize, mut f: impl FnMut()) -> f64 {
-    let samples = (0..repeats.max(1))
-        .map(|_| {
-            let start = crate::exec::now();
-            f();
-            crate::exec::now() - start
-        })
-        .collect();
-    super::median(samples)
+    fn as_cpu(&mut self) -> Option<&mut CpuProgram> {
+        None
+    }
 }

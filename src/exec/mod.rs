@@ -120,6 +120,8 @@ pub trait Program {
     fn load_optimizer_state(&mut self, state: &OptimizerState) -> Result<(), ExecError>;
     /// The GPU program, for what only it can report (kernel profiles, dispatch counts).
     fn as_gpu(&mut self) -> Option<&mut GpuProgram>;
+    /// The CPU program, for its op profile.
+    fn as_cpu(&mut self) -> Option<&mut CpuProgram>;
 }
 
 /// A compiled model on some device.
@@ -218,4 +220,16 @@ fn check_moments(model: &TrainGraph, state: &OptimizerState) -> Result<(), ExecE
         return Err(ExecError::MissingParam(format!("Adam moments for all {} parameters", model.grads.len())));
     }
     Ok(())
+}
+
+/// Median seconds of `repeats` (at least one) runs of `f`.
+pub(crate) fn median_seconds(repeats: usize, mut f: impl FnMut()) -> f64 {
+    let samples = (0..repeats.max(1))
+        .map(|_| {
+            let start = crate::exec::now();
+            f();
+            crate::exec::now() - start
+        })
+        .collect();
+    median(samples)
 }

@@ -9,63 +9,96 @@ pub fn gemm(
     k: usize,
     n: usize,
     a: &[f32],
-    (a_row, a_col): (usize, usize),
+    a_strides: (usize, usize),
     b: &[f32],
-    (b_row, b_col): (usize, usize),
+    b_strides: (usize, usize),
     c: &mut [f32],
-    (c_row, c_col): (usize, usize),
+    c_strides: (usize, usize),
     beta: f32,
 ) {
-    // Bounds: the last element each operand addresses must be inside its slice.
-    let last = |rows: usize, cols: usize, rs: usize, cs: usize| (rows - 1) * rs + (cols - 1) * cs;
-    assert!(m > 0 && k > 0 && n > 0);
-    assert!(last(m, k, a_row, a_col) < a.len() && last(k, n, b_row, b_col) < b.len());
-    assert!(last(m, n, c_row, c_col) < c.len());
-    // SAFETY: the asserts above keep every access inside the three slices,
-    // and `c` is borrowed mutably while `a` and `b` are shared borrows.
-    unsafe {
-        matrixmultiply::sgemm(
-            m,
-            k,
-            n,
-            1.0,
-            a.as_ptr(),
-            a_row as isize,
-            a_col as isize,
-            b.as_ptr(),
-            b_row as isize,
-            b_col as isize,
-            beta,
-            c.as_mut_ptr(),
-            c_row as isize,
-            c_col as isize,
-        );
-    }
+    check_bounds([m, k, n], (a, a_strides), (b, b_strides), (c, c_strides));
+    // SAFETY: `check_bounds` keeps every access inside the three slices, and
+    // `c` is borrowed mutably while `a` and `b` are shared borrows.
+    unsafe { sgemm([m, k, n], (a.as_ptr(), a_strides), (b.as_ptr(), b_strides), (c.as_mut_ptr(), c_strides), beta) }
 }
 
-/// `gemm` for a `c` of contiguous rows (column stride 1), its rows split
-/// among the native worker threads: for one large product (a linear layer
-/// over the batch), which `gemm` alone would run on one core.
+/// `gemm` with `b`'s and `c`'s columns split among the native worker
+/// threads: for one large product (a linear layer over the batch), which
+/// `gemm` alone would run on one core. Splitting columns, not rows, means
+/// each thread packs only its share of `b` (the big weight matrix).
 #[allow(clippy::too_many_arguments)]
 pub fn gemm_parallel(
     m: usize,
     k: usize,
     n: usize,
     a: &[f32],
-    (a_row, a_col): (usize, usize),
+    a_strides: (usize, usize),
     b: &[f32],
     b_strides: (usize, usize),
     c: &mut [f32],
-    c_row: usize,
+    c_strides: (usize, usize),
     beta: f32,
 ) {
-    let rows = m.div_ceil(workers()).max(1);
-    let c = &mut c[..m * c_row];
-    per_chunk(c, rows * c_row, |t, c_rows| {
-        let first = t * rows;
-        let count = c_rows.len() / c_row;
-        gemm(count, k, n, &a[first * a_row..], (a_row, a_col), b, b_strides, c_rows, (c_row, 1), beta);
-    });
+    check_bounds([m, k, n], (a, a_strides), (b, b_strides), (c, c_strides));
+    // Blocks of whole 16-column panels (the widest microkernel's), one per worker.
+    let cols = n.div_ceil(workers()).next_multiple_of(16);
+    let c_ptr = SharedMut(c.as_mut_ptr());
+    let block = |first: usize| {
+        let count = cols.min(n - first);
+        // SAFETY: as in `gemm`, and the blocks write disjoint columns of `c`.
+        unsafe {
+            let b_block = b.as_ptr().add(first * b_strides.1);
+            let c_block = c_ptr.at(first * c_strides.1);
+            sgemm([m, k, count], (a.as_ptr(), a_strides), (b_block, b_strides), (c_block, c_strides), beta)
+        }
+    };
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        use rayon::prelude::*;
+        (0..n).into_par_iter().step_by(cols).for_each(block);
+    }
+    #[cfg(target_arch = "wasm32")]
+    (0..n).step_by(cols).for_each(block);
+}
+
+/// A pointer into an output that parallel tasks write in disjoint parts.
+#[derive(Clone, Copy)]
+struct SharedMut(*mut f32);
+// SAFETY: only used where each task writes elements no other task touches.
+unsafe impl Send for SharedMut {}
+unsafe impl Sync for SharedMut {}
+
+impl SharedMut {
+    fn at(self, offset: usize) -> *mut f32 {
+        // SAFETY: callers stay inside the slice the pointer came from.
+        unsafe { self.0.add(offset) }
+    }
+}
+
+type Operand<'a> = (&'a [f32], (usize, usize));
+
+/// Panics unless the last element each operand of an m×k by k×n product
+/// addresses lies inside its slice.
+fn check_bounds([m, k, n]: [usize; 3], (a, a_s): Operand, (b, b_s): Operand, (c, c_s): (&mut [f32], (usize, usize))) {
+    let last = |rows: usize, cols: usize, (rs, cs): (usize, usize)| (rows - 1) * rs + (cols - 1) * cs;
+    assert!(m > 0 && k > 0 && n > 0);
+    assert!(last(m, k, a_s) < a.len() && last(k, n, b_s) < b.len() && last(m, n, c_s) < c.len());
+}
+
+/// matrixmultiply's sgemm with strides as pairs.
+///
+/// # Safety
+/// Every element the strides address must be inside its allocation, and
+/// nothing else may touch the addressed part of `c` meanwhile.
+unsafe fn sgemm(
+    [m, k, n]: [usize; 3],
+    (a, (a_row, a_col)): (*const f32, (usize, usize)),
+    (b, (b_row, b_col)): (*const f32, (usize, usize)),
+    (c, (c_row, c_col)): (*mut f32, (usize, usize)),
+    beta: f32,
+) {
+    let s = |x: usize| x as isize;
+    matrixmultiply::sgemm(m, k, n, 1.0, a, s(a_row), s(a_col), b, s(b_row), s(b_col), beta, c, s(c_row), s(c_col));
 }
 
 /// Threads the parallel loops share work among (1 in the browser).

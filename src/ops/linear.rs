@@ -139,7 +139,7 @@ impl OpDef for Linear {
         let (batch, ins, outs) = (x.shape[0], x.shape[1], w.shape[0]);
         let mut y: Vec<f32> = (0..batch).flat_map(|_| b.data.iter().copied()).collect();
         // y[n,o] += Σ_i x[n,i] · w[o,i]
-        gemm_parallel(batch, ins, outs, &x.data, (ins, 1), &w.data, (1, ins), &mut y, outs, 1.0);
+        gemm_parallel(batch, ins, outs, &x.data, (ins, 1), &w.data, (1, ins), &mut y, (outs, 1), 1.0);
         y
     }
 
@@ -191,7 +191,7 @@ impl OpDef for LinearBackwardInput {
         let (dy, w) = (inputs[0], inputs[1]);
         let (batch, outs, ins) = (dy.shape[0], w.shape[0], w.shape[1]);
         let mut dx = vec![0.0; batch * ins];
-        gemm_parallel(batch, outs, ins, &dy.data, (outs, 1), &w.data, (ins, 1), &mut dx, ins, 0.0);
+        gemm_parallel(batch, outs, ins, &dy.data, (outs, 1), &w.data, (ins, 1), &mut dx, (ins, 1), 0.0);
         dx
     }
 
@@ -243,7 +243,7 @@ impl OpDef for LinearBackwardWeight {
         let (dy, x) = (inputs[0], inputs[1]);
         let (batch, outs, ins) = (dy.shape[0], dy.shape[1], x.shape[1]);
         let mut dw = vec![0.0; outs * ins];
-        gemm_parallel(outs, batch, ins, &dy.data, (1, outs), &x.data, (ins, 1), &mut dw, ins, 0.0);
+        gemm_parallel(outs, batch, ins, &dy.data, (1, outs), &x.data, (ins, 1), &mut dw, (ins, 1), 0.0);
         dw
     }
 

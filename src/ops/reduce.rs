@@ -57,7 +57,6 @@ impl OpDef for ChannelSum {
     }
 
     /// sums[c] = Σ over every axis but axis 1 of x[n, c, ...]
-    /// Also the CPU device's version: one pass over dy is cheap next to the convolutions.
     fn cpu(&self, inputs: &[&Tensor], _output: &[usize]) -> Vec<f32> {
         let x = inputs[0];
         let channels = x.shape[1];
@@ -69,11 +68,41 @@ impl OpDef for ChannelSum {
         sums
     }
 
+    /// The twin with each plane summed in eight lanes (a sum in order does not vectorise).
+    fn cpu_fast(&self, inputs: &[&Tensor], _output: &[usize]) -> Vec<f32> {
+        let x = inputs[0];
+        let channels = x.shape[1];
+        let inner: usize = x.shape[2..].iter().product();
+        let mut sums = vec![0.0; channels];
+        if inner == 1 {
+            // A linear layer's [N, C]: add up the rows.
+            for row in x.data.chunks(channels) {
+                sums.iter_mut().zip(row).for_each(|(s, v)| *s += v);
+            }
+            return sums;
+        }
+        for (row, chunk) in x.data.chunks(inner).enumerate() {
+            sums[row % channels] += lane_sum(chunk);
+        }
+        sums
+    }
+
     fn launch(&self, inputs: &[&[usize]], _output: &[usize], _tiling: Tiling) -> Option<Launch> {
         let x = inputs[0];
         let p = ChannelSumParams { outer: word(x[0]), channels: word(x[1]), inner: word(numel(&x[2..])) };
         Some(Launch::new(&CHANNEL_SUM, &p, x[1]))
     }
+}
+
+/// Σ values, accumulated in eight interleaved lanes.
+fn lane_sum(values: &[f32]) -> f32 {
+    let mut lanes = [0.0f32; 8];
+    let blocks = values.chunks_exact(8);
+    let tail: f32 = blocks.remainder().iter().sum();
+    for block in blocks {
+        lanes.iter_mut().zip(block).for_each(|(l, v)| *l += v);
+    }
+    lanes.iter().sum::<f32>() + tail
 }
 
 fn cases(seeds: &mut Seeds) -> Vec<Case> {
