@@ -130,24 +130,57 @@ pub fn per_chunk(out: &mut [f32], chunk_len: usize, f: impl Fn(usize, &mut [f32]
     out.chunks_mut(chunk_len * group).enumerate().for_each(run);
 }
 
-/// `per_chunk` with a scratch buffer of `scratch_len` values per worker,
-/// reused from chunk to chunk (an im2col matrix, say), not allocated per chunk.
+/// `per_chunk` with a scratch buffer of `scratch_len` values (an im2col
+/// matrix, say) that each thread keeps from call to call: no allocation
+/// inside a training step once the first has run.
 pub fn per_chunk_with_scratch(
     out: &mut [f32],
     chunk_len: usize,
     scratch_len: usize,
     f: impl Fn(usize, &mut [f32], &mut [f32]) + Sync + Send,
 ) {
+    let run = |(n, chunk): (usize, &mut [f32])| with_scratch(scratch_len, |scratch| f(n, chunk, scratch));
     #[cfg(not(target_arch = "wasm32"))]
     {
         use rayon::prelude::*;
-        out.par_chunks_mut(chunk_len)
-            .enumerate()
-            .for_each_init(|| vec![0.0; scratch_len], |scratch, (n, chunk)| f(n, chunk, scratch));
+        out.par_chunks_mut(chunk_len).enumerate().for_each(run);
     }
     #[cfg(target_arch = "wasm32")]
-    {
-        let mut scratch = vec![0.0; scratch_len];
-        out.chunks_mut(chunk_len).enumerate().for_each(|(n, chunk)| f(n, chunk, &mut scratch));
+    out.chunks_mut(chunk_len).enumerate().for_each(run);
+}
+
+/// Σ over `0..count` of what `f(i, accumulator, scratch)` adds into an
+/// accumulator of `len` zeros: a weight gradient summed over the images of a
+/// batch. Items go in fixed groups, one accumulator each, in parallel on
+/// native targets; the groups' sums are added in order, so the result does
+/// not depend on the threads.
+pub fn sum_over(
+    count: usize,
+    len: usize,
+    scratch_len: usize,
+    f: impl Fn(usize, &mut [f32], &mut [f32]) + Sync + Send,
+) -> Vec<f32> {
+    const GROUP: usize = 8;
+    let mut partial = vec![0.0; count.div_ceil(GROUP) * len];
+    per_chunk_with_scratch(&mut partial, len, scratch_len, |g, acc, scratch| {
+        (g * GROUP..count.min((g + 1) * GROUP)).for_each(|i| f(i, acc, scratch));
+    });
+    let mut sums = partial[..len].to_vec();
+    for chunk in partial.chunks(len).skip(1) {
+        sums.iter_mut().zip(chunk).for_each(|(s, p)| *s += p);
     }
+    sums
+}
+
+/// Runs `f` on this thread's scratch buffer, grown to at least `len` values.
+fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
+    thread_local! {
+        static SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    SCRATCH.with_borrow_mut(|scratch| {
+        if scratch.len() < len {
+            scratch.resize(len, 0.0);
+        }
+        f(&mut scratch[..len])
+    })
 }

@@ -3,7 +3,7 @@
 
 use std::ops::Range;
 
-use crate::ops::fast_cpu::{gemm, per_chunk_with_scratch};
+use crate::ops::fast_cpu::{gemm, per_chunk_with_scratch, sum_over};
 use crate::tensor::Tensor;
 
 /// One product term of a convolution: the output element it adds to (an
@@ -250,16 +250,10 @@ pub(super) fn conv2d_backward_weight_fast(
     let (outs, patch, pixels) = (dw_shape[0], conv.patch(), conv.pixels());
     let batch = x.shape[0];
     let image_len = x.shape[1..].iter().product::<usize>();
-    // Each image's dW = dy[n] (O × P) · col[n]ᵀ (P × R); partial sums per image, then summed.
-    let mut partial = vec![0.0; batch * outs * patch];
-    per_chunk_with_scratch(&mut partial, outs * patch, patch * pixels, |n, dw_n, col| {
+    // dW = Σ_n dy[n] (O × P) · col[n]ᵀ (P × R), accumulated per task, then summed.
+    sum_over(batch, outs * patch, patch * pixels, |n, dw, col| {
         conv.im2col(&x.data[n * image_len..(n + 1) * image_len], col);
         let dy_n = &dy.data[n * outs * pixels..(n + 1) * outs * pixels];
-        gemm(outs, pixels, patch, dy_n, (pixels, 1), col, (1, pixels), dw_n, (patch, 1), 0.0);
-    });
-    let mut dw = vec![0.0; outs * patch];
-    for chunk in partial.chunks(outs * patch) {
-        dw.iter_mut().zip(chunk).for_each(|(d, p)| *d += p);
-    }
-    dw
+        gemm(outs, pixels, patch, dy_n, (pixels, 1), col, (1, pixels), dw, (patch, 1), 1.0);
+    })
 }
