@@ -55,11 +55,14 @@ impl EpochCursor {
         self.position >= self.data.len
     }
 
-    /// Trains one step on the next batch; returns how many examples it held.
-    pub fn step(&mut self, runner: &mut dyn Program) -> usize {
-        let end = (self.position + runner.model().batch()).min(self.data.len);
-        runner.select_batch(self.data, self.position);
-        runner.train_step();
+    /// Trains on up to `max_steps` next batches (fewer at the end of the
+    /// epoch), recorded together (`Program::train_steps`); returns how many
+    /// examples they held.
+    pub fn steps(&mut self, runner: &mut dyn Program, max_steps: usize) -> usize {
+        let batch = runner.model().batch();
+        let steps = (self.data.len - self.position).div_ceil(batch).min(max_steps);
+        runner.train_steps(self.data, self.position, steps);
+        let end = (self.position + steps * batch).min(self.data.len);
         let examples = end - self.position;
         self.position = end;
         examples
@@ -89,17 +92,9 @@ where
 
 /// Wall seconds per training step of `steps` steps run back to back from the
 /// start of `data`'s order (as an epoch runs them), with one wait at the end.
-pub async fn seconds_per_step(
-    runner: &mut dyn Program,
-    data: DeviceData,
-    batch: usize,
-    steps: usize,
-) -> Result<f64, ExecError> {
+pub async fn seconds_per_step(runner: &mut dyn Program, data: DeviceData, steps: usize) -> Result<f64, ExecError> {
     let start = crate::exec::now();
-    for k in 0..steps {
-        runner.select_batch(data, k * batch);
-        runner.train_step();
-    }
+    runner.train_steps(data, 0, steps);
     runner.metrics().await?; // waits for the device
     Ok((crate::exec::now() - start) / steps as f64)
 }
@@ -137,16 +132,13 @@ pub async fn train_epoch(
     mut progress: impl FnMut(usize, Metrics),
 ) -> Result<Metrics, ExecError> {
     let mut cursor = EpochCursor::start(runner, data, seed, epoch)?;
-    let mut steps = 0;
+    let report_every = report_every.max(1);
     while !cursor.epoch_done() {
-        cursor.step(runner);
-        steps += 1;
-        if steps % report_every == 0 || cursor.epoch_done() {
-            let metrics = runner.metrics().await?;
-            progress(cursor.position, metrics);
-            if !metrics.loss().is_finite() {
-                return Ok(metrics);
-            }
+        cursor.steps(runner, report_every);
+        let metrics = runner.metrics().await?;
+        progress(cursor.position, metrics);
+        if !metrics.loss().is_finite() {
+            return Ok(metrics);
         }
     }
     runner.metrics().await

@@ -111,3 +111,42 @@ fn round_trip(device: Device, name: &str) {
     }
     assert_eq!(pollster::block_on(runner.params()).unwrap(), pollster::block_on(restored.params()).unwrap());
 }
+
+/// Steps recorded into one submission (`train_steps`: 16 a submission on the
+/// GPU) end exactly where one step per submission does: across a submission
+/// boundary (20 steps: 16 + 4), in a shuffled order, with a padded last batch.
+#[test]
+fn steps_recorded_together_match_steps_one_at_a_time_on_the_gpu() {
+    let Some(gpu) = common::gpu() else { return };
+    let device = Device::Gpu(Rc::new(gpu));
+    let (batch, steps) = (8, 20);
+    let data = common::bars(batch * steps - 3, 21);
+    let order: Vec<usize> = (0..data.len()).map(|i| (i * 37) % data.len()).collect();
+    let net = SeedNet::new();
+    let params = ParamSet::init(&net.params(), 2);
+    let train = |together: bool| {
+        let model = net.graph(batch, true).unwrap();
+        let mut runner =
+            pollster::block_on(octconv::exec::compile(&device, model, &params, AdamConfig::default())).unwrap();
+        let on_device = pollster::block_on(runner.upload_dataset(&data)).unwrap();
+        runner.set_order(on_device, &order).unwrap();
+        if together {
+            runner.train_steps(on_device, 0, steps);
+        } else {
+            for k in 0..steps {
+                runner.select_batch(on_device, k * batch);
+                runner.train_step();
+            }
+        }
+        let metrics = pollster::block_on(runner.metrics()).unwrap();
+        let state = pollster::block_on(runner.optimizer_state()).unwrap();
+        (metrics, pollster::block_on(runner.params()).unwrap(), state)
+    };
+    let (together, one_at_a_time) = (train(true), train(false));
+    assert_eq!(together.0.samples, data.len() as f64, "every example once, the padding not counted");
+    assert_eq!(together.0, one_at_a_time.0, "metrics");
+    assert_eq!(together.2.step, steps as u64);
+    assert!(together.1 == one_at_a_time.1, "parameters differ");
+    assert!(together.2 == one_at_a_time.2, "Adam states differ");
+    assert_ne!(together.1, params, "training changed the parameters");
+}

@@ -149,7 +149,7 @@ fn step_times(
         runners.push(runner);
     }
     let time_steps = |(runner, data): &mut (exec::Runner, exec::DeviceData)| -> Result<f64, String> {
-        pollster::block_on(seconds_per_step(runner.as_mut(), *data, batch, STEPS)).map_err(|e| e.to_string())
+        pollster::block_on(seconds_per_step(runner.as_mut(), *data, STEPS)).map_err(|e| e.to_string())
     };
     for runner in &mut runners {
         time_steps(runner)?; // warm-up

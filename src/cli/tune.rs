@@ -93,6 +93,6 @@ fn step_seconds(runner: &mut Runner, data: exec::DeviceData) -> Result<(f64, Clo
     if let Some(seconds) = program.step_gpu_seconds(STEPS) {
         return Ok((seconds, Clock::Gpu));
     }
-    let seconds = pollster::block_on(seconds_per_step(runner.as_mut(), data, 64, STEPS)).map_err(|e| e.to_string())?;
+    let seconds = pollster::block_on(seconds_per_step(runner.as_mut(), data, STEPS)).map_err(|e| e.to_string())?;
     Ok((seconds, Clock::Wall))
 }

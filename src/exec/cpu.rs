@@ -1,9 +1,11 @@
 //! The model evaluated node by node on the CPU device (each op's `cpu_fast`).
 
 use super::{
-    check_batch, check_moments, check_order, check_sample, median_seconds, param_names, param_values, DeviceData,
-    DispatchTime, ExecError, GpuProgram, Metrics, Pending, Program, Schedule,
+    check_batch, check_moments, check_order, check_sample, param_names, param_values, DeviceData, ExecError,
+    GpuProgram, Metrics, Pending, Program, Schedule,
 };
+#[cfg(not(target_arch = "wasm32"))]
+use super::{median_seconds, DispatchTime};
 use crate::data::Dataset;
 use crate::graph::{NodeId, Source};
 use crate::nn::{ParamSet, TrainGraph};

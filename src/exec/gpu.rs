@@ -16,8 +16,8 @@ use crate::gpu::Clock;
 use crate::gpu::{Gpu, GpuError};
 use crate::graph::NodeId;
 use crate::nn::{ParamSet, TrainGraph};
-use crate::ops::adam::adam_params;
-use crate::ops::gather::{gather_launch, gather_params};
+use crate::ops::adam::{adam_params, AdamParams};
+use crate::ops::gather::{gather_launch, gather_params, GatherParams};
 use crate::ops::kernel::KernelParams;
 use crate::optim::{AdamConfig, OptimizerState};
 use crate::tensor::Tensor;
@@ -30,6 +30,13 @@ pub struct DispatchTime {
     pub seconds: f64,
     pub flops: u64,
 }
+
+/// Training steps `train_steps` records into one submission at most.
+const STEPS_PER_SUBMISSION: usize = 16;
+const GATHER_BYTES: usize = std::mem::size_of::<GatherParams>();
+const ADAM_BYTES: usize = std::mem::size_of::<AdamParams>();
+/// One step's slot in `step_slots`: its gather parameters, then Adam's.
+const SLOT_BYTES: usize = GATHER_BYTES + ADAM_BYTES;
 
 pub struct GpuProgram {
     pub model: TrainGraph,
@@ -46,6 +53,9 @@ pub struct GpuProgram {
     metrics: Dispatch,
     /// Adam's per-step parameters, shared by every parameter's update.
     adam_uniform: wgpu::Buffer,
+    /// Each step's gather and Adam parameters for `train_steps`, copied into
+    /// the uniforms between the steps of one submission.
+    step_slots: wgpu::Buffer,
     /// (loss · samples, correct, samples) accumulated on the GPU.
     metrics_buffer: wgpu::Buffer,
     /// Adam's first and second moments, laid out as the parameters.
@@ -87,6 +97,7 @@ impl GpuProgram {
             Some((dispatch, moments)) => (vec![dispatch], Some(moments)),
             None => (Vec::new(), None),
         };
+        let step_slots = gpu.storage_buffer(STEPS_PER_SUBMISSION * SLOT_BYTES / 4, "per-step parameters");
         let metrics_buffer = gpu.storage_buffer(3, "metrics");
         let metrics = metrics_dispatch(&gpu, &model, &compiled, &metrics_buffer).await?;
 
@@ -97,6 +108,7 @@ impl GpuProgram {
             adam,
             metrics,
             adam_uniform,
+            step_slots,
             metrics_buffer,
             moments,
             adam_config,
@@ -304,6 +316,41 @@ impl Program for GpuProgram {
         self.gpu.queue.write_buffer(&self.adam_uniform, 0, bytemuck::bytes_of(&params));
         let gather = self.pending_gather.take();
         self.submit(gather, &self.step_groups());
+    }
+
+    /// Records up to 16 steps per submission: each step's uniforms are
+    /// written to `step_slots` beforehand and copied into place between the
+    /// steps, so the host records and submits once for all of them.
+    fn train_steps(&mut self, data: DeviceData, first: usize, count: usize) {
+        let (batch, sample_len) = (self.model.batch(), self.model.sample_len());
+        self.pending_gather = None;
+        for start in (0..count).step_by(STEPS_PER_SUBMISSION) {
+            let steps = (count - start).min(STEPS_PER_SUBMISSION);
+            let dataset = &self.datasets[data.index];
+            let mut slots = Vec::with_capacity(steps * SLOT_BYTES);
+            for k in 0..steps {
+                let position = first + (start + k) * batch;
+                let gather = gather_params(batch, sample_len, position, dataset.order_len);
+                slots.extend_from_slice(bytemuck::bytes_of(&gather));
+                let adam = adam_params(&self.adam_config, self.step + 1 + k as u64);
+                slots.extend_from_slice(bytemuck::bytes_of(&adam));
+            }
+            self.gpu.queue.write_buffer(&self.step_slots, 0, &slots);
+            self.step += steps as u64;
+            let mut encoder = self.gpu.device.create_command_encoder(&Default::default());
+            for k in 0..steps {
+                let slot = (k * SLOT_BYTES) as u64;
+                encoder.copy_buffer_to_buffer(&self.step_slots, slot, &dataset.params, 0, GATHER_BYTES as u64);
+                let adam_slot = slot + GATHER_BYTES as u64;
+                encoder.copy_buffer_to_buffer(&self.step_slots, adam_slot, &self.adam_uniform, 0, ADAM_BYTES as u64);
+                let mut pass = encoder.begin_compute_pass(&Default::default());
+                let groups = self.step_groups();
+                for d in std::iter::once(&dataset.gather).chain(groups.iter().flat_map(|g| g.iter())) {
+                    Gpu::dispatch(&mut pass, &d.pipeline, &d.bind_group, &d.launch);
+                }
+            }
+            self.gpu.queue.submit([encoder.finish()]);
+        }
     }
 
     fn forward(&mut self) {

@@ -108,6 +108,16 @@ pub trait Program {
     fn select_batch(&mut self, data: DeviceData, first: usize);
     /// Forward, backward and one Adam step on the current batch; updates the metrics.
     fn train_step(&mut self);
+    /// `count` training steps on the batches at positions `first`,
+    /// `first + batch`, … of `data`'s order: the same as `select_batch` and
+    /// `train_step` for each, but a GPU records them into one submission.
+    fn train_steps(&mut self, data: DeviceData, first: usize, count: usize) {
+        let batch = self.model().batch();
+        for k in 0..count {
+            self.select_batch(data, first + k * batch);
+            self.train_step();
+        }
+    }
     /// Forward pass only (logits, loss, feature maps); updates the metrics.
     fn forward(&mut self);
     fn metrics(&self) -> Pending<'_, Metrics>;

@@ -230,12 +230,7 @@ impl Engine {
         if t.cursor.epoch_done() {
             t.cursor = t.cursor.next_epoch(t.runner.as_mut()).map_err(js_error)?;
         }
-        for _ in 0..steps {
-            if t.cursor.epoch_done() {
-                break;
-            }
-            t.samples_done += t.cursor.step(t.runner.as_mut());
-        }
+        t.samples_done += t.cursor.steps(t.runner.as_mut(), steps);
         let m: Metrics = t.runner.metrics().await.map_err(js_error)?;
         Ok(Progress {
             epoch: t.cursor.epoch,
@@ -265,7 +260,7 @@ impl Engine {
         runner.set_order(on_device, &(0..examples.len()).collect::<Vec<_>>()).map_err(js_error)?;
         let mut samples = Vec::new();
         for round in 0..=rounds.max(1) {
-            let seconds = seconds_per_step(runner.as_mut(), on_device, batch, steps).await.map_err(js_error)?;
+            let seconds = seconds_per_step(runner.as_mut(), on_device, steps).await.map_err(js_error)?;
             if round > 0 {
                 samples.push(seconds * 1e3);
             }
