@@ -1,8 +1,8 @@
 // 2-D convolution (NCHW, square kernel, bias), forward and both backwards.
 //
 // The kernels are register-blocked: one conv2d_forward invocation computes
-// 8 output channels × 4 neighbouring output columns, so every input value it
-// loads feeds eight multiply-adds and every weight four. It needs no workgroup memory
+// 8 output channels × 8 neighbouring output columns, so every input value and
+// every weight it loads feeds eight multiply-adds. It needs no workgroup memory
 // and no barriers, which software drivers (llvmpipe, SwiftShader) punish.
 // The same kernel computes the input gradient of a stride-1 convolution as a
 // convolution of dy with the flipped, transposed weights.
@@ -43,21 +43,35 @@ struct Conv2dParams {
 @group(0) @binding(3) var<storage, read_write> dw: array<f32>;
 
 const TILE: u32 = 4u;
-// conv2d_forward's tile is OUT_TILE output channels × TILE output columns.
+// conv2d_forward's tile is OUT_TILE output channels × COL_TILE output columns.
 const OUT_TILE: u32 = 8u;
+const COL_TILE: u32 = 8u;
+
+// The input values of output columns j0 .. j0+3 at kernel column v in input row x_row (0 in the padding).
+fn input_quad(x_row: u32, j0: u32, v: u32) -> vec4<f32> {
+    var inputs = vec4<f32>(0.0);
+    for (var b = 0u; b < 4u; b++) {
+        let col = i32((j0 + b) * p.stride + v) - i32(p.padding);
+        if col >= 0 && col < i32(p.in_width) {
+            inputs[b] = x[x_row + u32(col)];
+        }
+    }
+    return inputs;
+}
 
 // y[n,o,i,j] = bias[o] + Σ_c,u,v weight[o,c,u,v] · x[n,c, stride·i+u−pad, stride·j+v−pad],
-// one invocation per 8 output channels × 4 output columns
+// one invocation per 8 output channels × 8 output columns
 @compute @workgroup_size(64)
 fn conv2d_forward(@builtin(global_invocation_id) id: vec3<u32>, @builtin(workgroup_id) group: vec3<u32>) {
     // The grid is (spatial tiles, channel tiles, batch): the channel tile and
-    // the image are the same for the whole workgroup, so weight addresses are
-    // uniform and a software driver loads each weight once for all lanes.
-    let col_tiles = (p.out_width + TILE - 1u) / TILE;
+    // the image are the same for the whole workgroup. Each weight a lane
+    // loads feeds eight multiply-adds and each input value eight: a software
+    // driver loads every value lane by lane, so loads, not arithmetic, bound it.
+    let col_tiles = (p.out_width + COL_TILE - 1u) / COL_TILE;
     if id.x >= p.out_height * col_tiles {
         return;
     }
-    let j0 = (id.x % col_tiles) * TILE;
+    let j0 = (id.x % col_tiles) * COL_TILE;
     let i = id.x / col_tiles;
     let o0 = group.y * OUT_TILE;
     let n = group.z;
@@ -87,6 +101,14 @@ fn conv2d_forward(@builtin(global_invocation_id) id: vec3<u32>, @builtin(workgro
     var acc5 = vec4<f32>(acc_init[5]);
     var acc6 = vec4<f32>(acc_init[6]);
     var acc7 = vec4<f32>(acc_init[7]);
+    var bcc0 = acc0;
+    var bcc1 = acc1;
+    var bcc2 = acc2;
+    var bcc3 = acc3;
+    var bcc4 = acc4;
+    var bcc5 = acc5;
+    var bcc6 = acc6;
+    var bcc7 = acc7;
     let k = p.kernel;
     for (var c = 0u; c < p.in_channels; c++) {
         let x_plane = (n * p.in_channels + c) * p.in_height * p.in_width;
@@ -98,34 +120,49 @@ fn conv2d_forward(@builtin(global_invocation_id) id: vec3<u32>, @builtin(workgro
             }
             let x_row = x_plane + u32(row) * p.in_width;
             for (var v = 0u; v < k; v++) {
-                var inputs = vec4<f32>(0.0);
-                for (var b = 0u; b < TILE; b++) {
-                    let col = i32((j0 + b) * p.stride + v) - i32(p.padding);
-                    if col >= 0 && col < i32(p.in_width) {
-                        inputs[b] = x[x_row + u32(col)];
-                    }
-                }
+                let left = input_quad(x_row, j0, v);
+                let right = input_quad(x_row, j0 + 4u, v);
                 let tap = w_c + select(u * k + v, (k - 1u - u) * k + (k - 1u - v), p.flip == 1u);
-                acc0 += weight[w0 + tap] * inputs;
-                acc1 += weight[w1 + tap] * inputs;
-                acc2 += weight[w2 + tap] * inputs;
-                acc3 += weight[w3 + tap] * inputs;
-                acc4 += weight[w4 + tap] * inputs;
-                acc5 += weight[w5 + tap] * inputs;
-                acc6 += weight[w6 + tap] * inputs;
-                acc7 += weight[w7 + tap] * inputs;
+                let g0 = weight[w0 + tap];
+                let g1 = weight[w1 + tap];
+                let g2 = weight[w2 + tap];
+                let g3 = weight[w3 + tap];
+                let g4 = weight[w4 + tap];
+                let g5 = weight[w5 + tap];
+                let g6 = weight[w6 + tap];
+                let g7 = weight[w7 + tap];
+                acc0 += g0 * left;
+                bcc0 += g0 * right;
+                acc1 += g1 * left;
+                bcc1 += g1 * right;
+                acc2 += g2 * left;
+                bcc2 += g2 * right;
+                acc3 += g3 * left;
+                bcc3 += g3 * right;
+                acc4 += g4 * left;
+                bcc4 += g4 * right;
+                acc5 += g5 * left;
+                bcc5 += g5 * right;
+                acc6 += g6 * left;
+                bcc6 += g6 * right;
+                acc7 += g7 * left;
+                bcc7 += g7 * right;
             }
         }
     }
     let acc = array<vec4<f32>, 8>(acc0, acc1, acc2, acc3, acc4, acc5, acc6, acc7);
+    let bcc = array<vec4<f32>, 8>(bcc0, bcc1, bcc2, bcc3, bcc4, bcc5, bcc6, bcc7);
     for (var a = 0u; a < OUT_TILE; a++) {
         if o0 + a >= p.out_channels {
             break;
         }
         let y_row = ((n * p.out_channels + o0 + a) * p.out_height + i) * p.out_width;
-        for (var b = 0u; b < TILE; b++) {
+        for (var b = 0u; b < 4u; b++) {
             if j0 + b < p.out_width {
                 y[y_row + j0 + b] = acc[a][b];
+            }
+            if j0 + 4u + b < p.out_width {
+                y[y_row + j0 + 4u + b] = bcc[a][b];
             }
         }
     }

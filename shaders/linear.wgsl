@@ -6,9 +6,10 @@
 //   linear backward input   dx[n,i] = Σ_o dy[n,o] · W[o,i]         A = dy,  B = W
 //   linear backward weight  dW[o,i] = Σ_n dy[n,o] · x[n,i]         A = dyᵀ, B = x
 //
-// Register-blocked: one invocation computes a 4×4 tile of C, so each loaded
-// value feeds four multiply-adds; no workgroup memory, no barriers.
-
+// Register-blocked: one invocation computes an 8×8 tile of C, so each loaded
+// value feeds eight multiply-adds; no workgroup memory, no barriers. (A
+// software driver loads every value lane by lane: loads, not arithmetic,
+// bound it there.)
 struct MatmulParams {
     rows: u32,          // M
     cols: u32,          // N
@@ -26,53 +27,115 @@ struct MatmulParams {
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
 @group(0) @binding(4) var<storage, read_write> c: array<f32>;
 
+// matmul's tile side; matmul_tiled's sub-tile is TILE × TILE.
 const TILE: u32 = 4u;
+const REGISTER_TILE: u32 = 8u;
 
-// c[m,n] = Σ_k A[m,k] · B[k,n] (+ bias[n]), one invocation per 4×4 tile
+// B[k, n0 .. n0+3] at the column offsets in `cols`.
+fn b_quad(b_k: u32, cols: vec4<u32>) -> vec4<f32> {
+    return vec4<f32>(b[b_k + cols.x], b[b_k + cols.y], b[b_k + cols.z], b[b_k + cols.w]);
+}
+
+// c[m,n] = Σ_k A[m,k] · B[k,n] (+ bias[n]), one invocation per 8×8 tile
 @compute @workgroup_size(64)
 fn matmul(@builtin(global_invocation_id) id: vec3<u32>, @builtin(workgroup_id) group: vec3<u32>) {
     // The grid is (column tiles, row tiles): the row tile is uniform per
-    // workgroup, so A's addresses are too and a software driver loads each
-    // A value once for all lanes.
-    if id.x * TILE >= p.cols {
+    // workgroup, and so are A's addresses.
+    if id.x * REGISTER_TILE >= p.cols {
         return;
     }
-    let n0 = id.x * TILE;
-    let m0 = group.y * TILE;
+    let n0 = id.x * REGISTER_TILE;
+    let m0 = group.y * REGISTER_TILE;
     // Tile rows and columns past the edge repeat the last one and are not written.
-    var a_base: array<u32, 4>;
-    var b_base: array<u32, 4>;
-    for (var t = 0u; t < TILE; t++) {
+    let last_col = vec4<u32>(p.cols - 1u);
+    let left = min(vec4<u32>(n0) + vec4<u32>(0u, 1u, 2u, 3u), last_col) * p.b_col_stride;
+    let right = min(vec4<u32>(n0) + vec4<u32>(4u, 5u, 6u, 7u), last_col) * p.b_col_stride;
+    var a_base: array<u32, 8>;
+    for (var t = 0u; t < REGISTER_TILE; t++) {
         a_base[t] = min(m0 + t, p.rows - 1u) * p.a_row_stride;
-        b_base[t] = min(n0 + t, p.cols - 1u) * p.b_col_stride;
     }
-    var row_bias = vec4<f32>(0.0);
+    let a0 = a_base[0];
+    let a1 = a_base[1];
+    let a2 = a_base[2];
+    let a3 = a_base[3];
+    let a4 = a_base[4];
+    let a5 = a_base[5];
+    let a6 = a_base[6];
+    let a7 = a_base[7];
+    var bias_left = vec4<f32>(0.0);
+    var bias_right = vec4<f32>(0.0);
     if p.has_bias == 1u {
-        for (var t = 0u; t < TILE; t++) {
-            row_bias[t] = bias[min(n0 + t, p.cols - 1u)];
-        }
+        bias_left = b_quad_bias(min(vec4<u32>(n0) + vec4<u32>(0u, 1u, 2u, 3u), last_col));
+        bias_right = b_quad_bias(min(vec4<u32>(n0) + vec4<u32>(4u, 5u, 6u, 7u), last_col));
     }
-    var acc0 = row_bias;
-    var acc1 = row_bias;
-    var acc2 = row_bias;
-    var acc3 = row_bias;
+    // Named accumulators (an 8-row array would live in memory on llvmpipe).
+    var l0 = bias_left;
+    var l1 = bias_left;
+    var l2 = bias_left;
+    var l3 = bias_left;
+    var l4 = bias_left;
+    var l5 = bias_left;
+    var l6 = bias_left;
+    var l7 = bias_left;
+    var r0 = bias_right;
+    var r1 = bias_right;
+    var r2 = bias_right;
+    var r3 = bias_right;
+    var r4 = bias_right;
+    var r5 = bias_right;
+    var r6 = bias_right;
+    var r7 = bias_right;
     for (var k = 0u; k < p.depth; k++) {
         let a_k = k * p.a_depth_stride;
         let b_k = k * p.b_depth_stride;
-        let bk = vec4<f32>(b[b_k + b_base[0]], b[b_k + b_base[1]], b[b_k + b_base[2]], b[b_k + b_base[3]]);
-        acc0 += a[a_k + a_base[0]] * bk;
-        acc1 += a[a_k + a_base[1]] * bk;
-        acc2 += a[a_k + a_base[2]] * bk;
-        acc3 += a[a_k + a_base[3]] * bk;
+        let bl = b_quad(b_k, left);
+        let br = b_quad(b_k, right);
+        let v0 = a[a_k + a0];
+        let v1 = a[a_k + a1];
+        let v2 = a[a_k + a2];
+        let v3 = a[a_k + a3];
+        let v4 = a[a_k + a4];
+        let v5 = a[a_k + a5];
+        let v6 = a[a_k + a6];
+        let v7 = a[a_k + a7];
+        l0 += v0 * bl;
+        r0 += v0 * br;
+        l1 += v1 * bl;
+        r1 += v1 * br;
+        l2 += v2 * bl;
+        r2 += v2 * br;
+        l3 += v3 * bl;
+        r3 += v3 * br;
+        l4 += v4 * bl;
+        r4 += v4 * br;
+        l5 += v5 * bl;
+        r5 += v5 * br;
+        l6 += v6 * bl;
+        r6 += v6 * br;
+        l7 += v7 * bl;
+        r7 += v7 * br;
     }
-    let acc = array<vec4<f32>, 4>(acc0, acc1, acc2, acc3);
-    for (var t = 0u; t < TILE; t++) {
-        for (var s = 0u; s < TILE; s++) {
-            if m0 + t < p.rows && n0 + s < p.cols {
-                c[(m0 + t) * p.cols + n0 + s] = acc[t][s];
+    let lefts = array<vec4<f32>, 8>(l0, l1, l2, l3, l4, l5, l6, l7);
+    let rights = array<vec4<f32>, 8>(r0, r1, r2, r3, r4, r5, r6, r7);
+    for (var t = 0u; t < REGISTER_TILE; t++) {
+        if m0 + t >= p.rows {
+            break;
+        }
+        let row = (m0 + t) * p.cols;
+        for (var s = 0u; s < 4u; s++) {
+            if n0 + s < p.cols {
+                c[row + n0 + s] = lefts[t][s];
+            }
+            if n0 + 4u + s < p.cols {
+                c[row + n0 + 4u + s] = rights[t][s];
             }
         }
     }
+}
+
+// bias[n] at the four columns in `cols`.
+fn b_quad_bias(cols: vec4<u32>) -> vec4<f32> {
+    return vec4<f32>(bias[cols.x], bias[cols.y], bias[cols.z], bias[cols.w]);
 }
 
 fn a_value(m: u32, k: u32) -> f32 {

@@ -64,6 +64,11 @@ pub struct Gpu {
     pub wait_limit: Option<std::time::Duration>,
     /// Shader texts used instead of the built-in ones (the shader lab's edits), by file name.
     sources: Mutex<HashMap<&'static str, String>>,
+    /// Whether the shipped kernels are compiled without the run-time checks
+    /// they do not need (`shipped_checks`). The shader lab turns it off on
+    /// both its devices: an edited kernel keeps every check, and the shipped
+    /// one it is timed against must run under the same rules.
+    pub trust_shipped: bool,
 }
 
 impl Gpu {
@@ -107,6 +112,7 @@ impl Gpu {
             pipelines: Mutex::new(HashMap::new()),
             sources: Mutex::new(HashMap::new()),
             wait_limit: None,
+            trust_shipped: true,
         })
     }
 

@@ -66,13 +66,39 @@ impl Gpu {
         modules
             .entry(shader.name)
             .or_insert_with(|| {
-                let source = format!("{}\n{}", self.shader_source(COMMON), self.shader_source(shader));
-                self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
-                    label: Some(shader.name),
-                    source: wgpu::ShaderSource::Wgsl(source.into()),
-                })
+                let (common, text) = (self.shader_source(COMMON), self.shader_source(shader));
+                let shipped = self.trust_shipped && common == COMMON.source && text == shader.source;
+                let source = wgpu::ShaderSource::Wgsl(format!("{common}\n{text}").into());
+                let descriptor = wgpu::ShaderModuleDescriptor { label: Some(shader.name), source };
+                #[cfg(not(target_arch = "wasm32"))]
+                if shipped {
+                    // SAFETY: see `shipped_checks`; an edited kernel keeps every check.
+                    return unsafe { self.device.create_shader_module_trusted(descriptor, self.shipped_checks()) };
+                }
+                let _ = shipped;
+                self.device.create_shader_module(descriptor)
             })
             .clone()
+    }
+
+    /// The run-time checks naga adds to the shipped kernels (native only; a
+    /// browser adds its own). On llvmpipe they cost about a third of the
+    /// convolutions' time: a counter in every loop, a guard on every
+    /// division, a clamp on every index. Shipped kernels go without what they
+    /// do not need: every loop runs to a bound taken from its parameters,
+    /// every divisor is a tensor extent (never 0), and on Vulkan buffer accesses
+    /// are bounds-checked by the driver itself (robust buffer access, which wgpu
+    /// enables), while local-array indices run below their loops' constant
+    /// bounds. Elsewhere (GL, Metal, DX12) naga's bounds checks stay.
+    /// `octconv check` runs every shipped kernel on odd shapes against its twin.
+    #[cfg(not(target_arch = "wasm32"))]
+    fn shipped_checks(&self) -> wgpu::ShaderRuntimeChecks {
+        wgpu::ShaderRuntimeChecks {
+            bounds_checks: self.info.backend != wgpu::Backend::Vulkan,
+            force_loop_bounding: false,
+            int_div_checks: false,
+            ..wgpu::ShaderRuntimeChecks::checked()
+        }
     }
 
     fn bind_group_layout(&self, kernel: &Kernel) -> wgpu::BindGroupLayout {

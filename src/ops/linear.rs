@@ -42,8 +42,8 @@ pub const MATMUL_TILED: Kernel = Kernel::new(SHADER, "matmul_tiled", PARAMS, 3, 
 pub const FAMILY: Family =
     Family { name: "linear", shaders: &[SHADER], kernels: &[&MATMUL, &MATMUL_TILED], cases, gradients };
 
-/// Side of the register tile of `matmul` (`TILE` in linear.wgsl).
-const TILE: usize = 4;
+/// Side of the register tile of `matmul` (`REGISTER_TILE` in linear.wgsl).
+const REGISTER_TILE: usize = 8;
 
 /// x [N,I], weight [O,I], bias [O] -> y [N,O] = x·Wᵀ + b.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -75,7 +75,7 @@ fn matmul(
         b_col_stride: word(b_col),
         has_bias: has_bias as u32,
     };
-    let registers = Launch::grid(&MATMUL, &p, cols.div_ceil(TILE), rows.div_ceil(TILE), 1);
+    let registers = Launch::grid(&MATMUL, &p, cols.div_ceil(REGISTER_TILE), rows.div_ceil(REGISTER_TILE), 1);
     choose(tiling, block_tiled(&MATMUL_TILED, &p, rows, cols), registers)
 }
 

@@ -266,7 +266,9 @@ impl OpDef for MaxPool2Backward {
     }
 
     fn launch(&self, inputs: &[&[usize]], output: &[usize], _tiling: Tiling) -> Option<Launch> {
-        Some(Launch::new(&MAX_POOL2_BACKWARD, &params(inputs[0], inputs[1]), numel(output)))
+        // One invocation per 2×2 block of dx (a lone odd last row or column included).
+        let [planes, h, w] = [output[0] * output[1], output[2].div_ceil(2), output[3].div_ceil(2)];
+        Some(Launch::new(&MAX_POOL2_BACKWARD, &params(inputs[0], inputs[1]), planes * h * w))
     }
 }
 

@@ -71,6 +71,8 @@ pub const FAMILY: Family = Family {
 
 /// Side of the register tile (`TILE` in conv2d.wgsl).
 const TILE: usize = 4;
+/// Output columns per conv2d_forward invocation (`COL_TILE` in conv2d.wgsl).
+const COL_TILE: usize = 8;
 /// Output channels per conv2d_forward invocation (`OUT_TILE` in conv2d.wgsl).
 const OUT_TILE: usize = 8;
 
@@ -122,7 +124,7 @@ fn forward_launch(p: Conv2dParams, tiling: Tiling) -> Launch {
     let (batch, out_channels) = (p.batch as usize, p.out_channels as usize);
     let (out_h, out_w) = (p.out_height as usize, p.out_width as usize);
     let registers =
-        Launch::grid(&CONV2D_FORWARD, &p, out_h * out_w.div_ceil(TILE), out_channels.div_ceil(OUT_TILE), batch);
+        Launch::grid(&CONV2D_FORWARD, &p, out_h * out_w.div_ceil(COL_TILE), out_channels.div_ceil(OUT_TILE), batch);
     choose(tiling, block_tiled(&CONV2D_FORWARD_TILED, &p, out_channels, batch * out_h * out_w), registers)
 }
 
