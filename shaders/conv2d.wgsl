@@ -63,18 +63,21 @@ fn input_quad(x_row: u32, j0: u32, v: u32) -> vec4<f32> {
 // one invocation per 8 output channels × 8 output columns
 @compute @workgroup_size(64)
 fn conv2d_forward(@builtin(global_invocation_id) id: vec3<u32>, @builtin(workgroup_id) group: vec3<u32>) {
-    // The grid is (spatial tiles, channel tiles, batch): the channel tile and
-    // the image are the same for the whole workgroup. Each weight a lane
-    // loads feeds eight multiply-adds and each input value eight: a software
-    // driver loads every value lane by lane, so loads, not arithmetic, bound it.
+    // The grid is (images × spatial tiles, channel tiles): the channel tile is
+    // the same for the whole workgroup, and a workgroup spans images, so
+    // small maps (7×7) still fill it. Each weight a lane loads feeds eight
+    // multiply-adds and each input value eight: a software driver loads
+    // every value lane by lane, so loads, not arithmetic, bound it.
     let col_tiles = (p.out_width + COL_TILE - 1u) / COL_TILE;
-    if id.x >= p.out_height * col_tiles {
+    let tiles_per_image = p.out_height * col_tiles;
+    if id.x >= p.batch * tiles_per_image {
         return;
     }
-    let j0 = (id.x % col_tiles) * COL_TILE;
-    let i = id.x / col_tiles;
+    let n = id.x / tiles_per_image;
+    let tile = id.x % tiles_per_image;
+    let j0 = (tile % col_tiles) * COL_TILE;
+    let i = tile / col_tiles;
     let o0 = group.y * OUT_TILE;
-    let n = group.z;
 
     // Rows of the tile past the last channel reuse the last channel; they are not written.
     // (Named accumulators rather than an array: llvmpipe keeps them in registers.)

@@ -124,7 +124,7 @@ fn forward_launch(p: Conv2dParams, tiling: Tiling) -> Launch {
     let (batch, out_channels) = (p.batch as usize, p.out_channels as usize);
     let (out_h, out_w) = (p.out_height as usize, p.out_width as usize);
     let registers =
-        Launch::grid(&CONV2D_FORWARD, &p, out_h * out_w.div_ceil(COL_TILE), out_channels.div_ceil(OUT_TILE), batch);
+        Launch::grid(&CONV2D_FORWARD, &p, batch * out_h * out_w.div_ceil(COL_TILE), out_channels.div_ceil(OUT_TILE), 1);
     choose(tiling, block_tiled(&CONV2D_FORWARD_TILED, &p, out_channels, batch * out_h * out_w), registers)
 }
 
