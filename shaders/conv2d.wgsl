@@ -48,15 +48,13 @@ const OUT_TILE: u32 = 8u;
 const COL_TILE: u32 = 8u;
 
 // The input values of output columns j0 .. j0+3 at kernel column v in input row x_row (0 in the padding).
-fn input_quad(x_row: u32, j0: u32, v: u32) -> vec4<f32> {
-    var inputs = vec4<f32>(0.0);
-    for (var b = 0u; b < 4u; b++) {
-        let col = i32((j0 + b) * p.stride + v) - i32(p.padding);
-        if col >= 0 && col < i32(p.in_width) {
-            inputs[b] = x[x_row + u32(col)];
-        }
-    }
-    return inputs;
+// Branch-free, no loop, no indexed vector: a driver that does not unroll
+// loops (SwiftShader) would otherwise write the vector through memory.
+fn input_quad(x_row: u32, row_inside: bool, j0: u32, v: u32) -> vec4<f32> {
+    let cols = vec4<i32>(vec4<u32>(j0) + vec4<u32>(0u, 1u, 2u, 3u)) * i32(p.stride) + i32(v) - i32(p.padding);
+    let inside = cols >= vec4<i32>(0) & cols < vec4<i32>(i32(p.in_width)) & vec4<bool>(row_inside);
+    let at = vec4<u32>(clamp(cols, vec4<i32>(0), vec4<i32>(i32(p.in_width) - 1))) + x_row;
+    return select(vec4<f32>(0.0), vec4<f32>(x[at.x], x[at.y], x[at.z], x[at.w]), inside);
 }
 
 // y[n,o,i,j] = bias[o] + Σ_c,u,v weight[o,c,u,v] · x[n,c, stride·i+u−pad, stride·j+v−pad],
@@ -117,14 +115,13 @@ fn conv2d_forward(@builtin(global_invocation_id) id: vec3<u32>, @builtin(workgro
         let x_plane = (n * p.in_channels + c) * p.in_height * p.in_width;
         let w_c = c * p.weight_in_stride;
         for (var u = 0u; u < k; u++) {
+            // Rows in the padding read a clamped row and zero it: no lane takes a branch of its own.
             let row = i32(i * p.stride + u) - i32(p.padding);
-            if row < 0 || row >= i32(p.in_height) {
-                continue;
-            }
-            let x_row = x_plane + u32(row) * p.in_width;
+            let row_inside = row >= 0 && row < i32(p.in_height);
+            let x_row = x_plane + u32(clamp(row, 0, i32(p.in_height) - 1)) * p.in_width;
             for (var v = 0u; v < k; v++) {
-                let left = input_quad(x_row, j0, v);
-                let right = input_quad(x_row, j0 + 4u, v);
+                let left = input_quad(x_row, row_inside, j0, v);
+                let right = input_quad(x_row, row_inside, j0 + 4u, v);
                 let tap = w_c + select(u * k + v, (k - 1u - u) * k + (k - 1u - v), p.flip == 1u);
                 let g0 = weight[w0 + tap];
                 let g1 = weight[w1 + tap];
