@@ -52,7 +52,7 @@ const COL_TILE: u32 = 8u;
 // loops (SwiftShader) would otherwise write the vector through memory.
 fn input_quad(x_row: u32, row_inside: bool, j0: u32, v: u32) -> vec4<f32> {
     let cols = vec4<i32>(vec4<u32>(j0) + vec4<u32>(0u, 1u, 2u, 3u)) * i32(p.stride) + i32(v) - i32(p.padding);
-    let inside = cols >= vec4<i32>(0) & cols < vec4<i32>(i32(p.in_width)) & vec4<bool>(row_inside);
+    let inside = (cols >= vec4<i32>(0)) & (cols < vec4<i32>(i32(p.in_width))) & vec4<bool>(row_inside);
     let at = vec4<u32>(clamp(cols, vec4<i32>(0), vec4<i32>(i32(p.in_width) - 1))) + x_row;
     return select(vec4<f32>(0.0), vec4<f32>(x[at.x], x[at.y], x[at.z], x[at.w]), inside);
 }
