@@ -111,42 +111,53 @@ fn conv2d_forward(@builtin(global_invocation_id) id: vec3<u32>, @builtin(workgro
     var bcc6 = acc6;
     var bcc7 = acc7;
     let k = p.kernel;
-    for (var c = 0u; c < p.in_channels; c++) {
+    // One loop over (input channel, kernel row, kernel column) with the
+    // counters stepped by hand: a driver that runs loops without unrolling
+    // them (SwiftShader) pays per loop entered, and nested loops of three
+    // iterations entered it nine times as often.
+    var c = 0u;
+    var u = 0u;
+    var v = 0u;
+    for (var t = 0u; t < p.in_channels * k * k; t++) {
+        // Rows in the padding read a clamped row and zero it: no lane takes a branch of its own.
+        let row = i32(i * p.stride + u) - i32(p.padding);
+        let row_inside = row >= 0 && row < i32(p.in_height);
         let x_plane = (n * p.in_channels + c) * p.in_height * p.in_width;
-        let w_c = c * p.weight_in_stride;
-        for (var u = 0u; u < k; u++) {
-            // Rows in the padding read a clamped row and zero it: no lane takes a branch of its own.
-            let row = i32(i * p.stride + u) - i32(p.padding);
-            let row_inside = row >= 0 && row < i32(p.in_height);
-            let x_row = x_plane + u32(clamp(row, 0, i32(p.in_height) - 1)) * p.in_width;
-            for (var v = 0u; v < k; v++) {
-                let left = input_quad(x_row, row_inside, j0, v);
-                let right = input_quad(x_row, row_inside, j0 + 4u, v);
-                let tap = w_c + select(u * k + v, (k - 1u - u) * k + (k - 1u - v), p.flip == 1u);
-                let g0 = weight[w0 + tap];
-                let g1 = weight[w1 + tap];
-                let g2 = weight[w2 + tap];
-                let g3 = weight[w3 + tap];
-                let g4 = weight[w4 + tap];
-                let g5 = weight[w5 + tap];
-                let g6 = weight[w6 + tap];
-                let g7 = weight[w7 + tap];
-                acc0 += g0 * left;
-                bcc0 += g0 * right;
-                acc1 += g1 * left;
-                bcc1 += g1 * right;
-                acc2 += g2 * left;
-                bcc2 += g2 * right;
-                acc3 += g3 * left;
-                bcc3 += g3 * right;
-                acc4 += g4 * left;
-                bcc4 += g4 * right;
-                acc5 += g5 * left;
-                bcc5 += g5 * right;
-                acc6 += g6 * left;
-                bcc6 += g6 * right;
-                acc7 += g7 * left;
-                bcc7 += g7 * right;
+        let x_row = x_plane + u32(clamp(row, 0, i32(p.in_height) - 1)) * p.in_width;
+        let left = input_quad(x_row, row_inside, j0, v);
+        let right = input_quad(x_row, row_inside, j0 + 4u, v);
+        let tap = c * p.weight_in_stride + select(u * k + v, (k - 1u - u) * k + (k - 1u - v), p.flip == 1u);
+        let g0 = weight[w0 + tap];
+        let g1 = weight[w1 + tap];
+        let g2 = weight[w2 + tap];
+        let g3 = weight[w3 + tap];
+        let g4 = weight[w4 + tap];
+        let g5 = weight[w5 + tap];
+        let g6 = weight[w6 + tap];
+        let g7 = weight[w7 + tap];
+        acc0 += g0 * left;
+        bcc0 += g0 * right;
+        acc1 += g1 * left;
+        bcc1 += g1 * right;
+        acc2 += g2 * left;
+        bcc2 += g2 * right;
+        acc3 += g3 * left;
+        bcc3 += g3 * right;
+        acc4 += g4 * left;
+        bcc4 += g4 * right;
+        acc5 += g5 * left;
+        bcc5 += g5 * right;
+        acc6 += g6 * left;
+        bcc6 += g6 * right;
+        acc7 += g7 * left;
+        bcc7 += g7 * right;
+        v++;
+        if v == k {
+            v = 0u;
+            u++;
+            if u == k {
+                u = 0u;
+                c++;
             }
         }
     }
