@@ -75,7 +75,7 @@ impl Gpu {
                     // SAFETY: see `shipped_checks`; an edited kernel keeps every check.
                     return unsafe { self.device.create_shader_module_trusted(descriptor, self.shipped_checks()) };
                 }
-                let _ = shipped;
+                let _ = shipped; // in the browser, its WebGPU implementation applies its own checks
                 self.device.create_shader_module(descriptor)
             })
             .clone()
