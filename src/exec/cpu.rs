@@ -7,9 +7,11 @@ use super::{
 #[cfg(not(target_arch = "wasm32"))]
 use super::{median_seconds, DispatchTime};
 use crate::data::Dataset;
-use crate::graph::{NodeId, Source};
+use crate::graph::{Node, NodeId, Source};
 use crate::nn::{ParamSet, TrainGraph};
 use crate::ops::loss::batch_metrics;
+#[cfg(not(target_arch = "wasm32"))]
+use crate::ops::shapes_of;
 use crate::optim::{adam_step_parallel, AdamConfig, OptimizerState};
 use crate::tensor::Tensor;
 
@@ -73,11 +75,9 @@ impl CpuProgram {
         for &id in nodes {
             let node = &self.model.graph.nodes[id];
             let Source::Op(op) = &node.source else { continue };
-            let inputs: Vec<&Tensor> =
-                node.inputs.iter().map(|&i| self.values[i].as_ref().expect("computed")).collect();
+            let inputs = inputs_of(&self.values, node);
             let seconds = median_seconds(repeats, || drop(op.eval_fast(&inputs)));
-            let shapes: Vec<&[usize]> = inputs.iter().map(|t| t.shape.as_slice()).collect();
-            let flops = op.flops(&shapes, &node.shape);
+            let flops = op.flops(&shapes_of(&inputs), &node.shape);
             times.push(DispatchTime { kernel: op.name(), node: node.name.clone(), seconds, flops });
         }
         let adam = median_seconds(repeats, || {
@@ -214,8 +214,12 @@ fn run(model: &TrainGraph, values: &mut [Option<Tensor>], nodes: &[NodeId]) {
     for &id in nodes {
         let node = &model.graph.nodes[id];
         let Source::Op(op) = &node.source else { continue };
-        let inputs: Vec<&Tensor> = node.inputs.iter().map(|&i| values[i].as_ref().expect("computed before")).collect();
-        let value = op.eval_fast(&inputs).expect("shapes were checked when the graph was built");
+        let value = op.eval_fast(&inputs_of(values, node)).expect("shapes were checked when the graph was built");
         values[id] = Some(value);
     }
+}
+
+/// The values of `node`'s inputs, computed before it.
+fn inputs_of<'a>(values: &'a [Option<Tensor>], node: &Node) -> Vec<&'a Tensor> {
+    node.inputs.iter().map(|&i| values[i].as_ref().expect("computed before")).collect()
 }

@@ -161,12 +161,7 @@ impl GpuProgram {
     fn record(&self, gather: Option<usize>, groups: &[&[Dispatch]]) -> wgpu::CommandBuffer {
         let gather = gather.map(|i| &self.datasets[i].gather);
         let mut encoder = self.gpu.device.create_command_encoder(&Default::default());
-        {
-            let mut pass = encoder.begin_compute_pass(&Default::default());
-            for d in gather.into_iter().chain(groups.iter().flat_map(|g| g.iter())) {
-                Gpu::dispatch(&mut pass, &d.pipeline, &d.bind_group, &d.launch);
-            }
-        }
+        dispatch_all(&mut encoder.begin_compute_pass(&Default::default()), gather, groups);
         encoder.finish()
     }
 
@@ -235,10 +230,7 @@ impl GpuProgram {
                 let timestamp_writes = Some(timer.writes(0));
                 let mut pass =
                     encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: None, timestamp_writes });
-                let gather = gather.map(|i| &self.datasets[i].gather);
-                for d in gather.into_iter().chain(self.step_groups().iter().flat_map(|g| g.iter())) {
-                    Gpu::dispatch(&mut pass, &d.pipeline, &d.bind_group, &d.launch);
-                }
+                dispatch_all(&mut pass, gather.map(|i| &self.datasets[i].gather), &self.step_groups());
             };
             samples.push(pollster::block_on(timer.submit_timed(&self.gpu, record)).ok()?[0]);
         }
@@ -344,10 +336,7 @@ impl Program for GpuProgram {
                 let adam_slot = slot + GATHER_BYTES as u64;
                 encoder.copy_buffer_to_buffer(&self.step_slots, adam_slot, &self.adam_uniform, 0, ADAM_BYTES as u64);
                 let mut pass = encoder.begin_compute_pass(&Default::default());
-                let groups = self.step_groups();
-                for d in std::iter::once(&dataset.gather).chain(groups.iter().flat_map(|g| g.iter())) {
-                    Gpu::dispatch(&mut pass, &d.pipeline, &d.bind_group, &d.launch);
-                }
+                dispatch_all(&mut pass, Some(&dataset.gather), &self.step_groups());
             }
             self.gpu.queue.submit([encoder.finish()]);
         }
@@ -420,5 +409,12 @@ impl Program for GpuProgram {
 
     fn as_cpu(&mut self) -> Option<&mut CpuProgram> {
         None
+    }
+}
+
+/// Records `gather` (a dataset's batch gather, if any), then `groups` in order, into `pass`.
+fn dispatch_all(pass: &mut wgpu::ComputePass, gather: Option<&Dispatch>, groups: &[&[Dispatch]]) {
+    for d in gather.into_iter().chain(groups.iter().flat_map(|g| g.iter())) {
+        Gpu::dispatch(pass, &d.pipeline, &d.bind_group, &d.launch);
     }
 }

@@ -240,7 +240,8 @@ impl Op {
     }
 }
 
-fn shapes_of<'a>(inputs: &[&'a Tensor]) -> Vec<&'a [usize]> {
+/// The shapes of `inputs`, in order.
+pub fn shapes_of<'a>(inputs: &[&'a Tensor]) -> Vec<&'a [usize]> {
     inputs.iter().map(|t| t.shape.as_slice()).collect()
 }
 
