@@ -4,19 +4,22 @@
 import init, { Engine } from './pkg/octconv.js';
 import { chart } from './chart.js';
 import { fetchMnistFile } from './mnist.js';
+import { relaxedSimd, wasmUrl } from './wasm.js';
 
 const $ = (id) => document.getElementById(id);
 let queue = Promise.resolve();
 const serially = (task) => (queue = queue.then(task, task));
 
-await init();
+await init({ module_or_path: wasmUrl });
 // `?cpu` forces the WebAssembly CPU path, as a browser without WebGPU gets;
 // `?gpu` uses WebGPU even on a software adapter (SwiftShader), which the page
 // otherwise passes over for the CPU path: that is several times faster there.
 const options = new URLSearchParams(location.search);
 const forceCpu = options.has('cpu');
 const engine = await Engine.create(Boolean(navigator.gpu) && !forceCpu, options.has('gpu'));
-$('backend').textContent = engine.backend;
+// On the CPU path, say which WebAssembly build runs (web/wasm.js).
+const backend = engine.gpu ? engine.backend : `${engine.backend}, ${relaxedSimd ? 'relaxed SIMD' : 'SIMD128'}`;
+$('backend').textContent = backend;
 $('no-webgpu').hidden = engine.gpu;
 if (engine.skippedAdapter) {
   $('no-webgpu').innerHTML = `This browser's WebGPU adapter (${engine.skippedAdapter}) is a software rasterizer, ` +
@@ -233,10 +236,10 @@ async function startOrPause(options = settings()) {
 $('start').addEventListener('click', () => startOrPause().catch((e) => { $('train-status').textContent = `${e}`; }));
 $('benchmark').addEventListener('click', async () => {
   $('benchmark').disabled = true;
-  $('train-status').textContent = `Timing training steps on ${engine.backend} (batch 64, real MNIST)…`;
+  $('train-status').textContent = `Timing training steps on ${backend} (batch 64, real MNIST)…`;
   try {
     const ms = await window.octconv.benchmark();
-    $('train-status').textContent = `${engine.backend}: ${ms.toFixed(1)} ms a training step at batch 64 ` +
+    $('train-status').textContent = `${backend}: ${ms.toFixed(1)} ms a training step at batch 64 ` +
       `(median of 5 rounds of 3 steps after a warm-up round; ${(64000 / ms).toFixed(0)} samples/s).`;
   } catch (e) {
     $('train-status').textContent = `${e}`;
@@ -253,7 +256,7 @@ $('use-weights').addEventListener('click', async () => {
 // Hooks for the end-to-end test and for experimenting from the console.
 window.octconv = {
   ready: true,
-  backend: engine.backend,
+  backend,
   skippedAdapter: engine.skippedAdapter,
   gpu: engine.gpu,
   weightsMs,

@@ -17,6 +17,17 @@ fi
 # No debug info in the page's wasm: it only makes the download bigger.
 CARGO_PROFILE_RELEASE_DEBUG=0 cargo build --lib --release --target wasm32-unknown-unknown
 wasm-bindgen --target web --no-typescript --out-dir web/pkg target/wasm32-unknown-unknown/release/octconv.wasm
+# The same library with relaxed SIMD (fused multiply-add in the CPU path's matrix products), in its
+# own target folder so that neither build undoes the other's cache; web/wasm.js picks one in the browser.
+relaxed=target/wasm-relaxed
+CARGO_PROFILE_RELEASE_DEBUG=0 RUSTFLAGS="-C target-feature=+simd128,+relaxed-simd" \
+    cargo build --lib --release --target wasm32-unknown-unknown --target-dir "$relaxed"
+wasm-bindgen --target web --no-typescript --out-dir "$relaxed/pkg" "$relaxed/wasm32-unknown-unknown/release/octconv.wasm"
+if ! cmp -s "$relaxed/pkg/octconv.js" web/pkg/octconv.js; then
+    echo "build: the two builds' JS glue differs, so one octconv.js cannot load both; is RUSTFLAGS set in the environment?" >&2
+    exit 1
+fi
+cp "$relaxed/pkg/octconv_bg.wasm" web/pkg/octconv_relaxed_bg.wasm
 # The shader lab's editor (CodeMirror 6 from npm), served from web/node_modules; the lab falls back to a textarea without it.
 if [ ! -f web/node_modules/codemirror/dist/index.js ]; then
     if command -v npm >/dev/null; then
@@ -25,4 +36,4 @@ if [ ! -f web/node_modules/codemirror/dist/index.js ]; then
         echo "build: npm is missing, so the shader lab will use a plain textarea (install Node.js and run web/build.sh again for its editor)"
     fi
 fi
-echo "build: web/pkg/octconv_bg.wasm is $(stat -c %s web/pkg/octconv_bg.wasm) bytes"
+echo "build: web/pkg/octconv_bg.wasm is $(stat -c %s web/pkg/octconv_bg.wasm) bytes (octconv_relaxed_bg.wasm $(stat -c %s web/pkg/octconv_relaxed_bg.wasm))"

@@ -102,6 +102,8 @@ test('without WebGPU the CPU path (WebAssembly) still recognises digits', async 
   await cpuPage.waitForFunction(() => window.octconv?.ready, null, { timeout: 180_000 });
   const { backend, gpu } = await cpuPage.evaluate(() => window.octconv);
   assert.ok(!gpu && backend.startsWith('CPU'), `expected the CPU path, got ${backend}`);
+  // Chromium has relaxed SIMD, so it gets that build (web/wasm.js).
+  assert.ok(backend.endsWith('relaxed SIMD'), `expected the relaxed-SIMD build, got ${backend}`);
   assert.ok(await cpuPage.isVisible('#no-webgpu'), 'the page says plainly that WebGPU is not used');
   const images = readIdx('t10k-images-idx3-ubyte.gz');
   const labels = readIdx('t10k-labels-idx1-ubyte.gz');
@@ -130,8 +132,12 @@ test('on a software WebGPU adapter the page takes the CPU path by default, and s
 
 test('a net of another alpha trains in the page and then recognises with its own feature maps', async () => {
   const other = await browser.newPage();
+  // As a browser without relaxed SIMD: the page must load the plain SIMD128 build.
+  await other.addInitScript(() => { WebAssembly.validate = () => false; });
   await other.goto(`${url}?cpu`);
   await other.waitForFunction(() => window.octconv?.ready, null, { timeout: 180_000 });
+  const { backend } = await other.evaluate(() => window.octconv);
+  assert.ok(backend.endsWith('SIMD128'), `expected the SIMD128 build, got ${backend}`);
   await other.evaluate(() => window.octconv.train({ epochs: 1, limit: 256, batch: 32, alpha: 0 }));
   await other.waitForFunction(() => window.octconv.testAccuracy !== undefined, null, { timeout: 300_000 });
   await other.click('#use-weights');
