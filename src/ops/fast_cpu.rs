@@ -151,19 +151,20 @@ pub fn per_chunk_with_scratch(
 
 /// Σ over `0..count` of what `f(i, accumulator, scratch)` adds into an
 /// accumulator of `len` zeros: a weight gradient summed over the images of a
-/// batch. Items go in fixed groups, one accumulator each, in parallel on
-/// native targets; the groups' sums are added in order, so the result does
-/// not depend on the threads.
+/// batch. Items go in fixed groups of `per_group`, one accumulator each, in
+/// parallel on native targets; the groups' sums are added in order, so the
+/// result does not depend on the threads.
 pub fn sum_over(
     count: usize,
+    per_group: usize,
     len: usize,
     scratch_len: usize,
     f: impl Fn(usize, &mut [f32], &mut [f32]) + Sync + Send,
 ) -> Vec<f32> {
-    const GROUP: usize = 8;
-    let mut partial = vec![0.0; count.div_ceil(GROUP) * len];
+    let per_group = per_group.max(1);
+    let mut partial = vec![0.0; count.div_ceil(per_group) * len];
     per_chunk_with_scratch(&mut partial, len, scratch_len, |g, acc, scratch| {
-        (g * GROUP..count.min((g + 1) * GROUP)).for_each(|i| f(i, acc, scratch));
+        (g * per_group..count.min((g + 1) * per_group)).for_each(|i| f(i, acc, scratch));
     });
     let mut sums = partial[..len].to_vec();
     for chunk in partial.chunks(len).skip(1) {

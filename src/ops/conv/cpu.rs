@@ -161,11 +161,53 @@ impl Conv {
         }
     }
 
-    /// The column matrix [C·K·K, H'·W'] of one image (zero where the kernel hangs over the edge).
-    fn im2col(&self, image: &[f32], col: &mut [f32]) {
-        let (pixels, width, stride) = (self.pixels(), self.out_width, self.stride);
+    /// Stride 1 and an output of the input's size (a 3×3 kernel with padding
+    /// 1, as in the seed net): then row (c, u, v) of the column matrix is
+    /// plane c shifted by u − p rows and v − p columns, one copy of the
+    /// plane rather than a short copy per output row.
+    fn is_shift(&self) -> bool {
+        self.stride == 1 && self.out_height == self.height && self.out_width == self.width
+    }
+
+    /// Calls f(input channel, column-matrix row, shift) for every (c, u, v) of a shift convolution.
+    fn for_each_shift(&self, mut f: impl FnMut(usize, usize, &Shift)) {
+        let (k, p, w) = (self.kernel, self.padding as isize, self.width as isize);
+        let plane = self.height * self.width;
+        for u in 0..k {
+            for v in 0..k {
+                let columns = v as isize - p;
+                let offset = (u as isize - p) * w + columns;
+                let shift = Shift {
+                    plane,
+                    width: self.width,
+                    offset,
+                    start: (-offset).clamp(0, plane as isize) as usize,
+                    end: (plane as isize - offset).clamp(0, plane as isize) as usize,
+                    columns,
+                };
+                for c in 0..self.channels {
+                    f(c, (c * k + u) * k + v, &shift);
+                }
+            }
+        }
+    }
+
+    /// The column matrix [C·K·K, H'·W'] of one image (zero where the kernel
+    /// hangs over the edge), its rows `row_len` apart in `col`.
+    fn im2col(&self, image: &[f32], col: &mut [f32], row_len: usize) {
+        if self.is_shift() {
+            return self.for_each_shift(|c, row, shift| {
+                let out = &mut col[row * row_len..][..shift.plane];
+                out[..shift.start].fill(0.0);
+                out[shift.end..].fill(0.0);
+                let from = &image[c * shift.plane..][..shift.plane];
+                out[shift.start..shift.end].copy_from_slice(&from[shift.source()]);
+                shift.zero_wrapped(out);
+            });
+        }
+        let (width, stride) = (self.out_width, self.stride);
         self.for_each_run(|row, i, run| {
-            let out = &mut col[row * pixels + i * width..][..width];
+            let out = &mut col[row * row_len + i * width..][..width];
             let Some((first, columns)) = run else { return out.fill(0.0) };
             out[..columns.start].fill(0.0);
             out[columns.end..].fill(0.0);
@@ -179,12 +221,20 @@ impl Conv {
         });
     }
 
-    /// Adds the column matrix back onto one image's gradient.
-    fn col2im(&self, col: &[f32], image: &mut [f32]) {
-        let (pixels, width, stride) = (self.pixels(), self.out_width, self.stride);
+    /// Adds the column matrix (rows `row_len` apart) back onto one image's gradient.
+    fn col2im(&self, col: &mut [f32], image: &mut [f32], row_len: usize) {
+        if self.is_shift() {
+            return self.for_each_shift(|c, row, shift| {
+                let from = &mut col[row * row_len..][..shift.plane];
+                shift.zero_wrapped(from);
+                let to = &mut image[c * shift.plane..][..shift.plane];
+                to[shift.source()].iter_mut().zip(&from[shift.start..shift.end]).for_each(|(d, s)| *d += s);
+            });
+        }
+        let (width, stride) = (self.out_width, self.stride);
         self.for_each_run(|row, i, run| {
             let Some((first, columns)) = run else { return };
-            let from = &col[row * pixels + i * width..][columns.clone()];
+            let from = &col[row * row_len + i * width..][columns.clone()];
             if stride == 1 {
                 image[first..first + from.len()].iter_mut().zip(from).for_each(|(d, s)| *d += s);
             } else {
@@ -196,6 +246,70 @@ impl Conv {
     }
 }
 
+/// One tap (u, v) of a shift convolution: output pixel q reads input
+/// pixel q + offset of the flattened plane, for q in start..end, except in
+/// the columns that wrap around to the next or previous row.
+struct Shift {
+    plane: usize,
+    width: usize,
+    offset: isize,
+    start: usize,
+    end: usize,
+    /// v − p: the column shift (negative: the first −columns columns wrap; positive: the last columns).
+    columns: isize,
+}
+
+impl Shift {
+    /// The input pixels that output pixels start..end read.
+    fn source(&self) -> Range<usize> {
+        if self.start >= self.end {
+            return 0..0; // the whole map reads the padding (a kernel larger than the image)
+        }
+        (self.start as isize + self.offset) as usize..(self.end as isize + self.offset) as usize
+    }
+
+    /// Zeroes the columns of a map (one column-matrix row) whose input column lies outside the image.
+    fn zero_wrapped(&self, map: &mut [f32]) {
+        let wrapped = self.columns.unsigned_abs().min(self.width);
+        let columns = if self.columns < 0 { 0..wrapped } else { self.width - wrapped..self.width };
+        for row in map.chunks_exact_mut(self.width) {
+            row[columns.clone()].fill(0.0);
+        }
+    }
+}
+
+/// Images whose column matrices go side by side into one GEMM, for maps of
+/// `pixels` output pixels: on its own, a 7×7 or 14×14 map makes a product
+/// too narrow for the GEMM's kernels (conv2 ran at 10–19 GFLOP/s that way).
+/// A power of two, so that it divides `sum_over`'s groups of 8 images.
+fn images_per_gemm(pixels: usize) -> usize {
+    const COLUMNS: usize = 512;
+    const MOST: usize = 8;
+    let images = (COLUMNS / pixels.max(1)).clamp(1, MOST);
+    1 << images.ilog2()
+}
+
+/// Maps [images, C, P] → the side-by-side matrix [C, images·P] of a batched GEMM.
+fn to_side_by_side(maps: &[f32], channels: usize, pixels: usize, side: &mut [f32]) {
+    let row_len = maps.len() / channels;
+    for (g, image) in maps.chunks_exact(channels * pixels).enumerate() {
+        for (c, map) in image.chunks_exact(pixels).enumerate() {
+            side[c * row_len + g * pixels..][..pixels].copy_from_slice(map);
+        }
+    }
+}
+
+/// The side-by-side matrix [C, images·P] → maps [images, C, P].
+fn from_side_by_side(side: &[f32], channels: usize, pixels: usize, maps: &mut [f32]) {
+    let row_len = maps.len() / channels;
+    for (g, image) in maps.chunks_exact_mut(channels * pixels).enumerate() {
+        for (c, map) in image.chunks_exact_mut(pixels).enumerate() {
+            map.copy_from_slice(&side[c * row_len + g * pixels..][..pixels]);
+        }
+    }
+}
+
+/// Y [O, images·P] = W [O, R] · col [R, images·P] + bias, over `images_per_gemm` images at a time.
 pub(super) fn conv2d_fast(
     x: &Tensor,
     w: &Tensor,
@@ -206,19 +320,32 @@ pub(super) fn conv2d_fast(
 ) -> Vec<f32> {
     let conv = Conv::new(&x.shape, w.shape[2], stride, padding, [out_shape[2], out_shape[3]]);
     let (outs, patch, pixels) = (w.shape[0], conv.patch(), conv.pixels());
+    let group = images_per_gemm(pixels);
     let image_len = x.shape[1..].iter().product::<usize>();
     let mut y = vec![0.0; out_shape.iter().product()];
-    per_chunk_with_scratch(&mut y, outs * pixels, patch * pixels, |n, y_n, col| {
-        conv.im2col(&x.data[n * image_len..(n + 1) * image_len], col);
-        for (o, row) in y_n.chunks_mut(pixels).enumerate() {
+    let scratch = (patch + outs) * group * pixels;
+    per_chunk_with_scratch(&mut y, group * outs * pixels, scratch, |chunk, y_chunk, scratch| {
+        let images = y_chunk.len() / (outs * pixels);
+        let row_len = images * pixels;
+        let (col, product) = scratch.split_at_mut(patch * row_len);
+        let first = chunk * group;
+        for g in 0..images {
+            conv.im2col(&x.data[(first + g) * image_len..][..image_len], &mut col[g * pixels..], row_len);
+        }
+        // One image's product is already in y's layout.
+        let product = if images == 1 { &mut *y_chunk } else { &mut product[..outs * row_len] };
+        for (o, row) in product.chunks_exact_mut(row_len).enumerate() {
             row.fill(b.data[o]);
         }
-        // y[o, p] += Σ_r w[o, r] · col[r, p]
-        gemm(outs, patch, pixels, &w.data, (patch, 1), col, (pixels, 1), y_n, (pixels, 1), 1.0);
+        gemm(outs, patch, row_len, &w.data, (patch, 1), col, (row_len, 1), product, (row_len, 1), 1.0);
+        if images > 1 {
+            from_side_by_side(&scratch[patch * row_len..][..outs * row_len], outs, pixels, y_chunk);
+        }
     });
     y
 }
 
+/// col [R, images·P] = Wᵀ [R, O] · dY [O, images·P], added back onto the images' gradients.
 pub(super) fn conv2d_backward_input_fast(
     dy: &Tensor,
     w: &Tensor,
@@ -228,17 +355,30 @@ pub(super) fn conv2d_backward_input_fast(
 ) -> Vec<f32> {
     let conv = Conv::new(dx_shape, w.shape[2], stride, padding, [dy.shape[2], dy.shape[3]]);
     let (outs, patch, pixels) = (w.shape[0], conv.patch(), conv.pixels());
+    let group = images_per_gemm(pixels);
     let image_len = dx_shape[1..].iter().product::<usize>();
     let mut dx = vec![0.0; dx_shape.iter().product()];
-    per_chunk_with_scratch(&mut dx, image_len, patch * pixels, |n, dx_n, col| {
-        // col[r, p] = Σ_o w[o, r] · dy[o, p]
-        let dy_n = &dy.data[n * outs * pixels..(n + 1) * outs * pixels];
-        gemm(patch, outs, pixels, &w.data, (1, patch), dy_n, (pixels, 1), col, (pixels, 1), 0.0);
-        conv.col2im(col, dx_n);
+    let scratch = (patch + outs) * group * pixels;
+    per_chunk_with_scratch(&mut dx, group * image_len, scratch, |chunk, dx_chunk, scratch| {
+        let images = dx_chunk.len() / image_len;
+        let row_len = images * pixels;
+        let (col, side) = scratch.split_at_mut(patch * row_len);
+        let dy_chunk = &dy.data[chunk * group * outs * pixels..][..images * outs * pixels];
+        let dy_side = if images == 1 {
+            dy_chunk
+        } else {
+            to_side_by_side(dy_chunk, outs, pixels, &mut side[..outs * row_len]);
+            &side[..outs * row_len]
+        };
+        gemm(patch, outs, row_len, &w.data, (1, patch), dy_side, (row_len, 1), col, (row_len, 1), 0.0);
+        for (g, dx_n) in dx_chunk.chunks_exact_mut(image_len).enumerate() {
+            conv.col2im(&mut col[g * pixels..], dx_n, row_len);
+        }
     });
     dx
 }
 
+/// dW = Σ over blocks of images of dY [O, images·P] · colᵀ [images·P, R].
 pub(super) fn conv2d_backward_weight_fast(
     dy: &Tensor,
     x: &Tensor,
@@ -249,11 +389,25 @@ pub(super) fn conv2d_backward_weight_fast(
     let conv = Conv::new(&x.shape, dw_shape[2], stride, padding, [dy.shape[2], dy.shape[3]]);
     let (outs, patch, pixels) = (dw_shape[0], conv.patch(), conv.pixels());
     let batch = x.shape[0];
+    let group = images_per_gemm(pixels);
     let image_len = x.shape[1..].iter().product::<usize>();
-    // dW = Σ_n dy[n] (O × P) · col[n]ᵀ (P × R), accumulated per task, then summed.
-    sum_over(batch, outs * patch, patch * pixels, |n, dw, col| {
-        conv.im2col(&x.data[n * image_len..(n + 1) * image_len], col);
-        let dy_n = &dy.data[n * outs * pixels..(n + 1) * outs * pixels];
-        gemm(outs, pixels, patch, dy_n, (pixels, 1), col, (1, pixels), dw, (patch, 1), 1.0);
+    let scratch = (patch + outs) * group * pixels;
+    // Blocks of `group` images, summed per 8 images whatever the group: the same order on any number of threads.
+    sum_over(batch.div_ceil(group), 8 / group, outs * patch, scratch, |block, dw, scratch| {
+        let first = block * group;
+        let images = group.min(batch - first);
+        let row_len = images * pixels;
+        let (col, side) = scratch.split_at_mut(patch * row_len);
+        for g in 0..images {
+            conv.im2col(&x.data[(first + g) * image_len..][..image_len], &mut col[g * pixels..], row_len);
+        }
+        let dy_chunk = &dy.data[first * outs * pixels..][..images * outs * pixels];
+        let dy_side = if images == 1 {
+            dy_chunk
+        } else {
+            to_side_by_side(dy_chunk, outs, pixels, &mut side[..outs * row_len]);
+            &side[..outs * row_len]
+        };
+        gemm(outs, row_len, patch, dy_side, (row_len, 1), col, (1, row_len), dw, (patch, 1), 1.0);
     })
 }

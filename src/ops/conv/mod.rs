@@ -289,15 +289,20 @@ impl OpDef for Conv2dBackwardWeight {
 }
 
 /// Conv cases: (batch, in channels, height, width, out channels, kernel, stride, padding).
-pub const CONV_SHAPES: [[usize; 8]; 7] = [
+pub const CONV_SHAPES: [[usize; 8]; 9] = [
     [1, 1, 5, 7, 1, 3, 1, 1],
+    // A kernel larger than the image, the output the input's size.
+    [2, 2, 1, 2, 3, 5, 1, 2],
     [2, 3, 9, 11, 17, 5, 2, 2],
     [3, 17, 8, 6, 8, 1, 1, 0],
     [2, 8, 13, 13, 3, 3, 2, 0],
     [1, 3, 4, 4, 2, 5, 1, 2],
-    // The seed network's conv2 H→H and conv3 H→H at batch 4.
-    [4, 8, 14, 14, 16, 3, 1, 1],
+    // The seed network's conv2 H→H at batch 5 and conv3 H→H at batch 4; 7×7
+    // maps of 9 images. The CPU device multiplies 2 images of 14×14 (8 of 7×7)
+    // in one GEMM, so these end on a block of one.
+    [5, 8, 14, 14, 16, 3, 1, 1],
     [4, 16, 14, 14, 64, 3, 1, 1],
+    [9, 4, 7, 7, 5, 3, 1, 1],
 ];
 
 /// The output shape of a convolution case.
