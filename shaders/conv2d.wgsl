@@ -46,6 +46,8 @@ const TILE: u32 = 4u;
 // conv2d_forward's tile is OUT_TILE output channels × COL_TILE output columns.
 const OUT_TILE: u32 = 8u;
 const COL_TILE: u32 = 8u;
+// conv2d_backward_weight_wide's tile: WIDE_TILE output × WIDE_TILE input channels.
+const WIDE_TILE: u32 = 8u;
 
 // The input values of output columns j0 .. j0+3 at kernel column v in input row x_row (0 in the padding).
 // Branch-free, no loop, no indexed vector: a driver that does not unroll
@@ -284,6 +286,140 @@ fn conv2d_backward_weight(@builtin(global_invocation_id) id: vec3<u32>, @builtin
         for (var b = 0u; b < TILE; b++) {
             if o0 + a < p.out_channels && c0 + b < p.in_channels {
                 dw[((o0 + a) * p.in_channels + c0 + b) * taps + tap] = acc[a][b];
+            }
+        }
+    }
+}
+
+// conv2d_backward_weight for layers with many channels: 8 output channels ×
+// 8 input channels at one tap per invocation, so each value loaded feeds
+// eight multiply-adds instead of four (a software driver loads lane by lane).
+// Too few invocations for the first layers, which keep the 4 × 4 kernel.
+@compute @workgroup_size(64)
+fn conv2d_backward_weight_wide(@builtin(global_invocation_id) id: vec3<u32>, @builtin(workgroup_id) group: vec3<u32>) {
+    let in_tiles = (p.in_channels + WIDE_TILE - 1u) / WIDE_TILE;
+    let taps = p.kernel * p.kernel;
+    let index = id.x;
+    if index >= in_tiles * taps {
+        return;
+    }
+    let tap = index % taps;
+    let u = tap / p.kernel;
+    let v = tap % p.kernel;
+    let c0 = (index / taps) * WIDE_TILE;
+    let o0 = group.y * WIDE_TILE;
+
+    let out_plane = p.out_height * p.out_width;
+    let in_plane = p.in_height * p.in_width;
+    // Channels past the last repeat it and are not written.
+    let last_out = p.out_channels - 1u;
+    let last_in = p.in_channels - 1u;
+    var d_base: array<u32, 8>;
+    var x_base: array<u32, 8>;
+    for (var a = 0u; a < WIDE_TILE; a++) {
+        d_base[a] = min(o0 + a, last_out) * out_plane;
+        x_base[a] = min(c0 + a, last_in) * in_plane;
+    }
+    let d0 = d_base[0];
+    let d1 = d_base[1];
+    let d2 = d_base[2];
+    let d3 = d_base[3];
+    let d4 = d_base[4];
+    let d5 = d_base[5];
+    let d6 = d_base[6];
+    let d7 = d_base[7];
+    let x0 = x_base[0];
+    let x1 = x_base[1];
+    let x2 = x_base[2];
+    let x3 = x_base[3];
+    let x4 = x_base[4];
+    let x5 = x_base[5];
+    let x6 = x_base[6];
+    let x7 = x_base[7];
+    // acc_a: output channel a × input channels 0–3 of the tile; bcc_a: × input channels 4–7.
+    var acc0 = vec4<f32>(0.0);
+    var acc1 = vec4<f32>(0.0);
+    var acc2 = vec4<f32>(0.0);
+    var acc3 = vec4<f32>(0.0);
+    var acc4 = vec4<f32>(0.0);
+    var acc5 = vec4<f32>(0.0);
+    var acc6 = vec4<f32>(0.0);
+    var acc7 = vec4<f32>(0.0);
+    var bcc0 = vec4<f32>(0.0);
+    var bcc1 = vec4<f32>(0.0);
+    var bcc2 = vec4<f32>(0.0);
+    var bcc3 = vec4<f32>(0.0);
+    var bcc4 = vec4<f32>(0.0);
+    var bcc5 = vec4<f32>(0.0);
+    var bcc6 = vec4<f32>(0.0);
+    var bcc7 = vec4<f32>(0.0);
+    for (var n = 0u; n < p.batch; n++) {
+        let dy_n = n * p.out_channels * out_plane;
+        let x_n = n * p.in_channels * in_plane;
+        for (var i = 0u; i < p.out_height; i++) {
+            let row = i32(i * p.stride + u) - i32(p.padding);
+            if row < 0 || row >= i32(p.in_height) {
+                continue;
+            }
+            for (var j = 0u; j < p.out_width; j++) {
+                let col = i32(j * p.stride + v) - i32(p.padding);
+                if col < 0 || col >= i32(p.in_width) {
+                    continue;
+                }
+                let pixel = x_n + u32(row) * p.in_width + u32(col);
+                let left = vec4<f32>(
+                    x_for_weight_grad[pixel + x0],
+                    x_for_weight_grad[pixel + x1],
+                    x_for_weight_grad[pixel + x2],
+                    x_for_weight_grad[pixel + x3],
+                );
+                let right = vec4<f32>(
+                    x_for_weight_grad[pixel + x4],
+                    x_for_weight_grad[pixel + x5],
+                    x_for_weight_grad[pixel + x6],
+                    x_for_weight_grad[pixel + x7],
+                );
+                let dy_pixel = dy_n + i * p.out_width + j;
+                let g0 = dy[dy_pixel + d0];
+                let g1 = dy[dy_pixel + d1];
+                let g2 = dy[dy_pixel + d2];
+                let g3 = dy[dy_pixel + d3];
+                let g4 = dy[dy_pixel + d4];
+                let g5 = dy[dy_pixel + d5];
+                let g6 = dy[dy_pixel + d6];
+                let g7 = dy[dy_pixel + d7];
+                acc0 += g0 * left;
+                bcc0 += g0 * right;
+                acc1 += g1 * left;
+                bcc1 += g1 * right;
+                acc2 += g2 * left;
+                bcc2 += g2 * right;
+                acc3 += g3 * left;
+                bcc3 += g3 * right;
+                acc4 += g4 * left;
+                bcc4 += g4 * right;
+                acc5 += g5 * left;
+                bcc5 += g5 * right;
+                acc6 += g6 * left;
+                bcc6 += g6 * right;
+                acc7 += g7 * left;
+                bcc7 += g7 * right;
+            }
+        }
+    }
+    let acc = array<vec4<f32>, 8>(acc0, acc1, acc2, acc3, acc4, acc5, acc6, acc7);
+    let bcc = array<vec4<f32>, 8>(bcc0, bcc1, bcc2, bcc3, bcc4, bcc5, bcc6, bcc7);
+    for (var a = 0u; a < WIDE_TILE; a++) {
+        if o0 + a >= p.out_channels {
+            break;
+        }
+        let dw_row = (o0 + a) * p.in_channels;
+        for (var b = 0u; b < 4u; b++) {
+            if c0 + b < p.in_channels {
+                dw[(dw_row + c0 + b) * taps + tap] = acc[a][b];
+            }
+            if c0 + 4u + b < p.in_channels {
+                dw[(dw_row + c0 + 4u + b) * taps + tap] = bcc[a][b];
             }
         }
     }

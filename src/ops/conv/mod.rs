@@ -53,6 +53,7 @@ pub const CONV2D_FORWARD: Kernel = Kernel::new(SHADER, "conv2d_forward", PARAMS,
 pub const CONV2D_FORWARD_TILED: Kernel = Kernel::new(SHADER, "conv2d_forward_tiled", PARAMS, 3, 1);
 pub const CONV2D_BACKWARD_INPUT_STRIDED: Kernel = Kernel::new(SHADER, "conv2d_backward_input_strided", PARAMS, 2, 1);
 pub const CONV2D_BACKWARD_WEIGHT: Kernel = Kernel::new(SHADER, "conv2d_backward_weight", PARAMS, 2, 1);
+pub const CONV2D_BACKWARD_WEIGHT_WIDE: Kernel = Kernel::new(SHADER, "conv2d_backward_weight_wide", PARAMS, 2, 1);
 pub const CONV2D_BACKWARD_WEIGHT_TILED: Kernel = Kernel::new(SHADER, "conv2d_backward_weight_tiled", PARAMS, 2, 1);
 
 pub const FAMILY: Family = Family {
@@ -63,6 +64,7 @@ pub const FAMILY: Family = Family {
         &CONV2D_FORWARD_TILED,
         &CONV2D_BACKWARD_INPUT_STRIDED,
         &CONV2D_BACKWARD_WEIGHT,
+        &CONV2D_BACKWARD_WEIGHT_WIDE,
         &CONV2D_BACKWARD_WEIGHT_TILED,
     ],
     cases,
@@ -75,6 +77,11 @@ const TILE: usize = 4;
 const COL_TILE: usize = 8;
 /// Output channels per conv2d_forward invocation (`OUT_TILE` in conv2d.wgsl).
 const OUT_TILE: usize = 8;
+/// Side of conv2d_backward_weight_wide's tile (`WIDE_TILE` in conv2d.wgsl).
+const WIDE_TILE: usize = 8;
+/// The fewest invocations the wide weight-gradient kernel is used with: below
+/// it (the first layers, with few channels) too many lanes would sit idle.
+const WIDE_INVOCATIONS: usize = 128;
 
 /// x [N,C,H,W], weight [O,C,K,K], bias [O] -> y [N,O,H',W'].
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -283,13 +290,18 @@ impl OpDef for Conv2dBackwardWeight {
         let (dy, x) = (inputs[0], inputs[1]);
         let k = self.kernel;
         let p = Conv2dParams::geometry(x, dy[1], dy, k, self.stride, self.padding);
-        let registers = Launch::grid(&CONV2D_BACKWARD_WEIGHT, &p, x[1].div_ceil(TILE) * k * k, dy[1].div_ceil(TILE), 1);
+        let wide = [x[1].div_ceil(WIDE_TILE) * k * k, dy[1].div_ceil(WIDE_TILE)];
+        let registers = if wide[0] * wide[1] >= WIDE_INVOCATIONS {
+            Launch::grid(&CONV2D_BACKWARD_WEIGHT_WIDE, &p, wide[0], wide[1], 1)
+        } else {
+            Launch::grid(&CONV2D_BACKWARD_WEIGHT, &p, x[1].div_ceil(TILE) * k * k, dy[1].div_ceil(TILE), 1)
+        };
         Some(choose(tiling, block_tiled(&CONV2D_BACKWARD_WEIGHT_TILED, &p, dy[1], x[1] * k * k), registers))
     }
 }
 
 /// Conv cases: (batch, in channels, height, width, out channels, kernel, stride, padding).
-pub const CONV_SHAPES: [[usize; 8]; 9] = [
+pub const CONV_SHAPES: [[usize; 8]; 11] = [
     [1, 1, 5, 7, 1, 3, 1, 1],
     // A kernel larger than the image, the output the input's size.
     [2, 2, 1, 2, 3, 5, 1, 2],
@@ -303,6 +315,9 @@ pub const CONV_SHAPES: [[usize; 8]; 9] = [
     [5, 8, 14, 14, 16, 3, 1, 1],
     [4, 16, 14, 14, 64, 3, 1, 1],
     [9, 4, 7, 7, 5, 3, 1, 1],
+    // Enough channels for the wide weight-gradient kernel, tiles left part-filled.
+    [2, 20, 9, 7, 12, 5, 2, 2],
+    [3, 20, 7, 7, 12, 5, 1, 2],
 ];
 
 /// The output shape of a convolution case.
