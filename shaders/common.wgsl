@@ -17,6 +17,11 @@ fn flat_index(id: vec3<u32>, groups: vec3<u32>) -> u32 {
     return id.x + id.y * groups.x * WORKGROUP_SIZE;
 }
 
+// How many invocations a flat launch dispatched (at least its work items).
+fn dispatched(groups: vec3<u32>) -> u32 {
+    return groups.x * groups.y * WORKGROUP_SIZE;
+}
+
 // Workgroup-tiled matrix products, C = A·B (the `_tiled` kernels, for hardware
 // GPUs). A workgroup computes a BLOCK×BLOCK tile of C: per step of the depth
 // it stages A's BLOCK×DEPTH_STEP and B's DEPTH_STEP×BLOCK values in workgroup

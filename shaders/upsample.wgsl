@@ -54,11 +54,23 @@ fn upsample2_backward(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num
 @group(0) @binding(2) var<storage, read> low: array<f32>;
 @group(0) @binding(3) var<storage, read_write> sum: array<f32>;
 
-// sum[r,s] = high[r,s] + low[r/2, s/2], without the upsampled copy of low
+// sum[r,s] = high[r,s] + low[r/2, s/2], without the upsampled copy of low;
+// one invocation per low value, which writes the 2×2 block it feeds: a
+// quarter of the invocations and index arithmetic of one per element.
 @compute @workgroup_size(64)
 fn add_upsampled2(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
     let index = flat_index(id, groups);
-    if index < upsampled_count() {
-        sum[index] = relu_if(high[index] + low[nearest_source(index)], p.relu);
+    if index >= p.planes * p.in_height * p.in_width {
+        return;
     }
+    let j = index % p.in_width;
+    let row = index / p.in_width; // plane · in_height + i
+    let out_width = 2u * p.in_width;
+    let top = 2u * row * out_width + 2u * j;
+    let bottom = top + out_width;
+    let value = low[index];
+    sum[top] = relu_if(high[top] + value, p.relu);
+    sum[top + 1u] = relu_if(high[top + 1u] + value, p.relu);
+    sum[bottom] = relu_if(high[bottom] + value, p.relu);
+    sum[bottom + 1u] = relu_if(high[bottom + 1u] + value, p.relu);
 }

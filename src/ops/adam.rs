@@ -3,7 +3,7 @@
 //! share one buffer at the same offsets. The CPU twin is `optim::adam_step`.
 
 use super::cases::{dispatch_case, no_gradients, Buffer, Case, Seeds, Work, SMALL_SUMS};
-use super::kernel::{Kernel, KernelParams, Launch, ShaderFile};
+use super::kernel::{per_invocation, Kernel, KernelParams, Launch, ShaderFile};
 use super::Family;
 use crate::kernel_params;
 use crate::optim::{adam_step, AdamConfig};
@@ -37,7 +37,7 @@ pub fn adam_params(config: &AdamConfig, t: u64) -> AdamParams {
 
 /// One Adam step at step `t` over a parameter buffer of `count` values.
 pub fn adam_launch(config: &AdamConfig, t: u64, count: usize) -> Launch {
-    Launch::new(&ADAM_STEP, &adam_params(config, t), count)
+    Launch::new(&ADAM_STEP, &adam_params(config, t), per_invocation(count))
 }
 
 fn cases(seeds: &mut Seeds) -> Vec<Case> {

@@ -14,7 +14,7 @@ use super::cases::{
     EXACT, MAP_SHAPES, SMALL_SUMS,
 };
 use super::fast_cpu::per_chunk;
-use super::kernel::{word, Kernel, KernelParams, Launch, ParamsLayout, ShaderFile, Tiling};
+use super::kernel::{per_invocation, word, Kernel, KernelParams, Launch, ParamsLayout, ShaderFile, Tiling};
 use super::{elementwise_flops, Family, Gradient, GraphError, NodeId, OpDef, Shapes};
 use crate::kernel_params;
 use crate::tensor::{numel, Tensor};
@@ -103,7 +103,7 @@ impl OpDef for Relu {
     }
 
     fn launch(&self, _inputs: &[&[usize]], output: &[usize], _tiling: Tiling) -> Option<Launch> {
-        Some(Launch::new(&RELU_FORWARD, &count(output), numel(output)))
+        Some(Launch::new(&RELU_FORWARD, &count(output), per_invocation(numel(output))))
     }
 }
 
@@ -134,7 +134,7 @@ impl OpDef for ReluBackward {
     }
 
     fn launch(&self, _inputs: &[&[usize]], output: &[usize], _tiling: Tiling) -> Option<Launch> {
-        Some(Launch::new(&RELU_BACKWARD, &count(output), numel(output)))
+        Some(Launch::new(&RELU_BACKWARD, &count(output), per_invocation(numel(output))))
     }
 }
 
@@ -165,7 +165,7 @@ impl OpDef for Add {
     }
 
     fn launch(&self, _inputs: &[&[usize]], output: &[usize], _tiling: Tiling) -> Option<Launch> {
-        Some(Launch::new(&ADD, &count(output), numel(output)))
+        Some(Launch::new(&ADD, &count(output), per_invocation(numel(output))))
     }
 }
 
@@ -175,7 +175,7 @@ fn add(a: &Tensor, b: &Tensor) -> Vec<f32> {
 
 /// `acc += x` over `count` elements.
 pub fn accumulate_launch(count: usize) -> Launch {
-    Launch::new(&ACCUMULATE, &ElementwiseParams { count: word(count), relu: 0 }, count)
+    Launch::new(&ACCUMULATE, &ElementwiseParams { count: word(count), relu: 0 }, per_invocation(count))
 }
 
 fn cases(seeds: &mut Seeds) -> Vec<Case> {

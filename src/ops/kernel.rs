@@ -11,6 +11,16 @@
 /// Invocations per workgroup of every kernel (`WORKGROUP_SIZE` in common.wgsl).
 pub const WORKGROUP_SIZE: u32 = 64;
 
+/// Elements one invocation of an element-wise or Adam kernel handles, a
+/// dispatch apart (`ELEMENTS` in elementwise.wgsl and adam.wgsl): with one
+/// each, a software driver spends more on each invocation than on its work.
+pub const ELEMENTS_PER_INVOCATION: usize = 4;
+
+/// The invocations an element-wise kernel needs for `count` elements.
+pub fn per_invocation(count: usize) -> usize {
+    count.div_ceil(ELEMENTS_PER_INVOCATION)
+}
+
 /// Prepended to every shader: the launch convention and the shared tile helpers.
 pub const COMMON: ShaderFile = ShaderFile { name: "common.wgsl", source: include_str!("../../shaders/common.wgsl") };
 

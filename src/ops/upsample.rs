@@ -203,8 +203,9 @@ impl OpDef for AddUpsampled2 {
         y
     }
 
-    fn launch(&self, inputs: &[&[usize]], output: &[usize], _tiling: Tiling) -> Option<Launch> {
-        Some(Launch::new(&ADD_UPSAMPLED2, &params(inputs[1]), numel(output)))
+    fn launch(&self, inputs: &[&[usize]], _output: &[usize], _tiling: Tiling) -> Option<Launch> {
+        // One invocation per low value (the 2×2 block of the sum it feeds).
+        Some(Launch::new(&ADD_UPSAMPLED2, &params(inputs[1]), numel(inputs[1])))
     }
 }
 
