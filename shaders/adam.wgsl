@@ -16,7 +16,11 @@ struct AdamParams {
 @group(0) @binding(4) var<storage, read_write> v: array<f32>;
 
 // m ← β1·m + (1−β1)·g;  v ← β2·v + (1−β2)·g²;  param ← param − step_size · m / (sqrt(v)/sqrt(bc2) + eps)
+// for one parameter, skipping an index past the end
 fn adam_at(index: u32) {
+    if index >= arrayLength(&param) {
+        return;
+    }
     let g = grad[index];
     let m_new = p.beta1 * m[index] + (1.0 - p.beta1) * g;
     let v_new = p.beta2 * v[index] + (1.0 - p.beta2) * g * g;
@@ -25,23 +29,12 @@ fn adam_at(index: u32) {
     param[index] -= p.step_size * m_new / (sqrt(v_new) / p.bias_correction2_sqrt + p.eps);
 }
 
-// ELEMENTS parameters per invocation, a whole dispatch apart (one each costs
-// a software driver more in bookkeeping than in work).
-const ELEMENTS: u32 = 4u;
-
+// Four parameters per invocation (`element_quad`).
 @compute @workgroup_size(64)
 fn adam_step(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
-    let first = flat_index(id, groups);
-    let stride = dispatched(groups);
-    let count = arrayLength(&param);
-    if first + 3u * stride < count {
-        adam_at(first);
-        adam_at(first + stride);
-        adam_at(first + 2u * stride);
-        adam_at(first + 3u * stride);
-        return;
-    }
-    for (var index = first; index < count; index += stride) {
-        adam_at(index);
-    }
+    let at = element_quad(id, groups);
+    adam_at(at.x);
+    adam_at(at.y);
+    adam_at(at.z);
+    adam_at(at.w);
 }

@@ -17,9 +17,13 @@ fn flat_index(id: vec3<u32>, groups: vec3<u32>) -> u32 {
     return id.x + id.y * groups.x * WORKGROUP_SIZE;
 }
 
-// How many invocations a flat launch dispatched (at least its work items).
-fn dispatched(groups: vec3<u32>) -> u32 {
-    return groups.x * groups.y * WORKGROUP_SIZE;
+// The four elements an element-wise invocation handles: its flat index and
+// the three a whole dispatch further on, so neighbouring lanes still touch
+// neighbouring values. With one element each, a software driver (SwiftShader,
+// llvmpipe) spends more on each invocation's bookkeeping than on its work.
+fn element_quad(id: vec3<u32>, groups: vec3<u32>) -> vec4<u32> {
+    let dispatched = groups.x * groups.y * WORKGROUP_SIZE;
+    return vec4<u32>(flat_index(id, groups)) + vec4<u32>(0u, 1u, 2u, 3u) * dispatched;
 }
 
 // Workgroup-tiled matrix products, C = A·B (the `_tiled` kernels, for hardware

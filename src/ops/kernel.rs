@@ -12,8 +12,8 @@
 pub const WORKGROUP_SIZE: u32 = 64;
 
 /// Elements one invocation of an element-wise or Adam kernel handles, a
-/// dispatch apart (`ELEMENTS` in elementwise.wgsl and adam.wgsl): with one
-/// each, a software driver spends more on each invocation than on its work.
+/// dispatch apart (`element_quad` in common.wgsl): with one each, a software
+/// driver spends more on each invocation than on its work.
 pub const ELEMENTS_PER_INVOCATION: usize = 4;
 
 /// The invocations an element-wise kernel needs for `count` elements.

@@ -221,6 +221,16 @@ impl Conv {
         });
     }
 
+    /// The column matrices of `images` (consecutive images) side by side in
+    /// `col`: [C·K·K, images·H'·W'].
+    fn im2col_images(&self, images: &[f32], col: &mut [f32]) {
+        let image_len = self.channels * self.height * self.width;
+        let row_len = images.len() / image_len * self.pixels();
+        for (g, image) in images.chunks_exact(image_len).enumerate() {
+            self.im2col(image, &mut col[g * self.pixels()..], row_len);
+        }
+    }
+
     /// Adds the column matrix (rows `row_len` apart) back onto one image's gradient.
     fn col2im(&self, col: &mut [f32], image: &mut [f32], row_len: usize) {
         if self.is_shift() {
@@ -278,25 +288,34 @@ impl Shift {
     }
 }
 
+/// Images whose weight-gradient products are summed into one partial sum,
+/// whatever the GEMM's blocks: the same summation order on any number of threads.
+const IMAGES_PER_SUM: usize = 8;
+
 /// Images whose column matrices go side by side into one GEMM, for maps of
 /// `pixels` output pixels: on its own, a 7×7 or 14×14 map makes a product
 /// too narrow for the GEMM's kernels (conv2 ran at 10–19 GFLOP/s that way).
-/// A power of two, so that it divides `sum_over`'s groups of 8 images.
+/// A power of two no larger than `IMAGES_PER_SUM`, so that it divides it.
 fn images_per_gemm(pixels: usize) -> usize {
     const COLUMNS: usize = 512;
-    const MOST: usize = 8;
-    let images = (COLUMNS / pixels.max(1)).clamp(1, MOST);
+    let images = (COLUMNS / pixels.max(1)).clamp(1, IMAGES_PER_SUM);
     1 << images.ilog2()
 }
 
-/// Maps [images, C, P] → the side-by-side matrix [C, images·P] of a batched GEMM.
-fn to_side_by_side(maps: &[f32], channels: usize, pixels: usize, side: &mut [f32]) {
+/// Maps [images, C, P] as the side-by-side matrix [C, images·P] of a batched
+/// GEMM: copied into `side`, or `maps` itself when it holds one image.
+fn side_by_side<'a>(maps: &'a [f32], channels: usize, pixels: usize, side: &'a mut [f32]) -> &'a [f32] {
+    if maps.len() == channels * pixels {
+        return maps;
+    }
     let row_len = maps.len() / channels;
+    let side = &mut side[..maps.len()];
     for (g, image) in maps.chunks_exact(channels * pixels).enumerate() {
         for (c, map) in image.chunks_exact(pixels).enumerate() {
             side[c * row_len + g * pixels..][..pixels].copy_from_slice(map);
         }
     }
+    side
 }
 
 /// The side-by-side matrix [C, images·P] → maps [images, C, P].
@@ -327,19 +346,16 @@ pub(super) fn conv2d_fast(
     per_chunk_with_scratch(&mut y, group * outs * pixels, scratch, |chunk, y_chunk, scratch| {
         let images = y_chunk.len() / (outs * pixels);
         let row_len = images * pixels;
-        let (col, product) = scratch.split_at_mut(patch * row_len);
-        let first = chunk * group;
-        for g in 0..images {
-            conv.im2col(&x.data[(first + g) * image_len..][..image_len], &mut col[g * pixels..], row_len);
-        }
+        let (col, side) = scratch.split_at_mut(patch * row_len);
+        conv.im2col_images(&x.data[chunk * group * image_len..][..images * image_len], col);
         // One image's product is already in y's layout.
-        let product = if images == 1 { &mut *y_chunk } else { &mut product[..outs * row_len] };
+        let product = if images == 1 { &mut *y_chunk } else { &mut side[..outs * row_len] };
         for (o, row) in product.chunks_exact_mut(row_len).enumerate() {
             row.fill(b.data[o]);
         }
         gemm(outs, patch, row_len, &w.data, (patch, 1), col, (row_len, 1), product, (row_len, 1), 1.0);
         if images > 1 {
-            from_side_by_side(&scratch[patch * row_len..][..outs * row_len], outs, pixels, y_chunk);
+            from_side_by_side(&side[..outs * row_len], outs, pixels, y_chunk);
         }
     });
     y
@@ -364,12 +380,7 @@ pub(super) fn conv2d_backward_input_fast(
         let row_len = images * pixels;
         let (col, side) = scratch.split_at_mut(patch * row_len);
         let dy_chunk = &dy.data[chunk * group * outs * pixels..][..images * outs * pixels];
-        let dy_side = if images == 1 {
-            dy_chunk
-        } else {
-            to_side_by_side(dy_chunk, outs, pixels, &mut side[..outs * row_len]);
-            &side[..outs * row_len]
-        };
+        let dy_side = side_by_side(dy_chunk, outs, pixels, side);
         gemm(patch, outs, row_len, &w.data, (1, patch), dy_side, (row_len, 1), col, (row_len, 1), 0.0);
         for (g, dx_n) in dx_chunk.chunks_exact_mut(image_len).enumerate() {
             conv.col2im(&mut col[g * pixels..], dx_n, row_len);
@@ -392,22 +403,13 @@ pub(super) fn conv2d_backward_weight_fast(
     let group = images_per_gemm(pixels);
     let image_len = x.shape[1..].iter().product::<usize>();
     let scratch = (patch + outs) * group * pixels;
-    // Blocks of `group` images, summed per 8 images whatever the group: the same order on any number of threads.
-    sum_over(batch.div_ceil(group), 8 / group, outs * patch, scratch, |block, dw, scratch| {
+    sum_over(batch.div_ceil(group), IMAGES_PER_SUM / group, outs * patch, scratch, |block, dw, scratch| {
         let first = block * group;
         let images = group.min(batch - first);
         let row_len = images * pixels;
         let (col, side) = scratch.split_at_mut(patch * row_len);
-        for g in 0..images {
-            conv.im2col(&x.data[(first + g) * image_len..][..image_len], &mut col[g * pixels..], row_len);
-        }
-        let dy_chunk = &dy.data[first * outs * pixels..][..images * outs * pixels];
-        let dy_side = if images == 1 {
-            dy_chunk
-        } else {
-            to_side_by_side(dy_chunk, outs, pixels, &mut side[..outs * row_len]);
-            &side[..outs * row_len]
-        };
+        conv.im2col_images(&x.data[first * image_len..][..images * image_len], col);
+        let dy_side = side_by_side(&dy.data[first * outs * pixels..][..images * outs * pixels], outs, pixels, side);
         gemm(outs, row_len, patch, dy_side, (row_len, 1), col, (1, row_len), dw, (patch, 1), 1.0);
     })
 }
