@@ -103,6 +103,22 @@ fn bad_numbers_are_refused() {
     fails_with(&["train", "--batch", "0", "--device", "cpu"], &["--batch and --epochs must be at least 1"]);
 }
 
+/// A page built before its relaxed-SIMD build existed is named, not served
+/// to a browser that would ask for the missing file.
+#[test]
+fn a_page_without_both_wasm_builds_is_named() {
+    let web = common::temp_dir("serve-stale").join("web");
+    std::fs::create_dir_all(web.join("pkg")).unwrap();
+    std::fs::write(web.join("pkg/octconv_bg.wasm"), b"\0asm").unwrap();
+    // A port already taken: were the page accepted, serve would fail there rather than serve forever.
+    let taken = std::net::TcpListener::bind(("127.0.0.1", 0)).unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    fails_with(
+        &["serve", "--port", &port, "--web", web.to_str().unwrap()],
+        &["pkg/octconv_relaxed_bg.wasm is missing", "run web/build.sh first"],
+    );
+}
+
 /// A misspelt kernel-variant override is refused by name, not silently ignored.
 #[test]
 fn a_bad_tiling_override_is_named() {

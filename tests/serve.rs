@@ -57,7 +57,9 @@ fn a_slow_client_does_not_stop_serve() {
     let (web, data) = (dir.join("web"), dir.join("data"));
     std::fs::create_dir_all(web.join("pkg")).unwrap();
     std::fs::create_dir_all(&data).unwrap();
-    std::fs::write(web.join("pkg/octconv_bg.wasm"), b"\0asm").unwrap();
+    for wasm in ["octconv_bg.wasm", "octconv_relaxed_bg.wasm"] {
+        std::fs::write(web.join("pkg").join(wasm), b"\0asm").unwrap();
+    }
     std::fs::write(web.join("index.html"), b"<p>octconv</p>").unwrap();
     std::fs::write(data.join("big.bin"), vec![7u8; 64 << 20]).unwrap();
     let port = 19000 + (std::process::id() % 1000) as u16;

@@ -36,8 +36,14 @@ const READ_TIMEOUT: Duration = Duration::from_secs(10);
 const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub fn run(args: ServeArgs) -> Result<ExitCode, String> {
-    if !args.web.join("pkg").join("octconv_bg.wasm").exists() {
-        return Err(format!("{} has no built page (pkg/octconv_bg.wasm); run web/build.sh first", args.web.display()));
+    // Both builds of the page's wasm (web/wasm.js picks one in the browser).
+    for wasm in ["octconv_bg.wasm", "octconv_relaxed_bg.wasm"] {
+        if !args.web.join("pkg").join(wasm).exists() {
+            return Err(format!(
+                "{} has no built page (pkg/{wasm} is missing); run web/build.sh first",
+                args.web.display()
+            ));
+        }
     }
     let listener = TcpListener::bind(("127.0.0.1", args.port))
         .map_err(|e| format!("cannot listen on 127.0.0.1:{}: {e}; pick another --port", args.port))?;
