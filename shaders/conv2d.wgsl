@@ -82,28 +82,22 @@ fn conv2d_forward(@builtin(global_invocation_id) id: vec3<u32>, @builtin(workgro
     // Rows of the tile past the last channel reuse the last channel; they are not written.
     // (Named accumulators rather than an array: llvmpipe keeps them in registers.)
     let last = p.out_channels - 1u;
-    var w_base: array<u32, 8>;
-    var acc_init: array<f32, 8>;
-    for (var a = 0u; a < OUT_TILE; a++) {
-        w_base[a] = min(o0 + a, last) * p.weight_out_stride;
-        acc_init[a] = select(0.0, bias[min(o0 + a, last)], p.has_bias == 1u);
-    }
-    let w0 = w_base[0];
-    let w1 = w_base[1];
-    let w2 = w_base[2];
-    let w3 = w_base[3];
-    let w4 = w_base[4];
-    let w5 = w_base[5];
-    let w6 = w_base[6];
-    let w7 = w_base[7];
-    var acc0 = vec4<f32>(acc_init[0]);
-    var acc1 = vec4<f32>(acc_init[1]);
-    var acc2 = vec4<f32>(acc_init[2]);
-    var acc3 = vec4<f32>(acc_init[3]);
-    var acc4 = vec4<f32>(acc_init[4]);
-    var acc5 = vec4<f32>(acc_init[5]);
-    var acc6 = vec4<f32>(acc_init[6]);
-    var acc7 = vec4<f32>(acc_init[7]);
+    let w0 = min(o0, last) * p.weight_out_stride;
+    let w1 = min(o0 + 1u, last) * p.weight_out_stride;
+    let w2 = min(o0 + 2u, last) * p.weight_out_stride;
+    let w3 = min(o0 + 3u, last) * p.weight_out_stride;
+    let w4 = min(o0 + 4u, last) * p.weight_out_stride;
+    let w5 = min(o0 + 5u, last) * p.weight_out_stride;
+    let w6 = min(o0 + 6u, last) * p.weight_out_stride;
+    let w7 = min(o0 + 7u, last) * p.weight_out_stride;
+    var acc0 = vec4<f32>(initial_value(o0));
+    var acc1 = vec4<f32>(initial_value(o0 + 1u));
+    var acc2 = vec4<f32>(initial_value(o0 + 2u));
+    var acc3 = vec4<f32>(initial_value(o0 + 3u));
+    var acc4 = vec4<f32>(initial_value(o0 + 4u));
+    var acc5 = vec4<f32>(initial_value(o0 + 5u));
+    var acc6 = vec4<f32>(initial_value(o0 + 6u));
+    var acc7 = vec4<f32>(initial_value(o0 + 7u));
     var bcc0 = acc0;
     var bcc1 = acc1;
     var bcc2 = acc2;
@@ -163,21 +157,41 @@ fn conv2d_forward(@builtin(global_invocation_id) id: vec3<u32>, @builtin(workgro
             }
         }
     }
-    let acc = array<vec4<f32>, 8>(acc0, acc1, acc2, acc3, acc4, acc5, acc6, acc7);
-    let bcc = array<vec4<f32>, 8>(bcc0, bcc1, bcc2, bcc3, bcc4, bcc5, bcc6, bcc7);
-    for (var a = 0u; a < OUT_TILE; a++) {
-        if o0 + a >= p.out_channels {
-            break;
-        }
-        let y_row = ((n * p.out_channels + o0 + a) * p.out_height + i) * p.out_width;
-        for (var b = 0u; b < 4u; b++) {
-            if j0 + b < p.out_width {
-                y[y_row + j0 + b] = acc[a][b];
-            }
-            if j0 + 4u + b < p.out_width {
-                y[y_row + j0 + 4u + b] = bcc[a][b];
-            }
-        }
+    // Row by row with constant indices (see store_row in linear.wgsl).
+    let y_row = (n * p.out_channels + o0) * p.out_height + i;
+    store_output_row(o0, y_row * p.out_width, j0, acc0, bcc0);
+    store_output_row(o0 + 1u, (y_row + p.out_height) * p.out_width, j0, acc1, bcc1);
+    store_output_row(o0 + 2u, (y_row + 2u * p.out_height) * p.out_width, j0, acc2, bcc2);
+    store_output_row(o0 + 3u, (y_row + 3u * p.out_height) * p.out_width, j0, acc3, bcc3);
+    store_output_row(o0 + 4u, (y_row + 4u * p.out_height) * p.out_width, j0, acc4, bcc4);
+    store_output_row(o0 + 5u, (y_row + 5u * p.out_height) * p.out_width, j0, acc5, bcc5);
+    store_output_row(o0 + 6u, (y_row + 6u * p.out_height) * p.out_width, j0, acc6, bcc6);
+    store_output_row(o0 + 7u, (y_row + 7u * p.out_height) * p.out_width, j0, acc7, bcc7);
+}
+
+// The bias of output channel o where the kernel adds one (the last channel for rows past it).
+fn initial_value(o: u32) -> f32 {
+    return select(0.0, bias[min(o, p.out_channels - 1u)], p.has_bias == 1u);
+}
+
+// y[at + j0 .. j0+7] = left, right for output channel o, skipping channels and columns past the edge.
+fn store_output_row(o: u32, at: u32, j0: u32, left: vec4<f32>, right: vec4<f32>) {
+    if o >= p.out_channels {
+        return;
+    }
+    store_output(at, j0, left.x);
+    store_output(at, j0 + 1u, left.y);
+    store_output(at, j0 + 2u, left.z);
+    store_output(at, j0 + 3u, left.w);
+    store_output(at, j0 + 4u, right.x);
+    store_output(at, j0 + 5u, right.y);
+    store_output(at, j0 + 6u, right.z);
+    store_output(at, j0 + 7u, right.w);
+}
+
+fn store_output(at: u32, j: u32, value: f32) {
+    if j < p.out_width {
+        y[at + j] = value;
     }
 }
 
@@ -281,13 +295,27 @@ fn conv2d_backward_weight(@builtin(global_invocation_id) id: vec3<u32>, @builtin
             }
         }
     }
-    let acc = array<vec4<f32>, 4>(acc0, acc1, acc2, acc3);
-    for (var a = 0u; a < TILE; a++) {
-        for (var b = 0u; b < TILE; b++) {
-            if o0 + a < p.out_channels && c0 + b < p.in_channels {
-                dw[((o0 + a) * p.in_channels + c0 + b) * taps + tap] = acc[a][b];
-            }
-        }
+    store_weight_quad(o0, c0, tap, acc0);
+    store_weight_quad(o0 + 1u, c0, tap, acc1);
+    store_weight_quad(o0 + 2u, c0, tap, acc2);
+    store_weight_quad(o0 + 3u, c0, tap, acc3);
+}
+
+// dw[o, c0 .. c0+3, tap] = values, skipping channels past the edge (constant
+// indices: see store_row in linear.wgsl).
+fn store_weight_quad(o: u32, c0: u32, tap: u32, values: vec4<f32>) {
+    if o >= p.out_channels {
+        return;
+    }
+    store_weight(o, c0, tap, values.x);
+    store_weight(o, c0 + 1u, tap, values.y);
+    store_weight(o, c0 + 2u, tap, values.z);
+    store_weight(o, c0 + 3u, tap, values.w);
+}
+
+fn store_weight(o: u32, c: u32, tap: u32, value: f32) {
+    if c < p.in_channels {
+        dw[(o * p.in_channels + c) * p.kernel * p.kernel + tap] = value;
     }
 }
 
@@ -314,28 +342,22 @@ fn conv2d_backward_weight_wide(@builtin(global_invocation_id) id: vec3<u32>, @bu
     // Channels past the last repeat it and are not written.
     let last_out = p.out_channels - 1u;
     let last_in = p.in_channels - 1u;
-    var d_base: array<u32, 8>;
-    var x_base: array<u32, 8>;
-    for (var a = 0u; a < WIDE_TILE; a++) {
-        d_base[a] = min(o0 + a, last_out) * out_plane;
-        x_base[a] = min(c0 + a, last_in) * in_plane;
-    }
-    let d0 = d_base[0];
-    let d1 = d_base[1];
-    let d2 = d_base[2];
-    let d3 = d_base[3];
-    let d4 = d_base[4];
-    let d5 = d_base[5];
-    let d6 = d_base[6];
-    let d7 = d_base[7];
-    let x0 = x_base[0];
-    let x1 = x_base[1];
-    let x2 = x_base[2];
-    let x3 = x_base[3];
-    let x4 = x_base[4];
-    let x5 = x_base[5];
-    let x6 = x_base[6];
-    let x7 = x_base[7];
+    let d0 = min(o0, last_out) * out_plane;
+    let d1 = min(o0 + 1u, last_out) * out_plane;
+    let d2 = min(o0 + 2u, last_out) * out_plane;
+    let d3 = min(o0 + 3u, last_out) * out_plane;
+    let d4 = min(o0 + 4u, last_out) * out_plane;
+    let d5 = min(o0 + 5u, last_out) * out_plane;
+    let d6 = min(o0 + 6u, last_out) * out_plane;
+    let d7 = min(o0 + 7u, last_out) * out_plane;
+    let x0 = min(c0, last_in) * in_plane;
+    let x1 = min(c0 + 1u, last_in) * in_plane;
+    let x2 = min(c0 + 2u, last_in) * in_plane;
+    let x3 = min(c0 + 3u, last_in) * in_plane;
+    let x4 = min(c0 + 4u, last_in) * in_plane;
+    let x5 = min(c0 + 5u, last_in) * in_plane;
+    let x6 = min(c0 + 6u, last_in) * in_plane;
+    let x7 = min(c0 + 7u, last_in) * in_plane;
     // acc_a: output channel a × input channels 0–3 of the tile; bcc_a: × input channels 4–7.
     var acc0 = vec4<f32>(0.0);
     var acc1 = vec4<f32>(0.0);
@@ -407,22 +429,22 @@ fn conv2d_backward_weight_wide(@builtin(global_invocation_id) id: vec3<u32>, @bu
             }
         }
     }
-    let acc = array<vec4<f32>, 8>(acc0, acc1, acc2, acc3, acc4, acc5, acc6, acc7);
-    let bcc = array<vec4<f32>, 8>(bcc0, bcc1, bcc2, bcc3, bcc4, bcc5, bcc6, bcc7);
-    for (var a = 0u; a < WIDE_TILE; a++) {
-        if o0 + a >= p.out_channels {
-            break;
-        }
-        let dw_row = (o0 + a) * p.in_channels;
-        for (var b = 0u; b < 4u; b++) {
-            if c0 + b < p.in_channels {
-                dw[(dw_row + c0 + b) * taps + tap] = acc[a][b];
-            }
-            if c0 + 4u + b < p.in_channels {
-                dw[(dw_row + c0 + 4u + b) * taps + tap] = bcc[a][b];
-            }
-        }
-    }
+    store_weight_quad(o0, c0, tap, acc0);
+    store_weight_quad(o0, c0 + 4u, tap, bcc0);
+    store_weight_quad(o0 + 1u, c0, tap, acc1);
+    store_weight_quad(o0 + 1u, c0 + 4u, tap, bcc1);
+    store_weight_quad(o0 + 2u, c0, tap, acc2);
+    store_weight_quad(o0 + 2u, c0 + 4u, tap, bcc2);
+    store_weight_quad(o0 + 3u, c0, tap, acc3);
+    store_weight_quad(o0 + 3u, c0 + 4u, tap, bcc3);
+    store_weight_quad(o0 + 4u, c0, tap, acc4);
+    store_weight_quad(o0 + 4u, c0 + 4u, tap, bcc4);
+    store_weight_quad(o0 + 5u, c0, tap, acc5);
+    store_weight_quad(o0 + 5u, c0 + 4u, tap, bcc5);
+    store_weight_quad(o0 + 6u, c0, tap, acc6);
+    store_weight_quad(o0 + 6u, c0 + 4u, tap, bcc6);
+    store_weight_quad(o0 + 7u, c0, tap, acc7);
+    store_weight_quad(o0 + 7u, c0 + 4u, tap, bcc7);
 }
 
 // ---- Workgroup-tiled variants (hardware GPUs): the convolutions as implicit

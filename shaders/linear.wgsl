@@ -6,6 +6,10 @@
 //   linear backward input   dx[n,i] = Σ_o dy[n,o] · W[o,i]         A = dy,  B = W
 //   linear backward weight  dW[o,i] = Σ_n dy[n,o] · x[n,i]         A = dyᵀ, B = x
 //
+// The Winograd convolutions' batched products (BatchedMatmul) run on the same
+// kernels, each product `a_batch_stride` and `b_batch_stride` values further
+// on in A and B, rows·cols further in C (matmul_tiled: the grid's z is the product).
+//
 // Register-blocked: one invocation computes an 8×8 tile of C, so each loaded
 // value feeds eight multiply-adds; no workgroup memory, no barriers. (A
 // software driver loads every value lane by lane: loads, not arithmetic,
@@ -19,6 +23,9 @@ struct MatmulParams {
     b_depth_stride: u32,  // B[k,n] = b[k·b_depth_stride + n·b_col_stride]
     b_col_stride: u32,
     has_bias: u32,      // 1: add bias[n] to every row
+    batch: u32,           // products: product z reads A from z·a_batch_stride,
+    a_batch_stride: u32,  // B from z·b_batch_stride, writes C from z·rows·cols
+    b_batch_stride: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: MatmulParams;
@@ -38,30 +45,36 @@ fn b_quad(b_k: u32, cols: vec4<u32>) -> vec4<f32> {
 
 // c[m,n] = Σ_k A[m,k] · B[k,n] (+ bias[n]), one invocation per 8×8 tile
 @compute @workgroup_size(64)
-fn matmul(@builtin(global_invocation_id) id: vec3<u32>, @builtin(workgroup_id) group: vec3<u32>) {
-    // The grid is (column tiles, row tiles): the row tile is uniform per
-    // workgroup, and so are A's addresses.
-    if id.x * REGISTER_TILE >= p.cols {
+fn matmul(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    // Tiles are numbered column tile fastest, then row tile, then product:
+    // neighbouring lanes share a row tile (and so A's addresses) wherever a
+    // row has more than a few column tiles, and a product with few columns
+    // (a weight gradient's 64×16) still fills every SIMD lane of a software driver.
+    let col_tiles = (p.cols + REGISTER_TILE - 1u) / REGISTER_TILE;
+    let row_tiles = (p.rows + REGISTER_TILE - 1u) / REGISTER_TILE;
+    let index = flat_index(id, groups);
+    let z = index / (col_tiles * row_tiles);
+    if z >= p.batch {
         return;
     }
-    let n0 = id.x * REGISTER_TILE;
-    let m0 = group.y * REGISTER_TILE;
+    let n0 = (index % col_tiles) * REGISTER_TILE;
+    let m0 = ((index / col_tiles) % row_tiles) * REGISTER_TILE;
+    let a_batch = z * p.a_batch_stride;
+    let b_batch = z * p.b_batch_stride;
+    let c_batch = z * p.rows * p.cols;
     // Tile rows and columns past the edge repeat the last one and are not written.
     let last_col = vec4<u32>(p.cols - 1u);
     let left = min(vec4<u32>(n0) + vec4<u32>(0u, 1u, 2u, 3u), last_col) * p.b_col_stride;
     let right = min(vec4<u32>(n0) + vec4<u32>(4u, 5u, 6u, 7u), last_col) * p.b_col_stride;
-    var a_base: array<u32, 8>;
-    for (var t = 0u; t < REGISTER_TILE; t++) {
-        a_base[t] = min(m0 + t, p.rows - 1u) * p.a_row_stride;
-    }
-    let a0 = a_base[0];
-    let a1 = a_base[1];
-    let a2 = a_base[2];
-    let a3 = a_base[3];
-    let a4 = a_base[4];
-    let a5 = a_base[5];
-    let a6 = a_base[6];
-    let a7 = a_base[7];
+    let last_row = p.rows - 1u;
+    let a0 = min(m0, last_row) * p.a_row_stride;
+    let a1 = min(m0 + 1u, last_row) * p.a_row_stride;
+    let a2 = min(m0 + 2u, last_row) * p.a_row_stride;
+    let a3 = min(m0 + 3u, last_row) * p.a_row_stride;
+    let a4 = min(m0 + 4u, last_row) * p.a_row_stride;
+    let a5 = min(m0 + 5u, last_row) * p.a_row_stride;
+    let a6 = min(m0 + 6u, last_row) * p.a_row_stride;
+    let a7 = min(m0 + 7u, last_row) * p.a_row_stride;
     var bias_left = vec4<f32>(0.0);
     var bias_right = vec4<f32>(0.0);
     if p.has_bias == 1u {
@@ -86,8 +99,8 @@ fn matmul(@builtin(global_invocation_id) id: vec3<u32>, @builtin(workgroup_id) g
     var r6 = bias_right;
     var r7 = bias_right;
     for (var k = 0u; k < p.depth; k++) {
-        let a_k = k * p.a_depth_stride;
-        let b_k = k * p.b_depth_stride;
+        let a_k = a_batch + k * p.a_depth_stride;
+        let b_k = b_batch + k * p.b_depth_stride;
         let bl = b_quad(b_k, left);
         let br = b_quad(b_k, right);
         let v0 = a[a_k + a0];
@@ -115,21 +128,44 @@ fn matmul(@builtin(global_invocation_id) id: vec3<u32>, @builtin(workgroup_id) g
         l7 += v7 * bl;
         r7 += v7 * br;
     }
-    let lefts = array<vec4<f32>, 8>(l0, l1, l2, l3, l4, l5, l6, l7);
-    let rights = array<vec4<f32>, 8>(r0, r1, r2, r3, r4, r5, r6, r7);
-    for (var t = 0u; t < REGISTER_TILE; t++) {
-        if m0 + t >= p.rows {
-            break;
-        }
-        let row = (m0 + t) * p.cols;
-        for (var s = 0u; s < 4u; s++) {
-            if n0 + s < p.cols {
-                c[row + n0 + s] = lefts[t][s];
-            }
-            if n0 + 4u + s < p.cols {
-                c[row + n0 + 4u + s] = rights[t][s];
-            }
-        }
+    // Row by row with constant indices: a driver that does not unroll loops
+    // (SwiftShader) would write an indexed array of accumulators to memory.
+    store_row(c_batch, m0, n0, l0, r0);
+    store_row(c_batch, m0 + 1u, n0, l1, r1);
+    store_row(c_batch, m0 + 2u, n0, l2, r2);
+    store_row(c_batch, m0 + 3u, n0, l3, r3);
+    store_row(c_batch, m0 + 4u, n0, l4, r4);
+    store_row(c_batch, m0 + 5u, n0, l5, r5);
+    store_row(c_batch, m0 + 6u, n0, l6, r6);
+    store_row(c_batch, m0 + 7u, n0, l7, r7);
+}
+
+// c[m, n0 .. n0+7] = left, right, the columns and rows past the edge skipped.
+fn store_row(c_batch: u32, m: u32, n0: u32, left: vec4<f32>, right: vec4<f32>) {
+    if m >= p.rows {
+        return;
+    }
+    let row = c_batch + m * p.cols;
+    store_quad(row, n0, left);
+    store_quad(row, n0 + 4u, right);
+}
+
+fn store_quad(row: u32, n: u32, v: vec4<f32>) {
+    if n + 3u < p.cols {
+        c[row + n] = v.x;
+        c[row + n + 1u] = v.y;
+        c[row + n + 2u] = v.z;
+        c[row + n + 3u] = v.w;
+        return;
+    }
+    if n < p.cols {
+        c[row + n] = v.x;
+    }
+    if n + 1u < p.cols {
+        c[row + n + 1u] = v.y;
+    }
+    if n + 2u < p.cols {
+        c[row + n + 2u] = v.z;
     }
 }
 
@@ -138,18 +174,18 @@ fn b_quad_bias(cols: vec4<u32>) -> vec4<f32> {
     return vec4<f32>(bias[cols.x], bias[cols.y], bias[cols.z], bias[cols.w]);
 }
 
-fn a_value(m: u32, k: u32) -> f32 {
+fn a_value(batch: u32, m: u32, k: u32) -> f32 {
     if m >= p.rows || k >= p.depth {
         return 0.0;
     }
-    return a[m * p.a_row_stride + k * p.a_depth_stride];
+    return a[batch * p.a_batch_stride + m * p.a_row_stride + k * p.a_depth_stride];
 }
 
-fn b_value(k: u32, n: u32) -> f32 {
+fn b_value(batch: u32, k: u32, n: u32) -> f32 {
     if k >= p.depth || n >= p.cols {
         return 0.0;
     }
-    return b[k * p.b_depth_stride + n * p.b_col_stride];
+    return b[batch * p.b_batch_stride + k * p.b_depth_stride + n * p.b_col_stride];
 }
 
 // The same product, workgroup-tiled (hardware GPUs): one workgroup per 32×32 tile of c
@@ -162,8 +198,8 @@ fn matmul_tiled(@builtin(local_invocation_index) lane: u32, @builtin(workgroup_i
     for (var k0 = 0u; k0 < p.depth; k0 += DEPTH_STEP) {
         for (var e = lane; e < BLOCK * DEPTH_STEP; e += WORKGROUP_SIZE) {
             let k = k0 + e / BLOCK;
-            a_tile[e] = a_value(m0 + e % BLOCK, k);
-            b_tile[e] = b_value(k, n0 + e % BLOCK);
+            a_tile[e] = a_value(group.z, m0 + e % BLOCK, k);
+            b_tile[e] = b_value(group.z, k, n0 + e % BLOCK);
         }
         workgroupBarrier();
         multiply_staged_tiles(&acc, origin);
@@ -178,7 +214,7 @@ fn matmul_tiled(@builtin(local_invocation_index) lane: u32, @builtin(workgroup_i
                 if p.has_bias == 1u {
                     value += bias[n];
                 }
-                c[m * p.cols + n] = value;
+                c[(group.z * p.rows + m) * p.cols + n] = value;
             }
         }
     }

@@ -40,7 +40,7 @@ macro_rules! family_tests {
     };
 }
 
-family_tests!(conv, reduce, pool, upsample, elementwise, linear, loss, reshape, gather, adam);
+family_tests!(conv, reduce, pool, upsample, elementwise, linear, winograd, loss, reshape, gather, adam);
 
 /// Every family has a test above, and every kernel has check cases.
 #[test]

@@ -7,7 +7,7 @@ mod common;
 
 use octconv::checkpoint;
 use octconv::exec::{self, Device};
-use octconv::nn::{ParamSet, SeedNet};
+use octconv::nn::{ConvLowering, ParamSet, SeedNet};
 use octconv::optim::AdamConfig;
 use octconv::train::train_epoch;
 
@@ -19,7 +19,7 @@ fn the_net_learns_at_every_alpha() {
     for alpha in ALPHAS {
         let net = SeedNet::with_alpha(alpha);
         let params = ParamSet::init(&net.params(), 2);
-        let model = net.graph(32, true).unwrap();
+        let model = net.graph(32, true, ConvLowering::Direct).unwrap();
         let mut runner =
             pollster::block_on(exec::compile(&Device::Cpu, model, &params, AdamConfig::default())).unwrap();
         let on_device = pollster::block_on(runner.upload_dataset(&data)).unwrap();
@@ -56,7 +56,7 @@ fn alpha_zero_has_exactly_the_parameters_of_the_plain_cnn() {
     let params: Vec<(String, Vec<usize>)> = net.params().into_iter().map(|p| (p.name, p.shape)).collect();
     assert_eq!(params, plain);
     assert_eq!(net.param_count(), 828_938);
-    let graph = net.graph(2, false).unwrap();
+    let graph = net.graph(2, false, ConvLowering::Direct).unwrap();
     assert_eq!(graph.features.iter().map(|f| f.0.as_str()).collect::<Vec<_>>(), ["conv1.high", "conv2.high"]);
     // Its forward cost: 3×3 convolutions at 28², 14², 14² and the two linear layers.
     let macs = 16 * 9 * 784 + 32 * 16 * 9 * 196 + 64 * 32 * 9 * 196 + 3136 * 256 + 2560;

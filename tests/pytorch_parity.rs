@@ -21,7 +21,7 @@ fn logits_on(device: &Device) -> (Vec<f32>, Vec<f32>) {
     let images = fixture.params.get("images").unwrap();
     let expected = fixture.params.get("logits").unwrap();
     let batch = images.shape[0];
-    let model = net.graph(batch, false).unwrap();
+    let model = net.graph(batch, false, device.conv_lowering()).unwrap();
     let mut runner = pollster::block_on(octconv::exec::compile(device, model, &params, AdamConfig::default())).unwrap();
     runner.write_batch(&images.data, &vec![-1.0; batch]).unwrap();
     runner.forward();

@@ -6,7 +6,7 @@ mod common;
 use std::rc::Rc;
 
 use octconv::exec::{self, Device, Runner};
-use octconv::nn::{Branches, OctaveConv, ParamSet, SeedNet};
+use octconv::nn::{Branches, ConvLowering, OctaveConv, ParamSet, SeedNet};
 use octconv::ops::Tiling;
 use octconv::optim::AdamConfig;
 use octconv::tensor::Tensor;
@@ -22,7 +22,7 @@ fn batch(size: usize, seed: u64, pad: bool) -> (Vec<f32>, Vec<f32>) {
 }
 
 fn runner(device: &Device, batch: usize, params: &ParamSet) -> Runner {
-    let model = SeedNet::new().graph(batch, true).unwrap();
+    let model = SeedNet::new().graph(batch, true, device.conv_lowering()).unwrap();
     pollster::block_on(exec::compile(device, model, params, AdamConfig::default())).unwrap()
 }
 
@@ -59,9 +59,13 @@ fn steps_match_the_cpu(tiling: Tiling) {
         if step == 0 {
             // Every gradient of the first step, before Adam: the kernels and
             // the CPU's GEMMs sum in different orders, so allow 1e-4 of the largest.
-            for &(param, grad) in &on_gpu.model().grads.clone() {
-                let (g, c) =
-                    (pollster::block_on(on_gpu.read(grad)).unwrap(), pollster::block_on(on_cpu.read(grad)).unwrap());
+            // (The GPU's graph may lower convolutions otherwise: same parameters, other nodes.)
+            let pairs = on_gpu.model().grads.iter().zip(&on_cpu.model().grads);
+            for (&(param, grad), &(_, cpu_grad)) in pairs.collect::<Vec<_>>() {
+                let (g, c) = (
+                    pollster::block_on(on_gpu.read(grad)).unwrap(),
+                    pollster::block_on(on_cpu.read(cpu_grad)).unwrap(),
+                );
                 let scale = c.data.iter().fold(0.0f32, |m, v| m.max(v.abs()));
                 let name = &on_gpu.model().graph.nodes[param].name;
                 assert!(max_diff(&g, &c) <= 1e-4 * scale + 1e-7, "gradient of {name} differs by {}", max_diff(&g, &c));
@@ -93,21 +97,56 @@ fn steps_match_the_cpu(tiling: Tiling) {
 
 #[test]
 fn autodiff_matches_finite_differences_on_the_whole_network() {
-    autodiff_matches_finite_differences(&SeedNet::new());
+    autodiff_matches_finite_differences(&SeedNet::new(), ConvLowering::Direct);
+}
+
+/// The net with conv3's convolutions as Winograd transforms and batched
+/// products (what software GPUs run), differentiated through those ops.
+#[test]
+fn autodiff_matches_finite_differences_through_winograd_convolutions() {
+    autodiff_matches_finite_differences(&SeedNet::new(), ConvLowering::Winograd);
+}
+
+/// The Winograd-lowered net computes what the direct one does: loss and every
+/// gradient of one step, on the CPU device (each op its CPU twin).
+#[test]
+fn winograd_lowering_matches_direct_convolutions() {
+    let params = ParamSet::init(&SeedNet::new().params(), 11);
+    let (images, labels) = batch(3, 60, false);
+    let mut runs = [ConvLowering::Direct, ConvLowering::Winograd].map(|lowering| {
+        let model = SeedNet::new().graph(3, true, lowering).unwrap();
+        let mut r = pollster::block_on(exec::compile(&Device::Cpu, model, &params, AdamConfig::default())).unwrap();
+        r.write_batch(&images, &labels).unwrap();
+        r.train_step();
+        r
+    });
+    let names = |r: &Runner| r.model().graph.nodes.iter().map(|n| n.name.clone()).collect::<Vec<_>>();
+    assert!(names(&runs[1]).contains(&"conv3.convH2H.winograd_product".to_string()), "conv3 H→H is lowered");
+    assert!(!names(&runs[0]).iter().any(|n| n.contains("winograd")));
+    let [direct, winograd] = &mut runs;
+    let (md, mw) = (pollster::block_on(direct.metrics()).unwrap(), pollster::block_on(winograd.metrics()).unwrap());
+    assert!((md.loss_sum - mw.loss_sum).abs() < 1e-5 * md.loss_sum.abs(), "{md:?} vs {mw:?}");
+    for k in 0..direct.model().grads.len() {
+        let (d, w) = (direct.model().grads[k].1, winograd.model().grads[k].1);
+        let (d, w) = (pollster::block_on(direct.read(d)).unwrap(), pollster::block_on(winograd.read(w)).unwrap());
+        let scale = d.data.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        let name = &direct.model().graph.nodes[direct.model().grads[k].0].name;
+        assert!(max_diff(&d, &w) <= 1e-5 * scale + 1e-8, "gradient of {name} differs by {}", max_diff(&d, &w));
+    }
 }
 
 /// The net generalised to every alpha of the study (0 is the plain CNN).
 #[test]
 fn autodiff_matches_finite_differences_at_every_alpha() {
     for alpha in [0.0, 0.125, 0.25, 0.75] {
-        autodiff_matches_finite_differences(&SeedNet::with_alpha(alpha));
+        autodiff_matches_finite_differences(&SeedNet::with_alpha(alpha), ConvLowering::Direct);
     }
 }
 
-fn autodiff_matches_finite_differences(net: &SeedNet) {
+fn autodiff_matches_finite_differences(net: &SeedNet, lowering: ConvLowering) {
     let params = ParamSet::init(&net.params(), 3);
     let (images, labels) = batch(2, 40, false);
-    let model = net.graph(2, true).unwrap();
+    let model = net.graph(2, true, lowering).unwrap();
     let mut r = pollster::block_on(exec::compile(&Device::Cpu, model, &params, AdamConfig::default())).unwrap();
     let loss_at = |r: &mut Runner, p: &ParamSet| -> f64 {
         r.load_params(p).unwrap();
@@ -148,7 +187,7 @@ fn an_odd_size_on_the_low_branch_is_a_clear_error() {
     let mut g = octconv::graph::Graph::new();
     let x = g.input("images", &[1, 1, 27, 27]);
     let conv = OctaveConv::new("conv1", 1, 16, 0.0, 0.5, 3, 1, 1).unwrap();
-    let err = conv.apply(&mut g, Branches { high: Some(x), low: None }).unwrap_err().to_string();
+    let err = conv.apply(&mut g, Branches { high: Some(x), low: None }, ConvLowering::Direct).unwrap_err().to_string();
     assert!(err.contains("conv1") && err.contains("even") && err.contains("27×27"), "{err}");
 }
 
@@ -175,7 +214,7 @@ fn a_stride_2_octave_conv_pools_then_convolves() {
     let high = g.input("high", &[2, 4, 28, 28]);
     let low = g.input("low", &[2, 4, 14, 14]);
     let conv = OctaveConv::new("s2", 8, 16, 0.5, 0.5, 3, 1, 2).unwrap();
-    let y = conv.apply(&mut g, Branches { high: Some(high), low: Some(low) }).unwrap();
+    let y = conv.apply(&mut g, Branches { high: Some(high), low: Some(low) }, ConvLowering::Direct).unwrap();
     assert_eq!(g.shape(y.high.unwrap()), [2, 8, 14, 14]);
     assert_eq!(g.shape(y.low.unwrap()), [2, 8, 7, 7]);
     assert_eq!(conv.path_costs(28, 28)[0].pixels, 14 * 14);
@@ -186,7 +225,7 @@ fn a_stride_2_octave_conv_pools_then_convolves() {
 #[test]
 fn relus_are_fused_into_the_ops_before_them() {
     use octconv::exec::{relu_fusions, Schedule};
-    let model = SeedNet::new().graph(4, true).unwrap();
+    let model = SeedNet::new().graph(4, true, ConvLowering::Direct).unwrap();
     let fused = relu_fusions(&model, &Schedule::new(&model), |op, inputs, output| {
         op.absorbs_relu(inputs, output, Tiling::Registers)
     });

@@ -16,7 +16,7 @@ fn learns_on(device: Device) {
     let held_out = common::bars(100, 12);
     let net = SeedNet::new();
     let params = ParamSet::init(&net.params(), 5);
-    let model = net.graph(32, true).unwrap();
+    let model = net.graph(32, true, device.conv_lowering()).unwrap();
     let mut runner =
         pollster::block_on(octconv::exec::compile(&device, model, &params, AdamConfig::default())).unwrap();
     let data = pollster::block_on(runner.upload_dataset(&data)).unwrap();
@@ -74,7 +74,7 @@ fn round_trip(device: Device, name: &str) {
     let data = common::bars(16, 4);
     let mut runner = pollster::block_on(octconv::exec::compile(
         &device,
-        net.graph(8, true).unwrap(),
+        net.graph(8, true, device.conv_lowering()).unwrap(),
         &ParamSet::init(&net.params(), 9),
         AdamConfig::default(),
     ))
@@ -99,7 +99,7 @@ fn round_trip(device: Device, name: &str) {
     // A runner restored from the files continues exactly like the original.
     let mut restored = pollster::block_on(octconv::exec::compile(
         &device,
-        net.graph(8, true).unwrap(),
+        net.graph(8, true, device.conv_lowering()).unwrap(),
         &params,
         AdamConfig::default(),
     ))
@@ -125,7 +125,7 @@ fn steps_recorded_together_match_steps_one_at_a_time_on_the_gpu() {
     let net = SeedNet::new();
     let params = ParamSet::init(&net.params(), 2);
     let train = |together: bool| {
-        let model = net.graph(batch, true).unwrap();
+        let model = net.graph(batch, true, device.conv_lowering()).unwrap();
         let mut runner =
             pollster::block_on(octconv::exec::compile(&device, model, &params, AdamConfig::default())).unwrap();
         let on_device = pollster::block_on(runner.upload_dataset(&data)).unwrap();

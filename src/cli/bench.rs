@@ -10,8 +10,10 @@ use clap::Args;
 use octconv::data::{load_split, Dataset, DatasetKind, Split, PIXELS};
 use octconv::exec::{median, Device, DispatchTime, Program, Runner};
 use octconv::gpu::{Clock, Gpu};
-use octconv::graph::Graph;
-use octconv::nn::{checked_alpha, Branches, Linear, OctaveConv, ParamSet, ParamSpec, SeedNet, TrainGraph, SEED_ALPHA};
+use octconv::graph::{Graph, Node, Source};
+use octconv::nn::{
+    checked_alpha, Branches, ConvLowering, Linear, OctaveConv, ParamSet, ParamSpec, SeedNet, TrainGraph, SEED_ALPHA,
+};
 use octconv::ops::{self, Op, Tiling};
 use serde_json::{json, Value};
 
@@ -124,26 +126,24 @@ pub fn run(args: BenchArgs) -> Result<ExitCode, String> {
     report.insert("alpha".into(), json!(args.alpha));
     report.insert("inputs".into(), json!(inputs.source));
 
-    let mut train = compiled(&device, net.graph(64, true).map_err(|e| e.to_string())?, 1)?;
-    let mut step_flops = None;
+    let mut train = compiled(&device, net.graph(64, true, device.conv_lowering()).map_err(|e| e.to_string())?, 1)?;
     if let Some(program) = train.as_gpu() {
         let mib = program.value_bytes() as f64 / (1 << 20) as f64;
         println!("the training step's values take {mib:.1} MiB of GPU memory after buffer reuse\n");
         report.insert("value_mib".into(), json!((mib * 100.0).round() / 100.0));
         let (times, clock) = program.profile(args.repeats);
-        let (kernels, flops) = kernel_table("dispatch", &times, clock, args.repeats, &mut report);
+        let (kernels, _) = kernel_table("dispatch", &times, clock, args.repeats, &mut report);
         report.insert("kernels".into(), kernels);
-        step_flops = Some(flops);
     }
     if let Some(program) = train.as_cpu() {
         let times = program.profile(args.repeats);
-        let (ops, flops) = kernel_table("op", &times, Clock::Wall, args.repeats, &mut report);
+        let (ops, _) = kernel_table("op", &times, Clock::Wall, args.repeats, &mut report);
         report.insert("ops".into(), ops);
-        step_flops = Some(flops);
     }
     if let Device::Gpu(gpu) = &device {
         report.insert("matmul_512".into(), matmul_rates(gpu, args.repeats)?);
     }
+    let step_flops = model_flops(&net.graph(64, true, ConvLowering::Direct).map_err(|e| e.to_string())?);
     report.insert("train_step".into(), training_step(train.as_mut(), &inputs.train, args.repeats, step_flops)?);
     report.insert("inference".into(), inference(&device, &net, &inputs.test, args.repeats)?);
     if args.octave_sweep {
@@ -202,13 +202,8 @@ fn matmul_rates(gpu: &Gpu, repeats: usize) -> Result<Value, String> {
 
 /// The whole step as training runs it: the batch gathered from a dataset on
 /// the device, forward, backward and Adam, in one submission; then ten steps
-/// back to back with one wait, as an epoch runs.
-fn training_step(
-    train: &mut dyn Program,
-    data: &Dataset,
-    repeats: usize,
-    step_flops: Option<u64>,
-) -> Result<Value, String> {
+/// back to back with one wait, as an epoch runs. Rates are of `flops`.
+fn training_step(train: &mut dyn Program, data: &Dataset, repeats: usize, flops: u64) -> Result<Value, String> {
     let on_device = pollster::block_on(train.upload_dataset(data)).map_err(|e| e.to_string())?;
     train.set_order(on_device, &(0..data.len()).collect::<Vec<_>>()).map_err(|e| e.to_string())?;
     let step = time(repeats, || {
@@ -220,9 +215,6 @@ fn training_step(
         train.train_steps(on_device, 0, 10);
         finish(train);
     }) / 10.0;
-    // Without a kernel table (the CPU device): forward 7.06 MFLOP per image
-    // (octconv flops), backward about twice that.
-    let flops = step_flops.unwrap_or((3.0 * 7.06e6 * 64.0) as u64);
     println!(
         "training step (batch 64): {:.1} ms, {:.0} samples/s, {:.2} GFLOP/s; back to back: {:.2} ms per step",
         step * 1e3,
@@ -256,11 +248,27 @@ fn training_step(
     }))
 }
 
+/// The FLOPs of one run of `model`'s ops, as each op counts them. Rates are
+/// given for the graph with direct convolutions whatever lowering runs, so
+/// they compare across devices (Winograd does fewer multiply-adds for the same work).
+fn model_flops(model: &TrainGraph) -> u64 {
+    let g = &model.graph;
+    let op_flops = |node: &Node| match &node.source {
+        Source::Op(op) => {
+            let inputs: Vec<&[usize]> = node.inputs.iter().map(|&i| g.shape(i)).collect();
+            op.flops(&inputs, &node.shape)
+        }
+        _ => 0,
+    };
+    g.nodes.iter().map(op_flops).sum()
+}
+
 /// Inference throughput at batch 1 and 1000, on the first test images.
 fn inference(device: &Device, net: &SeedNet, test: &Dataset, repeats: usize) -> Result<Value, String> {
     let mut rows = Vec::new();
     for batch in [1usize, 1000] {
-        let mut runner = compiled(device, net.graph(batch, false).map_err(|e| e.to_string())?, 1)?;
+        let mut runner =
+            compiled(device, net.graph(batch, false, device.conv_lowering()).map_err(|e| e.to_string())?, 1)?;
         let order: Vec<usize> = (0..test.len()).collect();
         let (images, labels) = test.batch_at(&order, 0, batch);
         runner.write_batch(&images, &labels).map_err(|e| e.to_string())?;
@@ -303,14 +311,14 @@ fn matmul_seconds(gpu: &Gpu, n: usize, repeats: usize, tiling: Tiling) -> Result
 
 /// A graph around one octave conv layer, so that its forward and backward run
 /// as in training: inputs → layer → a linear head per branch → loss.
-fn sweep_graph(alpha: f64) -> Result<TrainGraph, String> {
+fn sweep_graph(alpha: f64, lowering: ConvLowering) -> Result<TrainGraph, String> {
     let (batch, channels, side) = (8, 64, 56);
     let layer = OctaveConv::new("sweep", channels, channels, alpha, alpha, 3, 1, 1).map_err(|e| e.to_string())?;
     let mut g = Graph::new();
     let high = g.input("images", &[batch, layer.in_high, side, side]);
     let low = (layer.in_low > 0).then(|| g.input("low", &[batch, layer.in_low, side / 2, side / 2]));
     let labels = g.input("labels", &[batch]);
-    let y = layer.apply(&mut g, Branches { high: Some(high), low }).map_err(|e| e.to_string())?;
+    let y = layer.apply(&mut g, Branches { high: Some(high), low }, lowering).map_err(|e| e.to_string())?;
     let mut logits = None;
     for (name, branch) in [("head_high", y.high), ("head_low", y.low)] {
         let Some(b) = branch else { continue };
@@ -335,7 +343,7 @@ fn octave_sweep(device: &Device, repeats: usize) -> Result<Value, String> {
     const ALPHAS: [f64; 5] = [0.0, 0.125, 0.25, 0.5, 0.75];
     let mut runners = Vec::new();
     for alpha in ALPHAS {
-        runners.push(compiled(device, sweep_graph(alpha)?, 3)?);
+        runners.push(compiled(device, sweep_graph(alpha, device.conv_lowering())?, 3)?);
     }
     // Rounds over every alpha, so each ratio compares times taken minutes
     // apart at most, not a whole sweep apart (this machine's speed drifts).

@@ -37,7 +37,7 @@ pub fn run(args: EvalArgs) -> Result<ExitCode, String> {
     let test = args.run.load(Split::Test)?;
     let device = args.run.device()?;
     let batch = super::capped_batch(args.batch, test.len(), "test images");
-    let model = net.graph(batch, false).map_err(|e| e.to_string())?;
+    let model = net.graph(batch, false, device.conv_lowering()).map_err(|e| e.to_string())?;
     let mut runner = compile(&device, model, &params)?;
     let predicted = pollster::block_on(async {
         let on_device = runner.upload_dataset(&test).await?;

@@ -39,7 +39,7 @@ pub fn run(args: PredictArgs) -> Result<ExitCode, String> {
     }
     let count = args.images.len();
     let device = open_device(args.device, &args.adapter.choice())?;
-    let model = net.graph(count, false).map_err(|e| e.to_string())?;
+    let model = net.graph(count, false, device.conv_lowering()).map_err(|e| e.to_string())?;
     let mut runner = compile(&device, model, &params)?;
     runner.write_batch(&images, &vec![-1.0; count]).map_err(|e| e.to_string())?;
     runner.forward();

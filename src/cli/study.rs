@@ -137,7 +137,7 @@ fn step_times(
     let mut runners = Vec::new();
     for &alpha in alphas {
         let net = SeedNet::with_alpha(alpha);
-        let model = net.graph(batch, true).map_err(|e| e.to_string())?;
+        let model = net.graph(batch, true, device.conv_lowering()).map_err(|e| e.to_string())?;
         let params = ParamSet::init(&net.params(), 1);
         let runner = pollster::block_on(async {
             let mut runner = exec::compile(device, model, &params, AdamConfig::default()).await?;
@@ -231,7 +231,7 @@ fn train_one(
 ) -> Result<RunResult, String> {
     let started = Instant::now();
     let net = SeedNet::with_alpha(alpha);
-    let model = net.graph(recipe.batch, true).map_err(|e| e.to_string())?;
+    let model = net.graph(recipe.batch, true, device.conv_lowering()).map_err(|e| e.to_string())?;
     let params = ParamSet::init(&net.params(), seed);
     let adam = AdamConfig { lr: recipe.lr, ..AdamConfig::default() };
     let tested = pollster::block_on(async {

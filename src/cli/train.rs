@@ -107,7 +107,7 @@ pub fn run(args: TrainArgs) -> Result<ExitCode, String> {
         check_steps(state.step, start.first_epoch, images, batch, args.resume.as_deref())?;
     }
     let device = args.run.device()?;
-    let model = start.net.graph(recipe.batch, true).map_err(|e| e.to_string())?;
+    let model = start.net.graph(recipe.batch, true, device.conv_lowering()).map_err(|e| e.to_string())?;
     let adam = AdamConfig { lr: recipe.lr, ..AdamConfig::default() };
     let (runner, train_on_device, test_on_device) =
         pollster::block_on(prepare(exec::compile(&device, model, &start.params, adam), &start, &train, &test))

@@ -72,7 +72,7 @@ pub fn run(args: TuneArgs) -> Result<ExitCode, String> {
 async fn step_runner(gpu: Rc<Gpu>) -> Result<(Device, Runner, exec::DeviceData), ExecError> {
     let device = Device::Gpu(gpu);
     let net = SeedNet::new();
-    let model = net.graph(64, true)?;
+    let model = net.graph(64, true, device.conv_lowering())?;
     let mut runner = exec::compile(&device, model, &ParamSet::init(&net.params(), 1), AdamConfig::default()).await?;
     let count = 64 * STEPS;
     let data = Dataset {

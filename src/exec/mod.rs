@@ -19,7 +19,7 @@ use std::rc::Rc;
 use crate::data::Dataset;
 use crate::gpu::{Gpu, GpuError};
 use crate::graph::NodeId;
-use crate::nn::{ParamSet, TrainGraph};
+use crate::nn::{ConvLowering, ParamSet, TrainGraph};
 use crate::optim::{AdamConfig, OptimizerState};
 use crate::tensor::Tensor;
 
@@ -31,6 +31,14 @@ pub enum Device {
 }
 
 impl Device {
+    /// How models for this device lower their convolutions.
+    pub fn conv_lowering(&self) -> ConvLowering {
+        match self {
+            Device::Gpu(gpu) => ConvLowering::for_gpu(gpu.tiling),
+            Device::Cpu => ConvLowering::Direct,
+        }
+    }
+
     pub fn describe(&self) -> String {
         match self {
             Device::Gpu(gpu) => gpu.adapter_name(),

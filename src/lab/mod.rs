@@ -39,7 +39,7 @@ use crate::exec::{self, Device, ExecError};
 use crate::gpu::{AdapterChoice, Clock, Gpu, GpuError};
 use crate::graph::Source;
 use crate::nn::ParamSet;
-use crate::nn::SeedNet;
+use crate::nn::{ConvLowering, SeedNet};
 use crate::ops::adam::adam_launch;
 use crate::ops::cases::{Buffer, Seeds};
 use crate::ops::gather::gather_launch;
@@ -246,8 +246,9 @@ impl Lab {
         let params = ParamSet::init(&net.params(), 1);
         let mut curves = Vec::new();
         for gpu in [&self.shipped, &self.edited] {
-            let model = net.graph(64, true)?;
-            let mut runner = exec::compile(&Device::Gpu(gpu.clone()), model, &params, AdamConfig::default()).await?;
+            let device = Device::Gpu(gpu.clone());
+            let model = net.graph(64, true, device.conv_lowering())?;
+            let mut runner = exec::compile(&device, model, &params, AdamConfig::default()).await?;
             let on_device = runner.upload_dataset(data).await?;
             runner.set_order(on_device, &epoch_order(data.len(), 1, 0))?;
             let mut curve = Vec::new();
@@ -374,7 +375,7 @@ struct TimingJob {
 
 /// Every dispatch of one training step of the seed net at batch 64.
 fn timing_jobs(tiling: Tiling) -> Vec<TimingJob> {
-    let Ok(model) = SeedNet::new().graph(64, true) else { return Vec::new() };
+    let Ok(model) = SeedNet::new().graph(64, true, ConvLowering::for_gpu(tiling)) else { return Vec::new() };
     let g = &model.graph;
     let mut jobs = Vec::new();
     for node in &g.nodes {

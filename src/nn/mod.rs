@@ -6,7 +6,7 @@ mod octave;
 mod seed;
 
 pub use linear::Linear;
-pub use octave::{Branches, OctaveConv, PathCost};
+pub use octave::{Branches, ConvLowering, OctaveConv, PathCost};
 pub use seed::{checked_alpha, SeedNet, TrainGraph, CLASSES, IMAGE_SIDE, SEED_ALPHA};
 
 use rand::{Rng, SeedableRng};

@@ -15,6 +15,31 @@
 use super::ParamSpec;
 use crate::graph::{Graph, GraphError, NodeId};
 use crate::ops;
+use crate::ops::{winograd, Tiling};
+
+/// How a layer's convolutions become graph ops.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConvLowering {
+    /// One `Conv2d` op each: im2col + GEMM on the CPU device, an implicit
+    /// GEMM on a hardware GPU.
+    Direct,
+    /// Winograd F(2×2, 3×3) where `ops::winograd::applies` (3×3, stride 1,
+    /// padding 1, enough channels), else direct: 16 multiply-adds per tile
+    /// and channel pair instead of 36, for compute-bound software GPUs.
+    Winograd,
+}
+
+impl ConvLowering {
+    /// The lowering for a GPU whose heavy kernels are tiled as `tiling` says:
+    /// Winograd where they are register-blocked (software drivers, or a GPU
+    /// `octconv tune` found faster that way: compute bound), else direct.
+    pub fn for_gpu(tiling: Tiling) -> Self {
+        match tiling {
+            Tiling::Registers => ConvLowering::Winograd,
+            Tiling::Workgroup => ConvLowering::Direct,
+        }
+    }
+}
 
 /// The (high, low) frequency branches of a feature map; a branch with no channels is `None`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -180,7 +205,7 @@ impl OctaveConv {
     }
 
     /// Applies the layer to `x`, declaring its parameters in `g`.
-    pub fn apply(&self, g: &mut Graph, x: Branches) -> Result<Branches, GraphError> {
+    pub fn apply(&self, g: &mut Graph, x: Branches, lowering: ConvLowering) -> Result<Branches, GraphError> {
         self.check_input(g, x)?;
         let node = |suffix: &str| format!("{}.{suffix}", self.name);
         let pool_if_strided = |g: &mut Graph, branch: Option<NodeId>, label: &str| match branch {
@@ -207,8 +232,13 @@ impl OctaveConv {
             let weight =
                 g.param(&format!("{prefix}.weight"), &[path.out_channels, path.in_channels, self.kernel, self.kernel]);
             let bias = g.param(&format!("{prefix}.bias"), &[path.out_channels]);
-            let conv = ops::Conv2d { stride: 1, padding: self.padding };
-            let y = g.apply(&prefix, conv, &[source, weight, bias])?;
+            let y = if lowering == ConvLowering::Winograd
+                && winograd::applies(g.shape(source), g.shape(weight), 1, self.padding)
+            {
+                winograd::conv2d(g, &prefix, source, weight, bias)?
+            } else {
+                g.apply(&prefix, ops::Conv2d { stride: 1, padding: self.padding }, &[source, weight, bias])?
+            };
             match (path.from_high, path.to_high) {
                 (false, true) => low_to_high = Some((prefix, y)),
                 (true, true) => to_high.push(y),

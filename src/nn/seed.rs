@@ -8,7 +8,7 @@
 //!
 //! (No activation between conv2 and conv3 nor after fc1, as in the seed.)
 
-use super::{Branches, Linear, OctaveConv, ParamSpec};
+use super::{Branches, ConvLowering, Linear, OctaveConv, ParamSpec};
 use crate::graph::{Graph, GraphError, NodeId};
 use crate::ops::{CrossEntropy, MaxPool2, Relu, Reshape};
 
@@ -104,13 +104,15 @@ impl SeedNet {
         [self.conv1.params(), self.conv2.params(), self.conv3.params(), self.fc1.params(), self.fc2.params()].concat()
     }
 
-    /// The graph for `batch` images, with the gradient nodes when `with_gradients`.
-    pub fn graph(&self, batch: usize, with_gradients: bool) -> Result<TrainGraph, GraphError> {
+    /// The graph for `batch` images, with the gradient nodes when
+    /// `with_gradients`, its convolutions lowered as `lowering` says (a
+    /// device's choice: `Device::conv_lowering`).
+    pub fn graph(&self, batch: usize, with_gradients: bool, lowering: ConvLowering) -> Result<TrainGraph, GraphError> {
         let mut g = Graph::new();
         let images = g.input("images", &[batch, 1, IMAGE_SIDE, IMAGE_SIDE]);
         let labels = g.input("labels", &[batch]);
 
-        let c1 = self.conv1.apply(&mut g, Branches { high: Some(images), low: None })?;
+        let c1 = self.conv1.apply(&mut g, Branches { high: Some(images), low: None }, lowering)?;
         let mut features = vec![];
         let mut pooled = Branches { high: None, low: None };
         for (branch, out, label) in [(c1.high, &mut pooled.high, "high"), (c1.low, &mut pooled.low, "low")] {
@@ -119,10 +121,10 @@ impl SeedNet {
             let p = g.apply(&format!("pool1.{label}"), MaxPool2, &[b])?;
             *out = Some(g.apply(&format!("relu1.{label}"), Relu, &[p])?);
         }
-        let c2 = self.conv2.apply(&mut g, pooled)?;
+        let c2 = self.conv2.apply(&mut g, pooled, lowering)?;
         features.extend(c2.high.map(|h| ("conv2.high".to_string(), h)));
         features.extend(c2.low.map(|l| ("conv2.low".to_string(), l)));
-        let c3 = self.conv3.apply(&mut g, c2)?;
+        let c3 = self.conv3.apply(&mut g, c2, lowering)?;
         let c3 = c3.high.expect("conv3 has a high-frequency output");
         let r = g.apply("relu3", Relu, &[c3])?;
         let p = g.apply("pool3", MaxPool2, &[r])?;

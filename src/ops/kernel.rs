@@ -163,6 +163,14 @@ impl Launch {
         launch
     }
 
+    /// The same grid launch `z` times along the grid's z (the batch of a batched kernel).
+    pub fn repeated(mut self, z: usize) -> Self {
+        let grid = self.grid.as_mut().expect("only grid launches are repeated");
+        grid[2] *= word(z);
+        self.work_items *= word(z);
+        self
+    }
+
     /// The same launch with the op's tensors bound as `bind` says.
     pub fn binding(mut self, bind: impl Into<Vec<Operand>>) -> Self {
         self.bind = bind.into();

@@ -31,6 +31,11 @@ kernel_params! {
         pub b_col_stride: u32,
         /// 1: add bias[n] to every row.
         pub has_bias: u32,
+        /// Products: product z reads A from z·a_batch_stride, B from
+        /// z·b_batch_stride and writes C from z·rows·cols.
+        pub batch: u32,
+        pub a_batch_stride: u32,
+        pub b_batch_stride: u32,
     }
 }
 
@@ -65,6 +70,19 @@ fn matmul(
     has_bias: bool,
     tiling: Tiling,
 ) -> Launch {
+    batched_matmul(1, [rows, cols, depth], [0, a_row, a_depth], [0, b_depth, b_col], has_bias, tiling)
+}
+
+/// `batch` matrix products (rows, cols, depth), A and B read with these
+/// (batch, row or depth, depth or column) strides, C written one after another.
+fn batched_matmul(
+    batch: usize,
+    [rows, cols, depth]: [usize; 3],
+    [a_batch, a_row, a_depth]: [usize; 3],
+    [b_batch, b_depth, b_col]: [usize; 3],
+    has_bias: bool,
+    tiling: Tiling,
+) -> Launch {
     let p = MatmulParams {
         rows: word(rows),
         cols: word(cols),
@@ -74,9 +92,14 @@ fn matmul(
         b_depth_stride: word(b_depth),
         b_col_stride: word(b_col),
         has_bias: has_bias as u32,
+        batch: word(batch),
+        a_batch_stride: word(a_batch),
+        b_batch_stride: word(b_batch),
     };
-    let registers = Launch::grid(&MATMUL, &p, cols.div_ceil(REGISTER_TILE), rows.div_ceil(REGISTER_TILE), 1);
-    choose(tiling, block_tiled(&MATMUL_TILED, &p, rows, cols), registers)
+    let tiles = batch * rows.div_ceil(REGISTER_TILE) * cols.div_ceil(REGISTER_TILE);
+    let registers = Launch::new(&MATMUL, &p, tiles);
+    let tiled = block_tiled(&MATMUL_TILED, &p, rows, cols).map(|launch| launch.repeated(batch));
+    choose(tiling, tiled, registers)
 }
 
 /// A product without bias: its B operand stands in for the bias binding.
@@ -253,6 +276,121 @@ impl OpDef for LinearBackwardWeight {
     }
 }
 
+/// A batch of matrix products C[z] = op(A[z]) · op(B[z]) -> [batch, M, N],
+/// op(A) [M, K] stored as A [batch, M, K] or, `a_transposed`, [batch, K, M];
+/// op(B) [K, N] stored as B [batch, K, N] or, `b_transposed`, [batch, N, K].
+/// The Winograd convolutions' products, one per point of the transformed tile.
+///
+/// Gradient rule: dA = dC·op(B)ᵀ (stored as A is), dB = op(A)ᵀ·dC (stored as
+/// B is), each a BatchedMatmul reading its operands transposed as needed.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct BatchedMatmul {
+    pub a_transposed: bool,
+    pub b_transposed: bool,
+}
+
+impl BatchedMatmul {
+    pub const PLAIN: BatchedMatmul = BatchedMatmul { a_transposed: false, b_transposed: false };
+
+    /// (batch, M, K, N) of inputs with these shapes.
+    fn dims(&self, a: &[usize], b: &[usize]) -> [usize; 4] {
+        let (m, k) = if self.a_transposed { (a[2], a[1]) } else { (a[1], a[2]) };
+        let n = if self.b_transposed { b[1] } else { b[2] };
+        [a[0], m, k, n]
+    }
+
+    /// The strides (batch, row, depth) of A and (batch, depth, column) of B.
+    fn strides(&self, [_, m, k, n]: [usize; 4]) -> ([usize; 3], [usize; 3]) {
+        let a = if self.a_transposed { [m * k, 1, m] } else { [m * k, k, 1] };
+        let b = if self.b_transposed { [k * n, 1, k] } else { [k * n, n, 1] };
+        (a, b)
+    }
+}
+
+impl OpDef for BatchedMatmul {
+    fn name(&self) -> &'static str {
+        "batched_matmul"
+    }
+
+    fn arity(&self) -> usize {
+        2
+    }
+
+    fn output_shape(&self, s: &Shapes) -> Result<Vec<usize>, String> {
+        let (a, b) = (s.rank(0, 3, "a")?, s.rank(1, 3, "b")?);
+        if a[0] != b[0] {
+            return Err(format!("a holds {} matrices but b {}", a[0], b[0]));
+        }
+        let [batch, m, k, n] = self.dims(a, b);
+        let b_depth = if self.b_transposed { b[2] } else { b[1] };
+        if b_depth != k {
+            return Err(format!("a's matrices have {k} columns but b's {b_depth} rows"));
+        }
+        Ok(vec![batch, m, n])
+    }
+
+    fn flops(&self, inputs: &[&[usize]], _output: &[usize]) -> u64 {
+        let [batch, m, k, n] = self.dims(inputs[0], inputs[1]);
+        2 * (batch * m * k * n) as u64
+    }
+
+    fn gradient(&self, g: &mut Gradient) -> Result<Vec<Option<NodeId>>, GraphError> {
+        let (a, b, dc) = (g.input(0), g.input(1), g.dy()?);
+        let (at, bt) = (self.a_transposed, self.b_transposed);
+        let da = match at {
+            false => g.apply(0, BatchedMatmul { a_transposed: false, b_transposed: !bt }, &[dc, b])?,
+            true => g.apply(0, BatchedMatmul { a_transposed: bt, b_transposed: true }, &[b, dc])?,
+        };
+        let db = match bt {
+            false => g.apply(1, BatchedMatmul { a_transposed: !at, b_transposed: false }, &[a, dc])?,
+            true => g.apply(1, BatchedMatmul { a_transposed: true, b_transposed: at }, &[dc, a])?,
+        };
+        Ok(vec![da, db])
+    }
+
+    /// c[z,m,n] = Σ_k op(A)[z,m,k] · op(B)[z,k,n]
+    fn cpu(&self, inputs: &[&Tensor], _output: &[usize]) -> Vec<f32> {
+        let (a, b) = (inputs[0], inputs[1]);
+        let dims = self.dims(&a.shape, &b.shape);
+        let [batch, m, k, n] = dims;
+        let ([a_batch, a_row, a_depth], [b_batch, b_depth, b_col]) = self.strides(dims);
+        let mut c = Vec::with_capacity(batch * m * n);
+        for z in 0..batch {
+            for row in 0..m {
+                for col in 0..n {
+                    let term = |d: usize| {
+                        a.data[z * a_batch + row * a_row + d * a_depth]
+                            * b.data[z * b_batch + d * b_depth + col * b_col]
+                    };
+                    c.push((0..k).map(term).sum());
+                }
+            }
+        }
+        c
+    }
+
+    fn cpu_fast(&self, inputs: &[&Tensor], output: &[usize]) -> Vec<f32> {
+        let (a, b) = (inputs[0], inputs[1]);
+        let dims = self.dims(&a.shape, &b.shape);
+        let [batch, m, k, n] = dims;
+        let ([a_batch, a_row, a_depth], [b_batch, b_depth, b_col]) = self.strides(dims);
+        let mut c = vec![0.0; numel(output)];
+        for (z, c) in c.chunks_mut(m * n).enumerate() {
+            let (a, b) = (&a.data[z * a_batch..][..a_batch], &b.data[z * b_batch..][..b_batch]);
+            gemm_parallel(m, k, n, a, (a_row, a_depth), b, (b_depth, b_col), c, (n, 1), 0.0);
+        }
+        debug_assert_eq!(c.len(), batch * m * n);
+        c
+    }
+
+    fn launch(&self, inputs: &[&[usize]], _output: &[usize], tiling: Tiling) -> Option<Launch> {
+        let dims = self.dims(inputs[0], inputs[1]);
+        let [batch, m, k, n] = dims;
+        let (a, b) = self.strides(dims);
+        Some(without_bias(batched_matmul(batch, [m, n, k], a, b, false, tiling)))
+    }
+}
+
 /// Linear cases: (batch, in features, out features).
 const LINEAR_SHAPES: [[usize; 3]; 5] = [[1, 1, 1], [3, 17, 5], [2, 65, 129], [64, 3136, 256], [64, 256, 10]];
 
@@ -267,6 +405,23 @@ fn cases(seeds: &mut Seeds) -> Vec<Case> {
         cases.extend(both_tilings(LinearBackwardInput, vec![dy.clone(), weight], SMALL_SUMS));
         cases.extend(both_tilings(LinearBackwardWeight, vec![dy, x], SMALL_SUMS));
     }
+    for (op, a, b) in batched_cases(seeds) {
+        cases.extend(both_tilings(op, vec![a, b], SMALL_SUMS));
+    }
+    cases
+}
+
+/// Batched products in each storage order: odd sizes, a batch of one, and the
+/// seed net's conv3 H→H shapes (16 products of 64×16 by 16×196 for two images).
+fn batched_cases(seeds: &mut Seeds) -> Vec<(BatchedMatmul, Tensor, Tensor)> {
+    let mut cases = Vec::new();
+    for [batch, m, k, n] in [[1, 1, 1, 1], [3, 5, 7, 9], [2, 13, 17, 11], [16, 64, 16, 392]] {
+        for (a_transposed, b_transposed) in [(false, false), (false, true), (true, false), (true, true)] {
+            let a = seeds.random(&if a_transposed { [batch, k, m] } else { [batch, m, k] });
+            let b = seeds.random(&if b_transposed { [batch, n, k] } else { [batch, k, n] });
+            cases.push((BatchedMatmul { a_transposed, b_transposed }, a, b));
+        }
+    }
     cases
 }
 
@@ -274,5 +429,9 @@ fn gradients(seeds: &mut Seeds) -> Vec<GradientCase> {
     let case = |[n, i, o]: [usize; 3]| {
         gradient_case(Linear, vec![seeds.random(&[n, i]), seeds.random(&[o, i]), seeds.random(&[o])])
     };
-    [[1, 1, 1], [3, 7, 5], [4, 33, 10]].map(case).into_iter().collect()
+    let mut cases: Vec<GradientCase> = [[1, 1, 1], [3, 7, 5], [4, 33, 10]].map(case).into_iter().collect();
+    for (op, a, b) in batched_cases(seeds).into_iter().filter(|(_, a, _)| a.data.len() < 1000) {
+        cases.push(gradient_case(op, vec![a, b]));
+    }
+    cases
 }

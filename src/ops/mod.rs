@@ -7,7 +7,8 @@
 //! | `pool` | pool.wgsl | AvgPool2, MaxPool2 and their gradients |
 //! | `upsample` | upsample.wgsl | Upsample2, its gradient, AddUpsampled2 |
 //! | `elementwise` | elementwise.wgsl | Relu, ReluBackward, Add (+ the accumulate kernel) |
-//! | `linear` | linear.wgsl | Linear and its two gradients |
+//! | `linear` | linear.wgsl | Linear and its two gradients, BatchedMatmul |
+//! | `winograd` | winograd.wgsl | the Winograd F(2×2, 3×3) transforms and their gradients |
 //! | `loss` | cross_entropy.wgsl, argmax.wgsl | CrossEntropy, its gradient, Argmax (+ batch metrics) |
 //! | `reshape` | — | Reshape |
 //! | `adam`, `gather` | adam.wgsl, gather.wgsl | kernels that are not graph ops |
@@ -34,6 +35,7 @@ pub mod pool;
 pub mod reduce;
 pub mod reshape;
 pub mod upsample;
+pub mod winograd;
 
 use std::fmt;
 
@@ -120,19 +122,22 @@ ops! {
     pool: AvgPool2, AvgPool2Backward, MaxPool2, MaxPool2Backward;
     upsample: Upsample2, Upsample2Backward, AddUpsampled2;
     elementwise: Relu, ReluBackward, Add;
-    linear: Linear, LinearBackwardInput, LinearBackwardWeight;
+    linear: Linear, LinearBackwardInput, LinearBackwardWeight, BatchedMatmul;
+    winograd: WinogradInput, WinogradInputBackward, WinogradWeight, WinogradWeightBackward, WinogradOutput,
+        WinogradOutputBackward;
     loss: CrossEntropy, CrossEntropyBackward, Argmax;
     reshape: Reshape;
 }
 
 /// Every family, in the order `octconv check` runs them.
-pub const FAMILIES: [&Family; 10] = [
+pub const FAMILIES: [&Family; 11] = [
     &conv::FAMILY,
     &reduce::FAMILY,
     &pool::FAMILY,
     &upsample::FAMILY,
     &elementwise::FAMILY,
     &linear::FAMILY,
+    &winograd::FAMILY,
     &loss::FAMILY,
     &reshape::FAMILY,
     &gather::FAMILY,

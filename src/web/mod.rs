@@ -90,7 +90,7 @@ impl Engine {
     }
 
     async fn predictor(device: &Device, net: &SeedNet, params: &ParamSet) -> Result<Runner, JsError> {
-        let model = net.graph(1, false).map_err(js_error)?;
+        let model = net.graph(1, false, device.conv_lowering()).map_err(js_error)?;
         exec::compile(device, model, params, AdamConfig::default()).await.map_err(js_error)
     }
 
@@ -212,7 +212,7 @@ impl Engine {
             return Err(JsError::new("batch must be at least 1 and the learning rate positive"));
         }
         let net = SeedNet::with_alpha(checked_alpha(alpha).map_err(|e| JsError::new(&e))?);
-        let model = net.graph(batch, true).map_err(js_error)?;
+        let model = net.graph(batch, true, self.device.conv_lowering()).map_err(js_error)?;
         let params = ParamSet::init(&net.params(), seed);
         let adam = AdamConfig { lr, ..AdamConfig::default() };
         let mut runner = exec::compile(&self.device, model, &params, adam).await.map_err(js_error)?;
@@ -252,7 +252,7 @@ impl Engine {
         let data = self.train_data.as_ref().ok_or_else(|| JsError::new("setData first"))?;
         let (steps, batch) = (steps.max(1), batch.max(1));
         let net = SeedNet::new();
-        let model = net.graph(batch, true).map_err(js_error)?;
+        let model = net.graph(batch, true, self.device.conv_lowering()).map_err(js_error)?;
         let params = ParamSet::init(&net.params(), 1);
         let mut runner = exec::compile(&self.device, model, &params, AdamConfig::default()).await.map_err(js_error)?;
         let examples = data.first((steps * batch).min(data.len()));
