@@ -42,6 +42,9 @@ struct Conv2dParams {
 @group(0) @binding(3) var<storage, read_write> dx: array<f32>;
 @group(0) @binding(3) var<storage, read_write> dw: array<f32>;
 
+// conv2d_im2col: x -> cols
+@group(0) @binding(2) var<storage, read_write> cols: array<f32>;
+
 const TILE: u32 = 4u;
 // conv2d_forward's tile is OUT_TILE output channels × COL_TILE output columns.
 const OUT_TILE: u32 = 8u;
@@ -567,6 +570,41 @@ fn conv2d_backward_weight_tiled(@builtin(local_invocation_index) lane: u32, @bui
             let r = r0 + origin.y + b;
             if o < p.out_channels && r < reduction {
                 dw[o * reduction + r] = acc[a][b];
+            }
+        }
+    }
+}
+
+// cols[n, r, q] = x[n, c, stride·i+u−pad, stride·j+v−pad] for input index
+// r = (c, u, v) and output pixel q = (i, j), zero in the padding: each
+// image's column matrix (for a weight gradient as a product, see Im2col).
+// One invocation per output pixel: neighbouring lanes write neighbouring
+// values, and the divisions are done once, not per value.
+@compute @workgroup_size(64)
+fn conv2d_im2col(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let pixels = p.out_height * p.out_width;
+    let index = flat_index(id, groups);
+    if index >= p.batch * pixels {
+        return;
+    }
+    let n = index / pixels;
+    let q = index % pixels;
+    let top = i32((q / p.out_width) * p.stride) - i32(p.padding);
+    let left = i32((q % p.out_width) * p.stride) - i32(p.padding);
+    let depth = p.in_channels * p.kernel * p.kernel;
+    var at = n * depth * pixels + q;
+    for (var c = 0u; c < p.in_channels; c++) {
+        let plane = (n * p.in_channels + c) * p.in_height * p.in_width;
+        for (var u = 0u; u < p.kernel; u++) {
+            let row = top + i32(u);
+            for (var v = 0u; v < p.kernel; v++) {
+                let col = left + i32(v);
+                var value = 0.0;
+                if row >= 0 && row < i32(p.in_height) && col >= 0 && col < i32(p.in_width) {
+                    value = x[plane + u32(row) * p.in_width + u32(col)];
+                }
+                cols[at] = value;
+                at += pixels;
             }
         }
     }

@@ -49,6 +49,24 @@ fn tile_count() -> u32 {
     return p.batch * p.tiles_high * p.tiles_wide;
 }
 
+// Where tile t of channel c lies (index = c·T + t): the start of its NCHW
+// plane and its first output row and column.
+struct TileSite {
+    plane: u32,
+    row: u32,
+    col: u32,
+}
+
+fn tile_site(index: u32) -> TileSite {
+    let tiles = tile_count();
+    let c = index / tiles;
+    let t = index % tiles;
+    let n = t / (p.tiles_wide * p.tiles_high);
+    let ty = (t / p.tiles_wide) % p.tiles_high;
+    let tx = t % p.tiles_wide;
+    return TileSite((n * p.channels + c) * p.height * p.width, 2u * ty, 2u * tx);
+}
+
 // Bᵀ applied to the rows of a 4×4 tile, Bᵀ = [1 0 −1 0; 0 1 1 0; 0 −1 1 0; 0 1 0 −1].
 fn bt_rows(d: mat4x4<f32>) -> mat4x4<f32> {
     return mat4x4<f32>(d[0] - d[2], d[1] + d[2], d[2] - d[1], d[1] - d[3]);
@@ -107,14 +125,11 @@ fn winograd_input(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_wor
     if index >= p.channels * tiles {
         return;
     }
-    let c = index / tiles;
-    let t = index % tiles;
-    let tx = t % p.tiles_wide;
-    let ty = (t / p.tiles_wide) % p.tiles_high;
-    let n = t / (p.tiles_wide * p.tiles_high);
-    let plane = (n * p.channels + c) * p.height * p.width;
-    let row = i32(2u * ty) - 1;
-    let col = i32(2u * tx) - 1;
+    // The patch starts a row and a column before the tile (the padding).
+    let site = tile_site(index);
+    let plane = site.plane;
+    let row = i32(site.row) - 1;
+    let col = i32(site.col) - 1;
     let d = mat4x4<f32>(
         input_row(plane, row, col),
         input_row(plane, row + 1, col),
@@ -246,20 +261,14 @@ fn winograd_output(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_wo
         return;
     }
     let o = index / tiles;
-    let t = index % tiles;
     let m = load_tile(index, p.channels * tiles);
     let top = at_apply(m[0] + m[1] + m[2]) + bias[o];
     let bottom = at_apply(m[1] - m[2] - m[3]) + bias[o];
-    let tx = t % p.tiles_wide;
-    let ty = (t / p.tiles_wide) % p.tiles_high;
-    let n = t / (p.tiles_wide * p.tiles_high);
-    let base = (n * p.channels + o) * p.height * p.width;
-    let row = 2u * ty;
-    let col = 2u * tx;
-    store_output(base, row, col, top.x);
-    store_output(base, row, col + 1u, top.y);
-    store_output(base, row + 1u, col, bottom.x);
-    store_output(base, row + 1u, col + 1u, bottom.y);
+    let site = tile_site(index);
+    store_output(site.plane, site.row, site.col, top.x);
+    store_output(site.plane, site.row, site.col + 1u, top.y);
+    store_output(site.plane, site.row + 1u, site.col, bottom.x);
+    store_output(site.plane, site.row + 1u, site.col + 1u, bottom.y);
 }
 
 fn store_output(base: u32, row: u32, col: u32, value: f32) {
@@ -273,10 +282,12 @@ fn a_apply(x: vec2<f32>) -> vec4<f32> {
     return vec4<f32>(x.x, x.x + x.y, x.x - x.y, -x.y);
 }
 
-// One value of dy, zero outside the map.
-fn output_gradient(base: u32, row: u32, col: u32) -> f32 {
+// Value (i, j) of a tile of dy, zero outside the map.
+fn output_gradient(site: TileSite, i: u32, j: u32) -> f32 {
+    let row = site.row + i;
+    let col = site.col + j;
     if row < p.height && col < p.width {
-        return src[base + row * p.width + col];
+        return src[site.plane + row * p.width + col];
     }
     return 0.0;
 }
@@ -289,16 +300,9 @@ fn winograd_output_backward(@builtin(global_invocation_id) id: vec3<u32>, @built
     if index >= p.channels * tiles {
         return;
     }
-    let o = index / tiles;
-    let t = index % tiles;
-    let tx = t % p.tiles_wide;
-    let ty = (t / p.tiles_wide) % p.tiles_high;
-    let n = t / (p.tiles_wide * p.tiles_high);
-    let base = (n * p.channels + o) * p.height * p.width;
-    let row = 2u * ty;
-    let col = 2u * tx;
-    let top = vec2<f32>(output_gradient(base, row, col), output_gradient(base, row, col + 1u));
-    let bottom = vec2<f32>(output_gradient(base, row + 1u, col), output_gradient(base, row + 1u, col + 1u));
+    let site = tile_site(index);
+    let top = vec2<f32>(output_gradient(site, 0u, 0u), output_gradient(site, 0u, 1u));
+    let bottom = vec2<f32>(output_gradient(site, 1u, 0u), output_gradient(site, 1u, 1u));
     // The rows of A dY, then A applied to each.
     let dm = mat4x4<f32>(a_apply(top), a_apply(top + bottom), a_apply(top - bottom), a_apply(-bottom));
     store_tile(index, p.channels * tiles, dm);

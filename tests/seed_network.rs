@@ -77,11 +77,14 @@ fn steps_match_the_cpu(tiling: Tiling) {
     assert_eq!(mg.correct, mc.correct);
     assert!((mg.loss_sum - mc.loss_sum).abs() < 1e-4 * mc.loss_sum.abs(), "{mg:?} vs {mc:?}");
     // Adam divides by sqrt(v): for a gradient near zero, rounding can move an
-    // update by up to lr (1e-3) per step, so parameters agree to 1e-4 of the
-    // 3e-3 they can move in three steps, not to float precision.
+    // update by up to lr (1e-3) per step, so parameters agree to a fraction
+    // of the 3e-3 they can move in three steps, not to float precision. The
+    // GPU's Winograd convolutions round conv3's gradients otherwise than the
+    // CPU's direct ones: one of its weights differs by 1.2e-4 (the direct
+    // kernels: below 1e-4). The first step's gradients above are the precise check.
     let (pg, pc) = (pollster::block_on(on_gpu.params()).unwrap(), pollster::block_on(on_cpu.params()).unwrap());
     for ((name, g), (_, c)) in pg.tensors.iter().zip(&pc.tensors) {
-        assert!(max_diff(g, c) < 1e-4, "{name} differs by {} after 3 steps", max_diff(g, c));
+        assert!(max_diff(g, c) < 5e-4, "{name} differs by {} after 3 steps", max_diff(g, c));
     }
     // Adam's moments, read back parameter by parameter from the shared buffers.
     let (sg, sc) =
@@ -107,8 +110,9 @@ fn autodiff_matches_finite_differences_through_winograd_convolutions() {
     autodiff_matches_finite_differences(&SeedNet::new(), ConvLowering::Winograd);
 }
 
-/// The Winograd-lowered net computes what the direct one does: loss and every
-/// gradient of one step, on the CPU device (each op its CPU twin).
+/// The net lowered for software GPUs (conv3 as Winograd, conv1's weight
+/// gradient as batched products) computes what the direct one does: loss
+/// and every gradient of one step, on the CPU device (each op its CPU twin).
 #[test]
 fn winograd_lowering_matches_direct_convolutions() {
     let params = ParamSet::init(&SeedNet::new().params(), 11);
@@ -122,6 +126,7 @@ fn winograd_lowering_matches_direct_convolutions() {
     });
     let names = |r: &Runner| r.model().graph.nodes.iter().map(|n| n.name.clone()).collect::<Vec<_>>();
     assert!(names(&runs[1]).contains(&"conv3.convH2H.winograd_product".to_string()), "conv3 H→H is lowered");
+    assert!(names(&runs[1]).contains(&"conv1.convH2H.backward.1.per_image".to_string()), "conv1's dw is products");
     assert!(!names(&runs[0]).iter().any(|n| n.contains("winograd")));
     let [direct, winograd] = &mut runs;
     let (md, mw) = (pollster::block_on(direct.metrics()).unwrap(), pollster::block_on(winograd.metrics()).unwrap());

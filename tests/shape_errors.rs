@@ -12,7 +12,7 @@ fn mismatched_channels_name_the_op_and_shapes() {
     let x = Tensor::zeros(&[2, 3, 8, 8]);
     let w = Tensor::zeros(&[4, 5, 3, 3]);
     let b = Tensor::zeros(&[4]);
-    let conv = Op::from(Conv2d { stride: 1, padding: 1 });
+    let conv = Op::from(Conv2d::new(1, 1));
     let message = conv.eval_cpu(&[&x, &w, &b]).unwrap_err().to_string();
     assert!(
         message.contains("conv2d") && message.contains("[2, 3, 8, 8]") && message.contains("[4, 5, 3, 3]"),
@@ -30,11 +30,7 @@ fn mismatched_channels_name_the_op_and_shapes() {
 fn other_bad_shapes_are_errors() {
     let cases: Vec<(Op, Vec<Vec<usize>>, &str)> = vec![
         (Linear.into(), vec![vec![2, 10], vec![4, 9], vec![4]], "weight expects 9 input features but x has 10"),
-        (
-            Conv2d { stride: 1, padding: 0 }.into(),
-            vec![vec![1, 1, 2, 2], vec![1, 1, 3, 3], vec![1]],
-            "larger than the padded input",
-        ),
+        (Conv2d::new(1, 0).into(), vec![vec![1, 1, 2, 2], vec![1, 1, 3, 3], vec![1]], "larger than the padded input"),
         (MaxPool2.into(), vec![vec![1, 1, 1, 5]], "at least 2"),
         (Add.into(), vec![vec![2, 3], vec![3, 2]], "same shape"),
         (CrossEntropy.into(), vec![vec![4, 10], vec![3]], "one label per row"),

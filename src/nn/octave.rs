@@ -237,7 +237,11 @@ impl OctaveConv {
             {
                 winograd::conv2d(g, &prefix, source, weight, bias)?
             } else {
-                g.apply(&prefix, ops::Conv2d { stride: 1, padding: self.padding }, &[source, weight, bias])?
+                // A software GPU's weight-gradient kernels tile 4 input channels: a
+                // layer with fewer (conv1) takes the gradient as batched products.
+                let weight_gradient_as_products = lowering == ConvLowering::Winograd && path.in_channels < 4;
+                let conv = ops::Conv2d { stride: 1, padding: self.padding, weight_gradient_as_products };
+                g.apply(&prefix, conv, &[source, weight, bias])?
             };
             match (path.from_high, path.to_high) {
                 (false, true) => low_to_high = Some((prefix, y)),

@@ -4,7 +4,7 @@
 use std::ops::Range;
 
 use crate::ops::fast_cpu::{gemm, per_chunk_with_scratch, sum_over};
-use crate::tensor::Tensor;
+use crate::tensor::{numel, Tensor};
 
 /// One product term of a convolution: the output element it adds to (an
 /// index into y or dy), the weight element, and the input element it reads
@@ -79,6 +79,34 @@ pub(super) fn conv2d_backward_input(
 }
 
 /// dw[o,c,u,v] = Σ_n,i,j dy[n,o,i,j] · x[n,c, s·i+u−p, s·j+v−p]
+/// cols[n, r, q] = x[n, c, stride·i+u−pad, stride·j+v−pad] for input index
+/// r = (c, u, v) and output pixel q = (i, j), zero in the padding (`Im2col`'s twin).
+pub(super) fn im2col(x: &Tensor, k: usize, stride: usize, padding: usize, out: &[usize]) -> Vec<f32> {
+    let [_, channels, h, w] = x.shape[..] else { unreachable!("NCHW") };
+    let (depth, pixels) = (out[1], out[2]);
+    let out_w = conv_output_width(w, k, stride, padding);
+    let mut cols = Vec::with_capacity(numel(out));
+    for n in 0..x.shape[0] {
+        for r in 0..depth {
+            let (c, u, v) = (r / (k * k), (r % (k * k)) / k, r % k);
+            for q in 0..pixels {
+                let row = ((q / out_w) * stride + u).checked_sub(padding).filter(|&row| row < h);
+                let col = ((q % out_w) * stride + v).checked_sub(padding).filter(|&col| col < w);
+                cols.push(match (row, col) {
+                    (Some(row), Some(col)) => x.data[((n * channels + c) * h + row) * w + col],
+                    _ => 0.0,
+                });
+            }
+        }
+    }
+    cols
+}
+
+/// The output width of a convolution over `w` columns.
+fn conv_output_width(w: usize, k: usize, stride: usize, padding: usize) -> usize {
+    (w + 2 * padding - k) / stride + 1
+}
+
 pub(super) fn conv2d_backward_weight(
     dy: &Tensor,
     x: &Tensor,

@@ -14,12 +14,14 @@
 
 mod cpu;
 
-use super::cases::{both_tilings, gradient_case, Case, GradientCase, Seeds, LONG_SUMS, SMALL_SUMS};
+use super::cases::{both_tilings, gradient_case, single, Case, GradientCase, Seeds, EXACT, LONG_SUMS, SMALL_SUMS};
 use super::kernel::{
     block_tiled, choose, word, Kernel, KernelParams, Launch, Operand, ParamsLayout, ShaderFile, Tiling,
 };
+use super::linear::BatchedMatmul;
 use super::reduce::ChannelSum;
-use super::{conv_output_size, Family, Gradient, GraphError, NodeId, OpDef, Shapes};
+use super::reshape::Reshape;
+use super::{conv_output_size, elementwise_flops, Family, Gradient, GraphError, NodeId, Op, OpDef, Shapes};
 use crate::kernel_params;
 use crate::tensor::{numel, Tensor};
 
@@ -55,6 +57,7 @@ pub const CONV2D_BACKWARD_INPUT_STRIDED: Kernel = Kernel::new(SHADER, "conv2d_ba
 pub const CONV2D_BACKWARD_WEIGHT: Kernel = Kernel::new(SHADER, "conv2d_backward_weight", PARAMS, 2, 1);
 pub const CONV2D_BACKWARD_WEIGHT_WIDE: Kernel = Kernel::new(SHADER, "conv2d_backward_weight_wide", PARAMS, 2, 1);
 pub const CONV2D_BACKWARD_WEIGHT_TILED: Kernel = Kernel::new(SHADER, "conv2d_backward_weight_tiled", PARAMS, 2, 1);
+pub const CONV2D_IM2COL: Kernel = Kernel::new(SHADER, "conv2d_im2col", PARAMS, 1, 1);
 
 pub const FAMILY: Family = Family {
     name: "conv",
@@ -66,6 +69,7 @@ pub const FAMILY: Family = Family {
         &CONV2D_BACKWARD_WEIGHT,
         &CONV2D_BACKWARD_WEIGHT_WIDE,
         &CONV2D_BACKWARD_WEIGHT_TILED,
+        &CONV2D_IM2COL,
     ],
     cases,
     gradients,
@@ -86,6 +90,26 @@ const WIDE_INVOCATIONS: usize = 128;
 /// x [N,C,H,W], weight [O,C,K,K], bias [O] -> y [N,O,H',W'].
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Conv2d {
+    pub stride: usize,
+    pub padding: usize,
+    /// The weight gradient as per-image products dy·im2col(x)ᵀ summed over
+    /// the batch (`gemm_weight_gradient`) rather than Conv2dBackwardWeight:
+    /// for a layer with fewer input channels than the weight-gradient
+    /// kernels' tile, whose lanes would mostly repeat one channel.
+    pub weight_gradient_as_products: bool,
+}
+
+impl Conv2d {
+    pub fn new(stride: usize, padding: usize) -> Self {
+        Conv2d { stride, padding, weight_gradient_as_products: false }
+    }
+}
+
+/// x [N,C,H,W] -> [N, C·K·K, H'·W']: each image's column matrix (column q
+/// holds the C·K·K inputs output pixel q reads, zero in the padding).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Im2col {
+    pub kernel: usize,
     pub stride: usize,
     pub padding: usize,
 }
@@ -167,9 +191,13 @@ impl OpDef for Conv2d {
         let (x, w, dy) = (g.input(0), g.input(1), g.dy()?);
         let (stride, padding, kernel) = (self.stride, self.padding, g.shape(w)[2]);
         let input_size = g.size_2d(x);
+        let dw = match self.weight_gradient_as_products && g.wanted[1] {
+            true => gemm_weight_gradient(g, Im2col { kernel, stride, padding }, dy, x, w)?,
+            false => g.apply(1, Conv2dBackwardWeight { stride, padding, kernel }, &[dy, x])?,
+        };
         Ok(vec![
             g.apply(0, Conv2dBackwardInput { stride, padding, input_size }, &[dy, w])?,
-            g.apply(1, Conv2dBackwardWeight { stride, padding, kernel }, &[dy, x])?,
+            dw,
             g.apply(2, ChannelSum, &[dy])?,
         ])
     }
@@ -192,6 +220,66 @@ impl OpDef for Conv2d {
             ..Conv2dParams::geometry(x, w[0], y, k, self.stride, self.padding)
         };
         Some(forward_launch(p, tiling))
+    }
+}
+
+/// dw = Σ_n dy_n · im2col(x_n)ᵀ: dy [N,O,H',W'] read as [N, O, P], the
+/// column matrices [N, C·K·K, P] read transposed, one product per image
+/// (BatchedMatmul: every SIMD lane busy even for one input channel), the
+/// products summed over the batch (ChannelSum of [N, O·C·K·K]) and read as
+/// [O,C,K,K]. The reshapes move no data.
+fn gemm_weight_gradient(
+    g: &mut Gradient,
+    im2col: Im2col,
+    dy: NodeId,
+    x: NodeId,
+    w: NodeId,
+) -> Result<Option<NodeId>, GraphError> {
+    let (dy_shape, w_shape) = (g.shape(dy), g.shape(w));
+    let (batch, outs, pixels, depth) = (dy_shape[0], dy_shape[1], dy_shape[2] * dy_shape[3], numel(&w_shape[1..]));
+    let name = format!("{}.1", g.name);
+    let mut apply = |what: &str, op: Op, args: &[NodeId]| g.graph.apply_op(&format!("{name}.{what}"), op, args);
+    let dy_rows = apply("dy_rows", Reshape { shape: vec![batch, outs, pixels] }.into(), &[dy])?;
+    let cols = apply("im2col", im2col.into(), &[x])?;
+    let transposed_cols = BatchedMatmul { a_transposed: false, b_transposed: true };
+    let per_image = apply("per_image", transposed_cols.into(), &[dy_rows, cols])?;
+    let flat = apply("flat", Reshape { shape: vec![batch, outs * depth] }.into(), &[per_image])?;
+    let summed = apply("sum", ChannelSum.into(), &[flat])?;
+    g.apply(1, Reshape { shape: w_shape }, &[summed])
+}
+
+impl OpDef for Im2col {
+    fn name(&self) -> &'static str {
+        "im2col"
+    }
+
+    fn arity(&self) -> usize {
+        1
+    }
+
+    fn output_shape(&self, s: &Shapes) -> Result<Vec<usize>, String> {
+        let x = s.rank(0, 4, "x")?;
+        let [h, w] = conv_output_size([x[2], x[3]], self.kernel, self.stride, self.padding)?;
+        Ok(vec![x[0], x[1] * self.kernel * self.kernel, h * w])
+    }
+
+    fn flops(&self, inputs: &[&[usize]], output: &[usize]) -> u64 {
+        elementwise_flops(inputs, output)
+    }
+
+    fn gradient(&self, g: &mut Gradient) -> Result<Vec<Option<NodeId>>, GraphError> {
+        g.none(self.name())
+    }
+
+    fn cpu(&self, i: &[&Tensor], out: &[usize]) -> Vec<f32> {
+        cpu::im2col(i[0], self.kernel, self.stride, self.padding, out)
+    }
+
+    fn launch(&self, inputs: &[&[usize]], output: &[usize], _tiling: Tiling) -> Option<Launch> {
+        let x = inputs[0];
+        let [oh, ow] = conv_output_size([x[2], x[3]], self.kernel, self.stride, self.padding).ok()?;
+        let p = Conv2dParams::geometry(x, 0, &[0, 0, oh, ow], self.kernel, self.stride, self.padding);
+        Some(Launch::new(&CONV2D_IM2COL, &p, output[0] * output[2]))
     }
 }
 
@@ -334,13 +422,14 @@ fn cases(seeds: &mut Seeds) -> Vec<Case> {
         let weight = seeds.random(&[o, c, k, k]);
         let bias = seeds.random(&[o]);
         let dy = seeds.random(&conv_case_output(shape));
-        cases.extend(both_tilings(Conv2d { stride, padding }, vec![x.clone(), weight.clone(), bias], SMALL_SUMS));
+        cases.extend(both_tilings(Conv2d::new(stride, padding), vec![x.clone(), weight.clone(), bias], SMALL_SUMS));
         let input_size = [h, w];
         cases.extend(both_tilings(
             Conv2dBackwardInput { stride, padding, input_size },
             vec![dy.clone(), weight],
             LONG_SUMS,
         ));
+        cases.push(single(Im2col { kernel: k, stride, padding }, vec![x.clone()], EXACT));
         cases.extend(both_tilings(Conv2dBackwardWeight { stride, padding, kernel: k }, vec![dy, x], LONG_SUMS));
     }
     cases
@@ -350,9 +439,13 @@ fn gradients(seeds: &mut Seeds) -> Vec<GradientCase> {
     // Padding 1 and 2, stride 1 and 2, kernels 1, 3 and 5, one channel and several.
     let shapes =
         [[1, 1, 5, 5, 1, 3, 1, 1], [2, 3, 7, 6, 4, 3, 2, 1], [1, 2, 6, 7, 3, 5, 1, 2], [2, 3, 5, 5, 2, 1, 1, 0]];
-    let case = |[n, c, h, w, o, k, stride, padding]: [usize; 8]| {
+    let mut case = |[n, c, h, w, o, k, stride, padding]: [usize; 8], weight_gradient_as_products: bool| {
         let inputs = vec![seeds.random(&[n, c, h, w]), seeds.random(&[o, c, k, k]), seeds.random(&[o])];
-        gradient_case(Conv2d { stride, padding }, inputs)
+        gradient_case(Conv2d { stride, padding, weight_gradient_as_products }, inputs)
     };
-    shapes.map(case).into_iter().collect()
+    let mut cases: Vec<GradientCase> = shapes.into_iter().map(|shape| case(shape, false)).collect();
+    // The weight gradient as products of dy and the column matrices, stride 1 and 2.
+    cases.push(case([3, 1, 6, 5, 4, 3, 1, 1], true));
+    cases.push(case([2, 2, 7, 6, 3, 3, 2, 1], true));
+    cases
 }
