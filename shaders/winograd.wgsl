@@ -72,11 +72,6 @@ fn bt_rows(d: mat4x4<f32>) -> mat4x4<f32> {
     return mat4x4<f32>(d[0] - d[2], d[1] + d[2], d[2] - d[1], d[1] - d[3]);
 }
 
-// B applied to the rows of a 4×4 tile (the transpose of bt_rows).
-fn b_rows(d: mat4x4<f32>) -> mat4x4<f32> {
-    return mat4x4<f32>(d[0], d[1] - d[2] + d[3], d[1] + d[2] - d[0], -d[3]);
-}
-
 // The 16 values of a transformed tile: value (i, j) at `at` + (4i + j)·stride.
 fn store_tile(at: u32, stride: u32, v: mat4x4<f32>) {
     store_row(at, stride, v[0]);
@@ -139,15 +134,30 @@ fn winograd_input(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_wor
     store_tile(index, p.channels * tiles, transpose(bt_rows(transpose(bt_rows(d)))));
 }
 
-// B dV Bᵀ of tile (ty, tx) of channel c in image n, or zero for a tile outside the grid.
-fn input_tile_gradient(n: u32, c: u32, ty: i32, tx: i32) -> mat4x4<f32> {
+// One quarter of B dV Bᵀ for tile (ty, tx) of channel c in image n: rows 2, 3
+// if `lower` else 0, 1, and columns 2, 3 if `right` else 0, 1, as (r0 c0,
+// r0 c1, r1 c0, r1 c1); zero for a tile outside the grid. Only the quarter
+// is transformed: B = [1 0 0 0; 0 1 −1 1; −1 1 1 0; 0 0 0 −1] (the transpose
+// of bt_rows' Bᵀ) on the two rows needed, then on their two columns.
+fn input_gradient_quarter(n: u32, c: u32, ty: i32, tx: i32, lower: bool, right: bool) -> vec4<f32> {
     if ty < 0 || ty >= i32(p.tiles_high) || tx < 0 || tx >= i32(p.tiles_wide) {
-        return mat4x4<f32>();
+        return vec4<f32>(0.0);
     }
     let tiles = tile_count();
     let t = (n * p.tiles_high + u32(ty)) * p.tiles_wide + u32(tx);
     let dv = load_tile(c * tiles + t, p.channels * tiles);
-    return transpose(b_rows(transpose(b_rows(dv))));
+    // Two rows of B dV ...
+    var first = dv[0];
+    var second = dv[1] - dv[2] + dv[3];
+    if lower {
+        first = dv[1] + dv[2] - dv[0];
+        second = -dv[3];
+    }
+    // ... and two columns of each, times Bᵀ.
+    if right {
+        return vec4<f32>(first.y + first.z - first.x, -first.w, second.y + second.z - second.x, -second.w);
+    }
+    return vec4<f32>(first.x, first.y - first.z + first.w, second.x, second.y - second.z + second.w);
 }
 
 // dx: each input value gets its share of every tile patch it lies in. One
@@ -169,12 +179,11 @@ fn winograd_input_backward(@builtin(global_invocation_id) id: vec3<u32>, @builti
     let n = plane / p.channels;
     let c = plane % p.channels;
     // (row 2m−1, col 2l−1), (2m−1, 2l), (2m, 2l−1), (2m, 2l)
-    let here = input_tile_gradient(n, c, m, l);
-    let above = input_tile_gradient(n, c, m - 1, l);
-    let left = input_tile_gradient(n, c, m, l - 1);
-    let corner = input_tile_gradient(n, c, m - 1, l - 1);
-    let block = vec4<f32>(here[0].xy, here[1].xy) + vec4<f32>(above[2].xy, above[3].xy)
-        + vec4<f32>(left[0].zw, left[1].zw) + vec4<f32>(corner[2].zw, corner[3].zw);
+    let here = input_gradient_quarter(n, c, m, l, false, false);
+    let above = input_gradient_quarter(n, c, m - 1, l, true, false);
+    let left = input_gradient_quarter(n, c, m, l - 1, false, true);
+    let corner = input_gradient_quarter(n, c, m - 1, l - 1, true, true);
+    let block = here + above + left + corner;
     let base = plane * p.height * p.width;
     let row = 2 * m - 1;
     let col = 2 * l - 1;
