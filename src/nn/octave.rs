@@ -25,7 +25,9 @@ pub enum ConvLowering {
     Direct,
     /// Winograd F(2×2, 3×3) where `ops::winograd::applies` (3×3, stride 1,
     /// padding 1, enough channels), else direct: 16 multiply-adds per tile
-    /// and channel pair instead of 36, for compute-bound software GPUs.
+    /// and channel pair instead of 36, for compute-bound software GPUs. The
+    /// direct ones are `Conv2d::for_register_kernels` (conv1's weight
+    /// gradient as batched products).
     Winograd,
 }
 
@@ -237,10 +239,10 @@ impl OctaveConv {
             {
                 winograd::conv2d(g, &prefix, source, weight, bias)?
             } else {
-                // A software GPU's weight-gradient kernels tile 4 input channels: a
-                // layer with fewer (conv1) takes the gradient as batched products.
-                let weight_gradient_as_products = lowering == ConvLowering::Winograd && path.in_channels < 4;
-                let conv = ops::Conv2d { stride: 1, padding: self.padding, weight_gradient_as_products };
+                let conv = match lowering {
+                    ConvLowering::Winograd => ops::Conv2d::for_register_kernels(1, self.padding, path.in_channels),
+                    ConvLowering::Direct => ops::Conv2d::new(1, self.padding),
+                };
                 g.apply(&prefix, conv, &[source, weight, bias])?
             };
             match (path.from_high, path.to_high) {

@@ -3,6 +3,7 @@
 
 use std::ops::Range;
 
+use crate::ops::conv_output_size;
 use crate::ops::fast_cpu::{gemm, per_chunk_with_scratch, sum_over};
 use crate::tensor::{numel, Tensor};
 
@@ -78,13 +79,12 @@ pub(super) fn conv2d_backward_input(
     dx
 }
 
-/// dw[o,c,u,v] = Σ_n,i,j dy[n,o,i,j] · x[n,c, s·i+u−p, s·j+v−p]
 /// cols[n, r, q] = x[n, c, stride·i+u−pad, stride·j+v−pad] for input index
 /// r = (c, u, v) and output pixel q = (i, j), zero in the padding (`Im2col`'s twin).
 pub(super) fn im2col(x: &Tensor, k: usize, stride: usize, padding: usize, out: &[usize]) -> Vec<f32> {
     let [_, channels, h, w] = x.shape[..] else { unreachable!("NCHW") };
     let (depth, pixels) = (out[1], out[2]);
-    let out_w = conv_output_width(w, k, stride, padding);
+    let [_, out_w] = conv_output_size([h, w], k, stride, padding).expect("Im2col's output shape was checked");
     let mut cols = Vec::with_capacity(numel(out));
     for n in 0..x.shape[0] {
         for r in 0..depth {
@@ -102,11 +102,7 @@ pub(super) fn im2col(x: &Tensor, k: usize, stride: usize, padding: usize, out: &
     cols
 }
 
-/// The output width of a convolution over `w` columns.
-fn conv_output_width(w: usize, k: usize, stride: usize, padding: usize) -> usize {
-    (w + 2 * padding - k) / stride + 1
-}
-
+/// dw[o,c,u,v] = Σ_n,i,j dy[n,o,i,j] · x[n,c, s·i+u−p, s·j+v−p]
 pub(super) fn conv2d_backward_weight(
     dy: &Tensor,
     x: &Tensor,

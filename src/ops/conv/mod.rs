@@ -103,6 +103,13 @@ impl Conv2d {
     pub fn new(stride: usize, padding: usize) -> Self {
         Conv2d { stride, padding, weight_gradient_as_products: false }
     }
+
+    /// The convolution for a GPU with register-blocked kernels: the weight
+    /// gradient as products when `in_channels` would leave the weight-gradient
+    /// kernels' tile of TILE input channels mostly repeating one.
+    pub fn for_register_kernels(stride: usize, padding: usize, in_channels: usize) -> Self {
+        Conv2d { stride, padding, weight_gradient_as_products: in_channels < TILE }
+    }
 }
 
 /// x [N,C,H,W] -> [N, C·K·K, H'·W']: each image's column matrix (column q
