@@ -169,6 +169,110 @@ fn store_quad(row: u32, n: u32, v: vec4<f32>) {
     }
 }
 
+// The same product on 32×16 tiles, for products that sum many terms on
+// llvmpipe (`Tiling::WideRegisters`): it loads a storage value lane by lane,
+// at a cost far above the multiply-adds, and a 32×16 tile needs 48 loads for
+// 512 of them where an 8×8 tile needs 16 for 64. (SwiftShader runs it 1.4×
+// slower; products of 64 terms or fewer lose on llvmpipe too.) The tile is
+// 8 × 4 blocks of 4×4, block (i, j) in t_ij, its row r in t_ij[r]. The
+// workgroup is small so that a product of few tiles (fc1's 32) still spreads
+// over the driver's threads, which take a workgroup each.
+const WIDE_ROWS: u32 = 32u;
+const WIDE_COLS: u32 = 16u;
+const WIDE_WORKGROUP: u32 = 16u;
+
+@compute @workgroup_size(16)
+fn matmul_wide(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let col_tiles = (p.cols + WIDE_COLS - 1u) / WIDE_COLS;
+    let row_tiles = (p.rows + WIDE_ROWS - 1u) / WIDE_ROWS;
+    let index = id.x + id.y * groups.x * WIDE_WORKGROUP;
+    let z = index / (col_tiles * row_tiles);
+    if z >= p.batch {
+        return;
+    }
+    let n0 = (index % col_tiles) * WIDE_COLS;
+    let m0 = ((index / col_tiles) % row_tiles) * WIDE_ROWS;
+    let a_batch = z * p.a_batch_stride;
+    let b_batch = z * p.b_batch_stride;
+    // Rows and columns past the edge repeat the last one and are not written.
+    let b0 = b_columns(n0); let b1 = b_columns(n0 + 4u); let b2 = b_columns(n0 + 8u); let b3 = b_columns(n0 + 12u);
+    let a0 = a_rows(m0); let a1 = a_rows(m0 + 4u); let a2 = a_rows(m0 + 8u); let a3 = a_rows(m0 + 12u);
+    let a4 = a_rows(m0 + 16u); let a5 = a_rows(m0 + 20u); let a6 = a_rows(m0 + 24u); let a7 = a_rows(m0 + 28u);
+    var t00 = mat4x4<f32>(); var t01 = mat4x4<f32>(); var t02 = mat4x4<f32>(); var t03 = mat4x4<f32>();
+    var t10 = mat4x4<f32>(); var t11 = mat4x4<f32>(); var t12 = mat4x4<f32>(); var t13 = mat4x4<f32>();
+    var t20 = mat4x4<f32>(); var t21 = mat4x4<f32>(); var t22 = mat4x4<f32>(); var t23 = mat4x4<f32>();
+    var t30 = mat4x4<f32>(); var t31 = mat4x4<f32>(); var t32 = mat4x4<f32>(); var t33 = mat4x4<f32>();
+    var t40 = mat4x4<f32>(); var t41 = mat4x4<f32>(); var t42 = mat4x4<f32>(); var t43 = mat4x4<f32>();
+    var t50 = mat4x4<f32>(); var t51 = mat4x4<f32>(); var t52 = mat4x4<f32>(); var t53 = mat4x4<f32>();
+    var t60 = mat4x4<f32>(); var t61 = mat4x4<f32>(); var t62 = mat4x4<f32>(); var t63 = mat4x4<f32>();
+    var t70 = mat4x4<f32>(); var t71 = mat4x4<f32>(); var t72 = mat4x4<f32>(); var t73 = mat4x4<f32>();
+    for (var k = 0u; k < p.depth; k++) {
+        let a_k = a_batch + k * p.a_depth_stride;
+        let b_k = b_batch + k * p.b_depth_stride;
+        let v0 = b_quad(b_k, b0); let v1 = b_quad(b_k, b1); let v2 = b_quad(b_k, b2); let v3 = b_quad(b_k, b3);
+        let u0 = a_quad(a_k, a0); let u1 = a_quad(a_k, a1); let u2 = a_quad(a_k, a2); let u3 = a_quad(a_k, a3);
+        let u4 = a_quad(a_k, a4); let u5 = a_quad(a_k, a5); let u6 = a_quad(a_k, a6); let u7 = a_quad(a_k, a7);
+        t00 += outer(u0, v0); t01 += outer(u0, v1); t02 += outer(u0, v2); t03 += outer(u0, v3);
+        t10 += outer(u1, v0); t11 += outer(u1, v1); t12 += outer(u1, v2); t13 += outer(u1, v3);
+        t20 += outer(u2, v0); t21 += outer(u2, v1); t22 += outer(u2, v2); t23 += outer(u2, v3);
+        t30 += outer(u3, v0); t31 += outer(u3, v1); t32 += outer(u3, v2); t33 += outer(u3, v3);
+        t40 += outer(u4, v0); t41 += outer(u4, v1); t42 += outer(u4, v2); t43 += outer(u4, v3);
+        t50 += outer(u5, v0); t51 += outer(u5, v1); t52 += outer(u5, v2); t53 += outer(u5, v3);
+        t60 += outer(u6, v0); t61 += outer(u6, v1); t62 += outer(u6, v2); t63 += outer(u6, v3);
+        t70 += outer(u7, v0); t71 += outer(u7, v1); t72 += outer(u7, v2); t73 += outer(u7, v3);
+    }
+    let c_batch = z * p.rows * p.cols;
+    store_block(c_batch, m0, n0, t00); store_block(c_batch, m0, n0 + 4u, t01);
+    store_block(c_batch, m0, n0 + 8u, t02); store_block(c_batch, m0, n0 + 12u, t03);
+    store_block(c_batch, m0 + 4u, n0, t10); store_block(c_batch, m0 + 4u, n0 + 4u, t11);
+    store_block(c_batch, m0 + 4u, n0 + 8u, t12); store_block(c_batch, m0 + 4u, n0 + 12u, t13);
+    store_block(c_batch, m0 + 8u, n0, t20); store_block(c_batch, m0 + 8u, n0 + 4u, t21);
+    store_block(c_batch, m0 + 8u, n0 + 8u, t22); store_block(c_batch, m0 + 8u, n0 + 12u, t23);
+    store_block(c_batch, m0 + 12u, n0, t30); store_block(c_batch, m0 + 12u, n0 + 4u, t31);
+    store_block(c_batch, m0 + 12u, n0 + 8u, t32); store_block(c_batch, m0 + 12u, n0 + 12u, t33);
+    store_block(c_batch, m0 + 16u, n0, t40); store_block(c_batch, m0 + 16u, n0 + 4u, t41);
+    store_block(c_batch, m0 + 16u, n0 + 8u, t42); store_block(c_batch, m0 + 16u, n0 + 12u, t43);
+    store_block(c_batch, m0 + 20u, n0, t50); store_block(c_batch, m0 + 20u, n0 + 4u, t51);
+    store_block(c_batch, m0 + 20u, n0 + 8u, t52); store_block(c_batch, m0 + 20u, n0 + 12u, t53);
+    store_block(c_batch, m0 + 24u, n0, t60); store_block(c_batch, m0 + 24u, n0 + 4u, t61);
+    store_block(c_batch, m0 + 24u, n0 + 8u, t62); store_block(c_batch, m0 + 24u, n0 + 12u, t63);
+    store_block(c_batch, m0 + 28u, n0, t70); store_block(c_batch, m0 + 28u, n0 + 4u, t71);
+    store_block(c_batch, m0 + 28u, n0 + 8u, t72); store_block(c_batch, m0 + 28u, n0 + 12u, t73);
+}
+
+// B's column offsets n .. n+3, past the last column repeating it.
+fn b_columns(n: u32) -> vec4<u32> {
+    return min(vec4<u32>(n) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(p.cols - 1u)) * p.b_col_stride;
+}
+
+// A's row offsets m .. m+3, past the last row repeating it.
+fn a_rows(m: u32) -> vec4<u32> {
+    return min(vec4<u32>(m) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(p.rows - 1u)) * p.a_row_stride;
+}
+
+// A[m .. m+3, k] at the row offsets in `rows`.
+fn a_quad(a_k: u32, rows: vec4<u32>) -> vec4<f32> {
+    return vec4<f32>(a[a_k + rows.x], a[a_k + rows.y], a[a_k + rows.z], a[a_k + rows.w]);
+}
+
+// The 4×4 block a·bᵀ: its row r is a[r]·b.
+fn outer(a: vec4<f32>, b: vec4<f32>) -> mat4x4<f32> {
+    return mat4x4<f32>(a.x * b, a.y * b, a.z * b, a.w * b);
+}
+
+// c[m .. m+3, n .. n+3] = block (+ bias), the rows and columns past the edge skipped.
+fn store_block(c_batch: u32, m: u32, n: u32, block: mat4x4<f32>) {
+    var bias_quad = vec4<f32>(0.0);
+    if p.has_bias == 1u {
+        bias_quad = b_quad_bias(min(vec4<u32>(n) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(p.cols - 1u)));
+    }
+    for (var r = 0u; r < 4u; r++) {
+        if m + r < p.rows {
+            store_quad(c_batch + (m + r) * p.cols, n, block[r] + bias_quad);
+        }
+    }
+}
+
 // bias[n] at the four columns in `cols`.
 fn b_quad_bias(cols: vec4<u32>) -> vec4<f32> {
     return vec4<f32>(bias[cols.x], bias[cols.y], bias[cols.z], bias[cols.w]);

@@ -129,7 +129,7 @@ fn a_bad_tiling_override_is_named() {
         Command::new(env!("CARGO_BIN_EXE_octconv")).arg("check").env("OCTCONV_TILING", "register").output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_ne!(out.status.code(), Some(0), "octconv check accepted OCTCONV_TILING=register");
-    assert!(stderr.contains("OCTCONV_TILING is \"register\"; set it to registers or workgroup"), "{stderr}");
+    assert!(stderr.contains("OCTCONV_TILING is \"register\"; set it to registers, wide or workgroup"), "{stderr}");
 }
 
 #[test]

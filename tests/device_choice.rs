@@ -31,7 +31,7 @@ fn auto_takes_the_cpu_device_over_a_software_adapter() {
     assert!(stdout.contains(&format!("device: {}", gpu.adapter_name())), "{stdout}");
 }
 
-/// `octconv tune` times both variants of the heavy kernels, keeps the faster
+/// `octconv tune` times every variant of the heavy kernels, keeps the faster
 /// for this adapter and driver, and `octconv info` then says so and why.
 #[test]
 fn tune_measures_and_keeps_the_variant_for_this_adapter() {
@@ -56,9 +56,15 @@ fn tune_measures_and_keeps_the_variant_for_this_adapter() {
     assert!(before.contains("by rule until octconv tune measures this one"), "{before}");
     let (code, tuned, stderr) = run(&["tune", "--rounds", "1"]);
     assert_eq!(code, Some(0), "{stderr}");
-    assert!(tuned.contains("registers") && tuned.contains("workgroup") && tuned.contains("from now on"), "{tuned}");
+    for variant in ["registers", "wide", "workgroup"] {
+        assert!(tuned.contains(&format!("  {variant} ")), "{tuned}");
+    }
+    assert!(tuned.contains("from now on"), "{tuned}");
     let kept = std::fs::read_to_string(cache.join("tune.json")).unwrap();
-    let chosen = if kept.contains("\"tiling\": \"registers\"") { "registers" } else { "workgroup" };
+    let chosen = ["registers", "wide", "workgroup"]
+        .into_iter()
+        .find(|variant| kept.contains(&format!("\"tiling\": \"{variant}\"")))
+        .unwrap_or_else(|| panic!("{kept}"));
     let (_, after, _) = run(&["info"]);
     assert!(after.contains(&format!("kernel variant: {chosen} tiling")), "{after}");
     assert!(after.contains("octconv tune measured a training step"), "{after}");

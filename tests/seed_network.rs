@@ -36,7 +36,13 @@ fn gpu_training_steps_match_the_cpu_with_register_tiling() {
     steps_match_the_cpu(Tiling::Registers);
 }
 
-/// The variant hardware GPUs use, run here too so both are held to the CPU.
+/// The variant llvmpipe uses: fc1 and conv3's weight-gradient products on 32×16 tiles.
+#[test]
+fn gpu_training_steps_match_the_cpu_with_wide_register_tiling() {
+    steps_match_the_cpu(Tiling::WideRegisters);
+}
+
+/// The variant hardware GPUs use, run here too so every variant is held to the CPU.
 #[test]
 fn gpu_training_steps_match_the_cpu_with_workgroup_tiling() {
     steps_match_the_cpu(Tiling::Workgroup);

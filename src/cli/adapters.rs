@@ -33,7 +33,7 @@ pub fn info(choice: &AdapterChoice) -> Result<ExitCode, String> {
         None => println!("--device auto (the default) uses it too: it is a hardware adapter"),
     }
     println!(
-        "kernel variant: {} tiling for every convolution and matrix product kernel: {}",
+        "kernel variant: {} tiling for the convolutions and matrix products: {}",
         chosen.tiling.name(),
         chosen.tiling_reason
     );
@@ -43,7 +43,7 @@ pub fn info(choice: &AdapterChoice) -> Result<ExitCode, String> {
 pub fn check(choice: &AdapterChoice) -> Result<ExitCode, String> {
     let gpu = pollster::block_on(Gpu::new(choice)).map_err(|e| e.to_string())?;
     println!(
-        "checking every kernel (both tiling variants; {} is used here) on {} against its CPU twin\n",
+        "checking every kernel (every tiling variant; {} is used here) on {} against its CPU twin\n",
         gpu.tiling.name(),
         gpu.adapter_name()
     );

@@ -189,7 +189,7 @@ fn kernel_table(
 /// The 512³ matrix product on the linear kernel in both variants: the reference rate for this device.
 fn matmul_rates(gpu: &Gpu, repeats: usize) -> Result<Value, String> {
     let mut rates = serde_json::Map::new();
-    for tiling in [Tiling::Registers, Tiling::Workgroup] {
+    for tiling in Tiling::ALL {
         let seconds = matmul_seconds(gpu, 512, repeats, tiling)?;
         let gflops = 2.0 * 512f64.powi(3) / seconds / 1e9;
         let used = if tiling == gpu.tiling { " (the variant used here)" } else { "" };

@@ -1,4 +1,4 @@
-//! `octconv tune`: which variant of the heavy kernels (register-blocked or
+//! `octconv tune`: which variant of the heavy kernels (register-blocked, wide or
 //! workgroup-tiled) trains the seed net faster on this adapter, measured, and
 //! kept per adapter and driver for every later run (`octconv info` shows it).
 
@@ -29,7 +29,7 @@ const STEPS: usize = 3;
 
 pub fn run(args: TuneArgs) -> Result<ExitCode, String> {
     let choice = args.adapter.choice();
-    let variants = [Tiling::Registers, Tiling::Workgroup];
+    let variants = Tiling::ALL;
     let mut runners = Vec::new();
     for tiling in variants {
         let mut gpu = pollster::block_on(Gpu::new(&choice)).map_err(|e| e.to_string())?;
@@ -58,8 +58,9 @@ pub fn run(args: TuneArgs) -> Result<ExitCode, String> {
     for (tiling, seconds) in variants.iter().zip(&medians) {
         println!("  {:<10} {:>9.2} ms per training step ({})", tiling.name(), seconds * 1e3, clock.name());
     }
-    let best = if medians[0] <= medians[1] { Tiling::Registers } else { Tiling::Workgroup };
-    let path = tune_cache::save(&info, best, medians[0], medians[1], clock.name())?;
+    let measured: Vec<(Tiling, f64)> = variants.into_iter().zip(medians).collect();
+    let (best, _) = *measured.iter().min_by(|a, b| a.1.total_cmp(&b.1)).expect("three variants");
+    let path = tune_cache::save(&info, best, &measured, clock.name())?;
     println!(
         "{} tiling from now on for this adapter and driver (kept in {}; OCTCONV_TILING still overrides)",
         best.name(),

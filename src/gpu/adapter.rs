@@ -104,10 +104,13 @@ pub fn tiling_for(info: &wgpu::AdapterInfo) -> Result<(Tiling, String), GpuError
     #[cfg(not(target_arch = "wasm32"))]
     {
         if let Ok(value) = std::env::var("OCTCONV_TILING") {
-            return match value.as_str() {
-                "registers" => Ok((Tiling::Registers, "OCTCONV_TILING says so".into())),
-                "workgroup" => Ok((Tiling::Workgroup, "OCTCONV_TILING says so".into())),
-                _ => Err(GpuError::BadSetting { name: "OCTCONV_TILING", value, expected: "registers or workgroup" }),
+            return match Tiling::from_name(&value) {
+                Some(tiling) => Ok((tiling, "OCTCONV_TILING says so".into())),
+                None => Err(GpuError::BadSetting {
+                    name: "OCTCONV_TILING",
+                    value,
+                    expected: "registers, wide or workgroup",
+                }),
             };
         }
         if let Some(tuned) = tune_cache::load(info) {
@@ -115,6 +118,9 @@ pub fn tiling_for(info: &wgpu::AdapterInfo) -> Result<(Tiling, String), GpuError
         }
     }
     Ok(match info.device_type {
+        wgpu::DeviceType::Cpu if info.name.contains("llvmpipe") => {
+            (Tiling::WideRegisters, "llvmpipe gets it by rule until octconv tune measures this one".into())
+        }
         wgpu::DeviceType::Cpu => {
             (Tiling::Registers, "software adapters get it by rule until octconv tune measures this one".into())
         }
@@ -152,15 +158,17 @@ pub mod tune_cache {
     /// The tuned variant for this adapter and driver, and what was measured.
     pub fn load(info: &wgpu::AdapterInfo) -> Option<(Tiling, String)> {
         let entry = read().get(key(info))?.clone();
-        let tiling = match entry["tiling"].as_str()? {
-            "registers" => Tiling::Registers,
-            "workgroup" => Tiling::Workgroup,
-            _ => return None,
-        };
+        let tiling = Tiling::from_name(entry["tiling"].as_str()?)?;
+        // An entry from before the wide variant (registers_ms, workgroup_ms) is
+        // ignored: the rule applies until the adapter is tuned again.
+        let steps = entry["step_ms"].as_object()?;
+        let measured: Vec<String> = Tiling::ALL
+            .iter()
+            .filter_map(|t| Some(format!("{:.1} ms with {} tiling", steps.get(t.name())?.as_f64()?, t.name())))
+            .collect();
         let why = format!(
-            "octconv tune measured a training step at {:.1} ms with registers and {:.1} ms with workgroup tiling ({})",
-            entry["registers_ms"].as_f64()?,
-            entry["workgroup_ms"].as_f64()?,
+            "octconv tune measured a training step at {} ({})",
+            measured.join(", "),
             entry["clock"].as_str().unwrap_or("wall clock")
         );
         Some((tiling, why))
@@ -170,13 +178,14 @@ pub mod tune_cache {
     pub fn save(
         info: &wgpu::AdapterInfo,
         tiling: Tiling,
-        registers: f64,
-        workgroup: f64,
+        step_seconds: &[(Tiling, f64)],
         clock: &str,
     ) -> Result<PathBuf, String> {
         let path = path().ok_or("no folder for the tuning cache: set OCTCONV_CACHE or HOME")?;
         let mut all = read();
-        all[key(info)] = json!({"tiling": tiling.name(), "registers_ms": registers * 1e3, "workgroup_ms": workgroup * 1e3, "clock": clock});
+        let steps: serde_json::Map<String, serde_json::Value> =
+            step_seconds.iter().map(|(t, seconds)| (t.name().to_string(), json!(seconds * 1e3))).collect();
+        all[key(info)] = json!({"tiling": tiling.name(), "step_ms": steps, "clock": clock});
         let text = serde_json::to_string_pretty(&all).expect("plain values") + "\n";
         crate::files::write_atomically(&path, text.as_bytes()).map_err(|e| e.to_string())?;
         Ok(path)

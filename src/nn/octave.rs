@@ -37,7 +37,7 @@ impl ConvLowering {
     /// `octconv tune` found faster that way: compute bound), else direct.
     pub fn for_gpu(tiling: Tiling) -> Self {
         match tiling {
-            Tiling::Registers => ConvLowering::Winograd,
+            Tiling::Registers | Tiling::WideRegisters => ConvLowering::Winograd,
             Tiling::Workgroup => ConvLowering::Direct,
         }
     }

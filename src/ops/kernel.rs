@@ -83,6 +83,8 @@ pub struct Kernel {
     /// what it writes (kernels that can absorb a following ReLU), taken from
     /// the field's offset in the typed parameters.
     pub relu_word: Option<usize>,
+    /// Invocations per workgroup, as the entry point's `@workgroup_size` says.
+    pub workgroup_size: u32,
 }
 
 impl Kernel {
@@ -93,7 +95,14 @@ impl Kernel {
         reads: u32,
         writes: u32,
     ) -> Kernel {
-        Kernel { shader, entry, params, reads, writes, relu_word: None }
+        Kernel { shader, entry, params, reads, writes, relu_word: None, workgroup_size: WORKGROUP_SIZE }
+    }
+
+    /// The same kernel, declared with `@workgroup_size(size)`: a kernel with
+    /// few, heavy invocations (`matmul_wide`) still spreads over a software
+    /// driver's threads, which take a workgroup each.
+    pub const fn with_workgroup_size(self, size: u32) -> Kernel {
+        Kernel { workgroup_size: size, ..self }
     }
 
     /// The same kernel, able to apply a ReLU when the parameter at byte `offset` is 1.
@@ -109,17 +118,30 @@ pub enum Tiling {
     /// memory, no barriers. Software drivers (llvmpipe, SwiftShader) run a
     /// workgroup as SIMD lanes of one CPU thread and pay dearly for barriers.
     Registers,
+    /// Registers, with the matrix products that sum many terms on 32×16
+    /// tiles instead of 8×8 (`matmul_wide`): for llvmpipe, which loads a
+    /// storage value lane by lane, so fewer loads per multiply-add pay off
+    /// there. SwiftShader runs the wide tile slower.
+    WideRegisters,
     /// A workgroup stages tiles of both operands in workgroup memory and
     /// shares them, the classic GPU matrix product: for hardware GPUs.
     Workgroup,
 }
 
 impl Tiling {
+    pub const ALL: [Tiling; 3] = [Tiling::Registers, Tiling::WideRegisters, Tiling::Workgroup];
+
     pub fn name(self) -> &'static str {
         match self {
             Tiling::Registers => "registers",
+            Tiling::WideRegisters => "wide",
             Tiling::Workgroup => "workgroup",
         }
+    }
+
+    /// The variant `name` names, as `name` writes it.
+    pub fn from_name(name: &str) -> Option<Tiling> {
+        Tiling::ALL.into_iter().find(|tiling| tiling.name() == name)
     }
 }
 
@@ -159,7 +181,7 @@ impl Launch {
     /// workgroup id.
     pub fn grid(kernel: &'static Kernel, params: &impl KernelParams, x_items: usize, y: usize, z: usize) -> Self {
         let mut launch = Launch::new(kernel, params, x_items * y * z);
-        launch.grid = Some([(x_items as u32).div_ceil(WORKGROUP_SIZE).max(1), y as u32, z as u32]);
+        launch.grid = Some([(x_items as u32).div_ceil(kernel.workgroup_size).max(1), y as u32, z as u32]);
         launch
     }
 
@@ -205,7 +227,7 @@ impl Launch {
         if let Some(grid) = self.grid {
             return grid;
         }
-        let groups = self.work_items.div_ceil(WORKGROUP_SIZE).max(1);
+        let groups = self.work_items.div_ceil(self.kernel.workgroup_size).max(1);
         let x = groups.min(65535);
         [x, groups.div_ceil(x), 1]
     }
@@ -224,7 +246,7 @@ pub const BLOCK: usize = 32;
 /// `rows` × `cols` result, or None when the grid would exceed 65535 along x or y.
 pub fn block_tiled(kernel: &'static Kernel, params: &impl KernelParams, rows: usize, cols: usize) -> Option<Launch> {
     let (x, y) = (cols.div_ceil(BLOCK), rows.div_ceil(BLOCK));
-    (x <= 65535 && y <= 65535).then(|| Launch::grid(kernel, params, x * WORKGROUP_SIZE as usize, y, 1))
+    (x <= 65535 && y <= 65535).then(|| Launch::grid(kernel, params, x * kernel.workgroup_size as usize, y, 1))
 }
 
 /// `usize` → the 32-bit word a kernel parameter holds.

@@ -5,13 +5,13 @@
 //! Gradient rule: dx = LinearBackwardInput(dy, W) = dy·W,
 //! dW = LinearBackwardWeight(dy, x) = dyᵀ·x, db = ChannelSum(dy).
 
-use super::cases::{both_tilings, gradient_case, Case, GradientCase, Seeds, LONG_SUMS, SMALL_SUMS};
+use super::cases::{both_tilings, gradient_case, op_case, Case, GradientCase, Seeds, LONG_SUMS, SMALL_SUMS};
 use super::fast_cpu::gemm_parallel;
 use super::kernel::{
     block_tiled, choose, word, Kernel, KernelParams, Launch, Operand, ParamsLayout, ShaderFile, Tiling,
 };
 use super::reduce::ChannelSum;
-use super::{Family, Gradient, GraphError, NodeId, OpDef, Shapes};
+use super::{Family, Gradient, GraphError, NodeId, Op, OpDef, Shapes};
 use crate::kernel_params;
 use crate::tensor::{numel, Tensor};
 
@@ -43,12 +43,26 @@ const PARAMS: &ParamsLayout = &MatmulParams::LAYOUT;
 
 pub const MATMUL: Kernel = Kernel::new(SHADER, "matmul", PARAMS, 3, 1);
 pub const MATMUL_TILED: Kernel = Kernel::new(SHADER, "matmul_tiled", PARAMS, 3, 1);
+pub const MATMUL_WIDE: Kernel = Kernel::new(SHADER, "matmul_wide", PARAMS, 3, 1).with_workgroup_size(WIDE_WORKGROUP);
 
 pub const FAMILY: Family =
-    Family { name: "linear", shaders: &[SHADER], kernels: &[&MATMUL, &MATMUL_TILED], cases, gradients };
+    Family { name: "linear", shaders: &[SHADER], kernels: &[&MATMUL, &MATMUL_WIDE, &MATMUL_TILED], cases, gradients };
 
 /// Side of the register tile of `matmul` (`REGISTER_TILE` in linear.wgsl).
 const REGISTER_TILE: usize = 8;
+
+/// Rows and columns of `matmul_wide`'s tile (`WIDE_ROWS`, `WIDE_COLS`).
+const WIDE_TILE: [usize; 2] = [32, 16];
+
+/// `matmul_wide`'s workgroup (`WIDE_WORKGROUP`): the seed net's fc1 is 32
+/// wide tiles, and llvmpipe gives each thread a workgroup.
+const WIDE_WORKGROUP: u32 = 16;
+
+/// The fewest terms per output for which `Tiling::WideRegisters` takes the
+/// wide tile, where the product fills it. On llvmpipe, the seed net's fc1
+/// (3136 and 256 terms) gains; its weight gradient (64) and the Winograd
+/// products (16, 64) lose.
+const WIDE_MIN_DEPTH: usize = 256;
 
 /// x [N,I], weight [O,I], bias [O] -> y [N,O] = x·Wᵀ + b.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -96,8 +110,13 @@ fn batched_matmul(
         a_batch_stride: word(a_batch),
         b_batch_stride: word(b_batch),
     };
-    let tiles = batch * rows.div_ceil(REGISTER_TILE) * cols.div_ceil(REGISTER_TILE);
-    let registers = Launch::new(&MATMUL, &p, tiles);
+    let [wide_rows, wide_cols] = WIDE_TILE;
+    let wide = tiling == Tiling::WideRegisters && depth >= WIDE_MIN_DEPTH && rows >= wide_rows && cols >= wide_cols;
+    let registers = if wide {
+        Launch::new(&MATMUL_WIDE, &p, batch * rows.div_ceil(wide_rows) * cols.div_ceil(wide_cols))
+    } else {
+        Launch::new(&MATMUL, &p, batch * rows.div_ceil(REGISTER_TILE) * cols.div_ceil(REGISTER_TILE))
+    };
     let tiled = block_tiled(&MATMUL_TILED, &p, rows, cols).map(|launch| launch.repeated(batch));
     choose(tiling, tiled, registers)
 }
@@ -407,6 +426,32 @@ fn cases(seeds: &mut Seeds) -> Vec<Case> {
     }
     for (op, a, b) in batched_cases(seeds) {
         cases.extend(both_tilings(op, vec![a, b], SMALL_SUMS));
+    }
+    cases.extend(wide_cases(seeds));
+    cases
+}
+
+/// `matmul_wide` on sums of at least `WIDE_MIN_DEPTH` terms: every operand
+/// order, sizes off its 32×16 tile (one row, one column, a row and a column
+/// past it), a batch, and the seed net's fc1.
+fn wide_cases(seeds: &mut Seeds) -> Vec<Case> {
+    let wide = |op: Op, inputs: Vec<Tensor>, tolerance| op_case(op, inputs, tolerance, Tiling::WideRegisters);
+    let mut cases = Vec::new();
+    // [batch, inputs, outputs]: each gradient sums over one of them.
+    for [n, i, o] in [[1, 256, 1], [33, 300, 17], [64, 3136, 256]] {
+        let tolerance = if i > 1000 { LONG_SUMS } else { SMALL_SUMS };
+        let inputs = vec![seeds.random(&[n, i]), seeds.random(&[o, i]), seeds.random(&[o])];
+        cases.push(wide(Linear.into(), inputs, tolerance));
+    }
+    let [n, i, o] = [5, 33, 270];
+    cases.push(wide(LinearBackwardInput.into(), vec![seeds.random(&[n, o]), seeds.random(&[o, i])], SMALL_SUMS));
+    let [n, i, o] = [259, 35, 9];
+    cases.push(wide(LinearBackwardWeight.into(), vec![seeds.random(&[n, o]), seeds.random(&[n, i])], SMALL_SUMS));
+    for (a_transposed, b_transposed) in [(false, false), (false, true), (true, false), (true, true)] {
+        let [batch, m, k, n] = [3, 35, 257, 18];
+        let a = seeds.random(&if a_transposed { [batch, k, m] } else { [batch, m, k] });
+        let b = seeds.random(&if b_transposed { [batch, n, k] } else { [batch, k, n] });
+        cases.push(wide(BatchedMatmul { a_transposed, b_transposed }.into(), vec![a, b], SMALL_SUMS));
     }
     cases
 }
