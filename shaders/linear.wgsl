@@ -43,22 +43,28 @@ fn b_quad(b_k: u32, cols: vec4<u32>) -> vec4<f32> {
     return vec4<f32>(b[b_k + cols.x], b[b_k + cols.y], b[b_k + cols.z], b[b_k + cols.w]);
 }
 
+// The tile of C that invocation `index` computes, for tiles of `rows` ×
+// `cols`: (product, first row, first column). Tiles are numbered column tile
+// fastest, then row tile, then product: neighbouring lanes share a row tile
+// (and so A's addresses) wherever a row has more than a few column tiles, and
+// a product with few columns (a weight gradient's 64×16) still fills every
+// SIMD lane of a software driver.
+fn product_tile(index: u32, rows: u32, cols: u32) -> vec3<u32> {
+    let col_tiles = (p.cols + cols - 1u) / cols;
+    let row_tiles = (p.rows + rows - 1u) / rows;
+    return vec3<u32>(index / (col_tiles * row_tiles), ((index / col_tiles) % row_tiles) * rows, (index % col_tiles) * cols);
+}
+
 // c[m,n] = Σ_k A[m,k] · B[k,n] (+ bias[n]), one invocation per 8×8 tile
 @compute @workgroup_size(64)
 fn matmul(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
-    // Tiles are numbered column tile fastest, then row tile, then product:
-    // neighbouring lanes share a row tile (and so A's addresses) wherever a
-    // row has more than a few column tiles, and a product with few columns
-    // (a weight gradient's 64×16) still fills every SIMD lane of a software driver.
-    let col_tiles = (p.cols + REGISTER_TILE - 1u) / REGISTER_TILE;
-    let row_tiles = (p.rows + REGISTER_TILE - 1u) / REGISTER_TILE;
-    let index = flat_index(id, groups);
-    let z = index / (col_tiles * row_tiles);
+    let tile = product_tile(flat_index(id, groups), REGISTER_TILE, REGISTER_TILE);
+    let z = tile.x;
     if z >= p.batch {
         return;
     }
-    let n0 = (index % col_tiles) * REGISTER_TILE;
-    let m0 = ((index / col_tiles) % row_tiles) * REGISTER_TILE;
+    let m0 = tile.y;
+    let n0 = tile.z;
     let a_batch = z * p.a_batch_stride;
     let b_batch = z * p.b_batch_stride;
     let c_batch = z * p.rows * p.cols;
@@ -169,11 +175,10 @@ fn store_quad(row: u32, n: u32, v: vec4<f32>) {
     }
 }
 
-// The same product on 32×16 tiles, for products that sum many terms on
-// llvmpipe (`Tiling::WideRegisters`): it loads a storage value lane by lane,
-// at a cost far above the multiply-adds, and a 32×16 tile needs 48 loads for
-// 512 of them where an 8×8 tile needs 16 for 64. (SwiftShader runs it 1.4×
-// slower; products of 64 terms or fewer lose on llvmpipe too.) The tile is
+// The same product on 32×16 tiles, for llvmpipe (`Tiling::WideRegisters`,
+// products that fill a tile): it loads a storage value lane by lane, at a
+// cost far above the multiply-adds, and a 32×16 tile needs 48 loads for 512
+// of them where an 8×8 tile needs 16 for 64. (SwiftShader runs it slower.) The tile is
 // 8 × 4 blocks of 4×4, block (i, j) in t_ij, its row r in t_ij[r]. The
 // workgroup is small so that a product of few tiles (fc1's 32) still spreads
 // over the driver's threads, which take a workgroup each.
@@ -183,15 +188,13 @@ const WIDE_WORKGROUP: u32 = 16u;
 
 @compute @workgroup_size(16)
 fn matmul_wide(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
-    let col_tiles = (p.cols + WIDE_COLS - 1u) / WIDE_COLS;
-    let row_tiles = (p.rows + WIDE_ROWS - 1u) / WIDE_ROWS;
-    let index = id.x + id.y * groups.x * WIDE_WORKGROUP;
-    let z = index / (col_tiles * row_tiles);
+    let tile = product_tile(id.x + id.y * groups.x * WIDE_WORKGROUP, WIDE_ROWS, WIDE_COLS);
+    let z = tile.x;
     if z >= p.batch {
         return;
     }
-    let n0 = (index % col_tiles) * WIDE_COLS;
-    let m0 = ((index / col_tiles) % row_tiles) * WIDE_ROWS;
+    let m0 = tile.y;
+    let n0 = tile.z;
     let a_batch = z * p.a_batch_stride;
     let b_batch = z * p.b_batch_stride;
     // Rows and columns past the edge repeat the last one and are not written.

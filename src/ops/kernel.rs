@@ -118,7 +118,7 @@ pub enum Tiling {
     /// memory, no barriers. Software drivers (llvmpipe, SwiftShader) run a
     /// workgroup as SIMD lanes of one CPU thread and pay dearly for barriers.
     Registers,
-    /// Registers, with the matrix products that sum many terms on 32×16
+    /// Registers, with the matrix products at least 32×16 big on 32×16
     /// tiles instead of 8×8 (`matmul_wide`): for llvmpipe, which loads a
     /// storage value lane by lane, so fewer loads per multiply-add pay off
     /// there. SwiftShader runs the wide tile slower.

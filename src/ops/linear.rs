@@ -58,12 +58,6 @@ const WIDE_TILE: [usize; 2] = [32, 16];
 /// wide tiles, and llvmpipe gives each thread a workgroup.
 const WIDE_WORKGROUP: u32 = 16;
 
-/// The fewest terms per output for which `Tiling::WideRegisters` takes the
-/// wide tile, where the product fills it. On llvmpipe, the seed net's fc1
-/// (3136 and 256 terms) gains; its weight gradient (64) and the Winograd
-/// products (16, 64) lose.
-const WIDE_MIN_DEPTH: usize = 256;
-
 /// x [N,I], weight [O,I], bias [O] -> y [N,O] = x·Wᵀ + b.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Linear;
@@ -111,7 +105,9 @@ fn batched_matmul(
         b_batch_stride: word(b_batch),
     };
     let [wide_rows, wide_cols] = WIDE_TILE;
-    let wide = tiling == Tiling::WideRegisters && depth >= WIDE_MIN_DEPTH && rows >= wide_rows && cols >= wide_cols;
+    // Only a product that fills the wide tile takes it: conv1's 8 × 9 weight
+    // gradient products would leave most of it idle.
+    let wide = tiling == Tiling::WideRegisters && rows >= wide_rows && cols >= wide_cols;
     let registers = if wide {
         Launch::new(&MATMUL_WIDE, &p, batch * rows.div_ceil(wide_rows) * cols.div_ceil(wide_cols))
     } else {
@@ -431,27 +427,28 @@ fn cases(seeds: &mut Seeds) -> Vec<Case> {
     cases
 }
 
-/// `matmul_wide` on sums of at least `WIDE_MIN_DEPTH` terms: every operand
-/// order, sizes off its 32×16 tile (one row, one column, a row and a column
-/// past it), a batch, and the seed net's fc1.
+/// `matmul_wide` (`Tiling::WideRegisters`, products at least one 32×16 tile
+/// big): sizes a row and a column past the tile, sums of 1 to 3136 terms,
+/// every linear op, every operand order, and conv3's Winograd products.
 fn wide_cases(seeds: &mut Seeds) -> Vec<Case> {
     let wide = |op: Op, inputs: Vec<Tensor>, tolerance| op_case(op, inputs, tolerance, Tiling::WideRegisters);
     let mut cases = Vec::new();
-    // [batch, inputs, outputs]: each gradient sums over one of them.
-    for [n, i, o] in [[1, 256, 1], [33, 300, 17], [64, 3136, 256]] {
+    // [batch, inputs, outputs]: the forward product is batch × outputs, summing the inputs.
+    for [n, i, o] in [[33, 1, 17], [35, 300, 18], [64, 3136, 256]] {
         let tolerance = if i > 1000 { LONG_SUMS } else { SMALL_SUMS };
         let inputs = vec![seeds.random(&[n, i]), seeds.random(&[o, i]), seeds.random(&[o])];
         cases.push(wide(Linear.into(), inputs, tolerance));
     }
-    let [n, i, o] = [5, 33, 270];
+    let [n, i, o] = [40, 19, 5];
     cases.push(wide(LinearBackwardInput.into(), vec![seeds.random(&[n, o]), seeds.random(&[o, i])], SMALL_SUMS));
-    let [n, i, o] = [259, 35, 9];
+    let [n, i, o] = [3, 17, 33];
     cases.push(wide(LinearBackwardWeight.into(), vec![seeds.random(&[n, o]), seeds.random(&[n, i])], SMALL_SUMS));
-    for (a_transposed, b_transposed) in [(false, false), (false, true), (true, false), (true, true)] {
-        let [batch, m, k, n] = [3, 35, 257, 18];
-        let a = seeds.random(&if a_transposed { [batch, k, m] } else { [batch, m, k] });
-        let b = seeds.random(&if b_transposed { [batch, n, k] } else { [batch, k, n] });
-        cases.push(wide(BatchedMatmul { a_transposed, b_transposed }.into(), vec![a, b], SMALL_SUMS));
+    for [batch, m, k, n] in [[3, 35, 7, 18], [16, 64, 16, 392]] {
+        for (a_transposed, b_transposed) in [(false, false), (false, true), (true, false), (true, true)] {
+            let a = seeds.random(&if a_transposed { [batch, k, m] } else { [batch, m, k] });
+            let b = seeds.random(&if b_transposed { [batch, n, k] } else { [batch, k, n] });
+            cases.push(wide(BatchedMatmul { a_transposed, b_transposed }.into(), vec![a, b], SMALL_SUMS));
+        }
     }
     cases
 }
