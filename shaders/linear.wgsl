@@ -22,7 +22,7 @@ struct MatmulParams {
     a_depth_stride: u32,
     b_depth_stride: u32,  // B[k,n] = b[k·b_depth_stride + n·b_col_stride]
     b_col_stride: u32,
-    has_bias: u32,      // 1: add bias[n] to every row
+    has_bias: u32,      // 1: add bias[n] to every row; 2: bias[m] to every column, after the sum
     batch: u32,           // products: product z reads A from z·a_batch_stride,
     a_batch_stride: u32,  // B from z·b_batch_stride, writes C from z·rows·cols
     b_batch_stride: u32,
@@ -55,7 +55,7 @@ fn product_tile(index: u32, rows: u32, cols: u32) -> vec3<u32> {
     return vec3<u32>(index / (col_tiles * row_tiles), ((index / col_tiles) % row_tiles) * rows, (index % col_tiles) * cols);
 }
 
-// c[m,n] = Σ_k A[m,k] · B[k,n] (+ bias[n]), one invocation per 8×8 tile
+// c[m,n] = Σ_k A[m,k] · B[k,n] (+ bias[n] or bias[m]), one invocation per 8×8 tile
 @compute @workgroup_size(64)
 fn matmul(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
     let tile = product_tile(flat_index(id, groups), REGISTER_TILE, REGISTER_TILE);
@@ -146,14 +146,23 @@ fn matmul(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups)
     store_row(c_batch, m0 + 7u, n0, l7, r7);
 }
 
-// c[m, n0 .. n0+7] = left, right, the columns and rows past the edge skipped.
+// c[m, n0 .. n0+7] = left, right (+ the row's bias), the columns and rows past the edge skipped.
 fn store_row(c_batch: u32, m: u32, n0: u32, left: vec4<f32>, right: vec4<f32>) {
     if m >= p.rows {
         return;
     }
     let row = c_batch + m * p.cols;
-    store_quad(row, n0, left);
-    store_quad(row, n0 + 4u, right);
+    let bias_m = row_bias(m);
+    store_quad(row, n0, left + bias_m);
+    store_quad(row, n0 + 4u, right + bias_m);
+}
+
+// bias[m] where the product adds a bias per row (has_bias 2), else 0.
+fn row_bias(m: u32) -> f32 {
+    if p.has_bias == 2u {
+        return bias[m];
+    }
+    return 0.0;
 }
 
 fn store_quad(row: u32, n: u32, v: vec4<f32>) {
@@ -271,7 +280,7 @@ fn store_block(c_batch: u32, m: u32, n: u32, block: mat4x4<f32>) {
     }
     for (var r = 0u; r < 4u; r++) {
         if m + r < p.rows {
-            store_quad(c_batch + (m + r) * p.cols, n, block[r] + bias_quad);
+            store_quad(c_batch + (m + r) * p.cols, n, block[r] + bias_quad + row_bias(m + r));
         }
     }
 }
@@ -321,7 +330,7 @@ fn matmul_tiled(@builtin(local_invocation_index) lane: u32, @builtin(workgroup_i
                 if p.has_bias == 1u {
                     value += bias[n];
                 }
-                c[(group.z * p.rows + m) * p.cols + n] = value;
+                c[(group.z * p.rows + m) * p.cols + n] = value + row_bias(m);
             }
         }
     }

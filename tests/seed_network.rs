@@ -146,6 +146,39 @@ fn winograd_lowering_matches_direct_convolutions() {
     }
 }
 
+/// A forward-only graph at a batch whose Winograd tensors would pass a
+/// storage binding (conv3 H→H at 700 images: M would be 137 MiB) runs that
+/// convolution as im2col and a product per image on a software GPU, in the
+/// variant the adapter uses, and gives the CPU device's logits (direct
+/// convolutions) within 1e-4 of the largest.
+#[test]
+fn inference_too_large_for_winograd_runs_conv3_as_column_products() {
+    let Some(gpu) = common::gpu() else { return };
+    let device = Device::Gpu(Rc::new(gpu));
+    if device.conv_lowering() != ConvLowering::Winograd {
+        return; // a hardware GPU keeps direct convolutions
+    }
+    let (size, net) = (700, SeedNet::new());
+    let params = ParamSet::init(&net.params(), 21);
+    let (images, labels) = batch(size, 70, false);
+    let mut runs =
+        [(&device, device.conv_lowering()), (&Device::Cpu, ConvLowering::Direct)].map(|(device, lowering)| {
+            let model = net.graph(size, false, lowering).unwrap();
+            let mut r = pollster::block_on(exec::compile(device, model, &params, AdamConfig::default())).unwrap();
+            r.write_batch(&images, &labels).unwrap();
+            r.forward();
+            r
+        });
+    let names: Vec<String> = runs[0].model().graph.nodes.iter().map(|n| n.name.clone()).collect();
+    assert!(names.contains(&"conv3.convH2H.columns_product".to_string()), "conv3 H→H runs as column products");
+    assert!(names.contains(&"conv3.convL2H.winograd_product".to_string()), "conv3 L→H still fits Winograd");
+    let [gpu_run, cpu_run] = &mut runs;
+    let (g, c) = (gpu_run.model().logits, cpu_run.model().logits);
+    let (g, c) = (pollster::block_on(gpu_run.read(g)).unwrap(), pollster::block_on(cpu_run.read(c)).unwrap());
+    let scale = c.data.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    assert!(max_diff(&g, &c) <= 1e-4 * scale, "logits differ by {} (largest {scale})", max_diff(&g, &c));
+}
+
 /// The net generalised to every alpha of the study (0 is the plain CNN).
 #[test]
 fn autodiff_matches_finite_differences_at_every_alpha() {

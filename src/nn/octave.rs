@@ -16,6 +16,7 @@ use super::ParamSpec;
 use crate::graph::{Graph, GraphError, NodeId};
 use crate::ops;
 use crate::ops::{winograd, Tiling};
+use crate::tensor::numel;
 
 /// How a layer's convolutions become graph ops.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -29,6 +30,12 @@ pub enum ConvLowering {
     /// direct ones are `Conv2d::for_register_kernels` (conv1's weight
     /// gradient as batched products).
     Winograd,
+    /// Winograd for a graph without gradients: a convolution Winograd suits
+    /// but whose transformed tensors would not fit a storage binding (conv3
+    /// at a batch of 1000) runs as `Im2col` and one product per image
+    /// (`ColumnsProduct`, 32×16 tiles on llvmpipe) where the columns fit,
+    /// instead of direct. The column ops have no gradient rules.
+    WinogradInference,
 }
 
 impl ConvLowering {
@@ -39,6 +46,14 @@ impl ConvLowering {
         match tiling {
             Tiling::Registers | Tiling::WideRegisters => ConvLowering::Winograd,
             Tiling::Workgroup => ConvLowering::Direct,
+        }
+    }
+
+    /// The lowering for a graph that is never differentiated (inference).
+    pub fn without_gradients(self) -> Self {
+        match self {
+            ConvLowering::Winograd => ConvLowering::WinogradInference,
+            other => other,
         }
     }
 }
@@ -234,14 +249,18 @@ impl OctaveConv {
             let weight =
                 g.param(&format!("{prefix}.weight"), &[path.out_channels, path.in_channels, self.kernel, self.kernel]);
             let bias = g.param(&format!("{prefix}.bias"), &[path.out_channels]);
-            let y = if lowering == ConvLowering::Winograd
-                && winograd::applies(g.shape(source), g.shape(weight), 1, self.padding)
-            {
+            let (x_shape, w_shape) = (g.shape(source), g.shape(weight));
+            let y = if lowering != ConvLowering::Direct && winograd::applies(x_shape, w_shape, 1, self.padding) {
                 winograd::conv2d(g, &prefix, source, weight, bias)?
+            } else if lowering == ConvLowering::WinogradInference
+                && winograd::suits(x_shape, w_shape, 1, self.padding)
+                && numel(x_shape) * self.kernel * self.kernel * 4 <= winograd::MAX_TRANSFORMED_BYTES
+            {
+                self.columns_conv(g, &prefix, [source, weight, bias])?
             } else {
                 let conv = match lowering {
-                    ConvLowering::Winograd => ops::Conv2d::for_register_kernels(1, self.padding, path.in_channels),
                     ConvLowering::Direct => ops::Conv2d::new(1, self.padding),
+                    _ => ops::Conv2d::for_register_kernels(1, self.padding, path.in_channels),
                 };
                 g.apply(&prefix, conv, &[source, weight, bias])?
             };
@@ -264,6 +283,16 @@ impl OctaveConv {
             (h, None) => h,
         };
         Ok(Branches { high: high_out, low: sum(g, to_low, "low")? })
+    }
+
+    /// y = conv(x, weight) + bias as `Im2col` and one product per image, the
+    /// result named `prefix` as the `Conv2d` it stands for.
+    fn columns_conv(&self, g: &mut Graph, prefix: &str, [x, weight, bias]: [NodeId; 3]) -> Result<NodeId, GraphError> {
+        let im2col = ops::Im2col { kernel: self.kernel, stride: 1, padding: self.padding };
+        let columns = g.apply(&format!("{prefix}.columns"), im2col, &[x])?;
+        let product = g.apply(&format!("{prefix}.columns_product"), ops::ColumnsProduct, &[columns, weight, bias])?;
+        let (x_shape, out_channels) = (g.shape(x), g.shape(weight)[0]);
+        g.apply(prefix, ops::Reshape { shape: vec![x_shape[0], out_channels, x_shape[2], x_shape[3]] }, &[product])
     }
 
     /// The branches must match the declared channels, and the low branch

@@ -108,6 +108,7 @@ impl SeedNet {
     /// `with_gradients`, its convolutions lowered as `lowering` says (a
     /// device's choice: `Device::conv_lowering`).
     pub fn graph(&self, batch: usize, with_gradients: bool, lowering: ConvLowering) -> Result<TrainGraph, GraphError> {
+        let lowering = if with_gradients { lowering } else { lowering.without_gradients() };
         let mut g = Graph::new();
         let images = g.input("images", &[batch, 1, IMAGE_SIDE, IMAGE_SIDE]);
         let labels = g.input("labels", &[batch]);

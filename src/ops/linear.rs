@@ -29,7 +29,7 @@ kernel_params! {
         /// B[k,n] = b[k·b_depth_stride + n·b_col_stride]
         pub b_depth_stride: u32,
         pub b_col_stride: u32,
-        /// 1: add bias[n] to every row.
+        /// 1: add bias[n] to every row; 2: bias[m] to every column, after the sum.
         pub has_bias: u32,
         /// Products: product z reads A from z·a_batch_stride, B from
         /// z·b_batch_stride and writes C from z·rows·cols.
@@ -70,15 +70,34 @@ pub struct LinearBackwardInput;
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct LinearBackwardWeight;
 
+/// What a product adds to C (`has_bias` in linear.wgsl).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Bias {
+    None = 0,
+    /// bias[n] to every row, the sum starting from it (a linear layer).
+    PerColumn = 1,
+    /// bias[m] to every column, after the sum (a convolution's channels).
+    PerRow = 2,
+}
+
 /// The matrix product (rows, cols, depth) reading A and B with these strides.
 fn matmul(
     [rows, cols, depth]: [usize; 3],
     [a_row, a_depth]: [usize; 2],
     [b_depth, b_col]: [usize; 2],
-    has_bias: bool,
+    bias: Bias,
     tiling: Tiling,
 ) -> Launch {
-    batched_matmul(1, [rows, cols, depth], [0, a_row, a_depth], [0, b_depth, b_col], has_bias, tiling)
+    batched_matmul(1, [rows, cols, depth], [0, a_row, a_depth], [0, b_depth, b_col], bias, tiling)
+}
+
+/// A convolution's product per image, y_n = W·cols_n + bias per channel, for
+/// `batch` column matrices [depth, cols] and one weight matrix [rows, depth]:
+/// binds A = the weight (input 1), B = the columns (input 0), the bias (input 2).
+pub(crate) fn shared_weight_product(batch: usize, [rows, cols, depth]: [usize; 3], tiling: Tiling) -> Launch {
+    let launch =
+        batched_matmul(batch, [rows, cols, depth], [0, depth, 1], [depth * cols, cols, 1], Bias::PerRow, tiling);
+    launch.binding([Operand::Input(1), Operand::Input(0), Operand::Input(2), Operand::Output])
 }
 
 /// `batch` matrix products (rows, cols, depth), A and B read with these
@@ -88,7 +107,7 @@ fn batched_matmul(
     [rows, cols, depth]: [usize; 3],
     [a_batch, a_row, a_depth]: [usize; 3],
     [b_batch, b_depth, b_col]: [usize; 3],
-    has_bias: bool,
+    bias: Bias,
     tiling: Tiling,
 ) -> Launch {
     let p = MatmulParams {
@@ -99,7 +118,7 @@ fn batched_matmul(
         a_depth_stride: word(a_depth),
         b_depth_stride: word(b_depth),
         b_col_stride: word(b_col),
-        has_bias: has_bias as u32,
+        has_bias: bias as u32,
         batch: word(batch),
         a_batch_stride: word(a_batch),
         b_batch_stride: word(b_batch),
@@ -183,7 +202,7 @@ impl OpDef for Linear {
 
     fn launch(&self, inputs: &[&[usize]], _output: &[usize], tiling: Tiling) -> Option<Launch> {
         let (batch, ins, outs) = (inputs[0][0], inputs[0][1], inputs[1][0]);
-        Some(matmul([batch, outs, ins], [ins, 1], [1, ins], true, tiling))
+        Some(matmul([batch, outs, ins], [ins, 1], [1, ins], Bias::PerColumn, tiling))
     }
 }
 
@@ -235,7 +254,7 @@ impl OpDef for LinearBackwardInput {
 
     fn launch(&self, inputs: &[&[usize]], _output: &[usize], tiling: Tiling) -> Option<Launch> {
         let (batch, outs, ins) = (inputs[0][0], inputs[1][0], inputs[1][1]);
-        Some(without_bias(matmul([batch, ins, outs], [outs, 1], [ins, 1], false, tiling)))
+        Some(without_bias(matmul([batch, ins, outs], [outs, 1], [ins, 1], Bias::None, tiling)))
     }
 }
 
@@ -287,7 +306,7 @@ impl OpDef for LinearBackwardWeight {
 
     fn launch(&self, inputs: &[&[usize]], _output: &[usize], tiling: Tiling) -> Option<Launch> {
         let (batch, outs, ins) = (inputs[0][0], inputs[0][1], inputs[1][1]);
-        Some(without_bias(matmul([outs, ins, batch], [1, outs], [ins, 1], false, tiling)))
+        Some(without_bias(matmul([outs, ins, batch], [1, outs], [ins, 1], Bias::None, tiling)))
     }
 }
 
@@ -402,7 +421,7 @@ impl OpDef for BatchedMatmul {
         let dims = self.dims(inputs[0], inputs[1]);
         let [batch, m, k, n] = dims;
         let (a, b) = self.strides(dims);
-        Some(without_bias(batched_matmul(batch, [m, n, k], a, b, false, tiling)))
+        Some(without_bias(batched_matmul(batch, [m, n, k], a, b, Bias::None, tiling)))
     }
 }
 

@@ -117,7 +117,7 @@ macro_rules! ops {
 }
 
 ops! {
-    conv: Conv2d, Conv2dBackwardInput, Conv2dBackwardWeight, Im2col;
+    conv: Conv2d, Conv2dBackwardInput, Conv2dBackwardWeight, Im2col, ColumnsProduct;
     reduce: ChannelSum;
     pool: AvgPool2, AvgPool2Backward, MaxPool2, MaxPool2Backward;
     upsample: Upsample2, Upsample2Backward, AddUpsampled2;

@@ -87,19 +87,20 @@ const AT: [[f32; 4]; 2] = [[1.0, 1.0, 1.0, 0.0], [0.0, 1.0, -1.0, -1.0]];
 pub const MAX_TRANSFORMED_BYTES: usize = 128 << 20;
 
 /// Whether a convolution of `x` [N,C,H,W] by `weight` [O,C,K,K] can run as
-/// Winograd F(2×2, 3×3), and pays: a 3×3 kernel, stride 1, padding 1, at
-/// least `MIN_CHANNELS` channels on each side (the products' depth and rows;
-/// below that, the transforms cost more than they save), and every
-/// transformed tensor within `MAX_TRANSFORMED_BYTES`.
+/// Winograd F(2×2, 3×3), and pays: `suits` it, with every transformed
+/// tensor within `MAX_TRANSFORMED_BYTES`.
 pub fn applies(x: &[usize], weight: &[usize], stride: usize, padding: usize) -> bool {
-    let (channels, out_channels) = (x[1], weight[0]);
     let tiles = Tiles::of(x).count();
-    let largest = POINTS * tiles * channels.max(out_channels) * 4;
-    weight[2] == 3
-        && stride == 1
-        && padding == 1
-        && channels.min(out_channels) >= MIN_CHANNELS
-        && largest <= MAX_TRANSFORMED_BYTES
+    let largest = POINTS * tiles * x[1].max(weight[0]) * 4;
+    suits(x, weight, stride, padding) && largest <= MAX_TRANSFORMED_BYTES
+}
+
+/// The convolutions Winograd F(2×2, 3×3) pays for, whatever the batch: a 3×3
+/// kernel, stride 1, padding 1, at least `MIN_CHANNELS` channels on each side
+/// (the products' depth and rows; below that, the transforms cost more than
+/// they save).
+pub fn suits(x: &[usize], weight: &[usize], stride: usize, padding: usize) -> bool {
+    weight[2] == 3 && stride == 1 && padding == 1 && x[1].min(weight[0]) >= MIN_CHANNELS
 }
 
 /// The fewest input and output channels `applies` takes.

@@ -14,11 +14,13 @@
 
 mod cpu;
 
-use super::cases::{both_tilings, gradient_case, single, Case, GradientCase, Seeds, EXACT, LONG_SUMS, SMALL_SUMS};
+use super::cases::{
+    both_tilings, gradient_case, op_case, single, Case, GradientCase, Seeds, EXACT, LONG_SUMS, SMALL_SUMS,
+};
 use super::kernel::{
     block_tiled, choose, word, Kernel, KernelParams, Launch, Operand, ParamsLayout, ShaderFile, Tiling,
 };
-use super::linear::BatchedMatmul;
+use super::linear::{shared_weight_product, BatchedMatmul};
 use super::reduce::ChannelSum;
 use super::reshape::Reshape;
 use super::{conv_output_size, elementwise_flops, Family, Gradient, GraphError, NodeId, Op, OpDef, Shapes};
@@ -120,6 +122,14 @@ pub struct Im2col {
     pub stride: usize,
     pub padding: usize,
 }
+
+/// cols [N, C·K·K, P] (`Im2col`'s), weight [O,C,K,K], bias [O] -> y [N,O,P]
+/// = W·cols_n + bias per image: a convolution as one product per image over
+/// the shared weight matrix (`shared_weight_product`). Forward only: it
+/// serves inference on software GPUs where Winograd's transformed tensors
+/// would not fit a storage binding (conv3 at a batch of 1000).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ColumnsProduct;
 
 /// dy [N,O,H',W'], weight [O,C,K,K] -> dx [N,C,H,W]; `input_size` is (H, W).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -290,6 +300,57 @@ impl OpDef for Im2col {
     }
 }
 
+impl OpDef for ColumnsProduct {
+    fn name(&self) -> &'static str {
+        "columns_product"
+    }
+
+    fn arity(&self) -> usize {
+        3
+    }
+
+    fn output_shape(&self, s: &Shapes) -> Result<Vec<usize>, String> {
+        let (cols, w, bias) = (s.rank(0, 3, "cols")?, s.rank(1, 4, "weight")?, s.rank(2, 1, "bias")?);
+        if cols[1] != numel(&w[1..]) {
+            return Err(format!("cols hold {} values a pixel but the weight reads {}", cols[1], numel(&w[1..])));
+        }
+        if bias[0] != w[0] {
+            return Err(format!("bias has {} values for {} output channels", bias[0], w[0]));
+        }
+        Ok(vec![cols[0], w[0], cols[2]])
+    }
+
+    fn flops(&self, inputs: &[&[usize]], output: &[usize]) -> u64 {
+        2 * numel(output) as u64 * inputs[0][1] as u64
+    }
+
+    fn gradient(&self, g: &mut Gradient) -> Result<Vec<Option<NodeId>>, GraphError> {
+        g.none(self.name())
+    }
+
+    /// y[n,o,q] = Σ_r w[o,r] · cols[n,r,q], then + bias[o]
+    fn cpu(&self, i: &[&Tensor], out: &[usize]) -> Vec<f32> {
+        let (cols, w, bias) = (i[0], i[1], i[2]);
+        let [batch, outs, pixels] = [out[0], out[1], out[2]];
+        let depth = cols.shape[1];
+        let mut y = Vec::with_capacity(numel(out));
+        for n in 0..batch {
+            for o in 0..outs {
+                for q in 0..pixels {
+                    let sum: f32 =
+                        (0..depth).map(|r| w.data[o * depth + r] * cols.data[(n * depth + r) * pixels + q]).sum();
+                    y.push(sum + bias.data[o]);
+                }
+            }
+        }
+        y
+    }
+
+    fn launch(&self, inputs: &[&[usize]], output: &[usize], tiling: Tiling) -> Option<Launch> {
+        Some(shared_weight_product(output[0], [output[1], output[2], inputs[0][1]], tiling))
+    }
+}
+
 impl OpDef for Conv2dBackwardInput {
     fn name(&self) -> &'static str {
         "conv2d_backward_input"
@@ -438,6 +499,12 @@ fn cases(seeds: &mut Seeds) -> Vec<Case> {
         ));
         cases.push(single(Im2col { kernel: k, stride, padding }, vec![x.clone()], EXACT));
         cases.extend(both_tilings(Conv2dBackwardWeight { stride, padding, kernel: k }, vec![dy, x], LONG_SUMS));
+    }
+    // [batch, C·K·K, pixels, out channels]: one element, sizes off the 8×8
+    // and 32×16 tiles, conv3's H→H (both product kernels and the tiled one).
+    for [n, r, q, o] in [[1, 1, 1, 1], [3, 18, 35, 5], [2, 27, 50, 33], [2, 144, 196, 64]] {
+        let inputs = vec![seeds.random(&[n, r, q]), seeds.random(&[o, r, 1, 1]), seeds.random(&[o])];
+        cases.extend(Tiling::ALL.map(|tiling| op_case(ColumnsProduct, inputs.clone(), SMALL_SUMS, tiling)));
     }
     cases
 }
