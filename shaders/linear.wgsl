@@ -69,9 +69,8 @@ fn matmul(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups)
     let b_batch = z * p.b_batch_stride;
     let c_batch = z * p.rows * p.cols;
     // Tile rows and columns past the edge repeat the last one and are not written.
-    let last_col = vec4<u32>(p.cols - 1u);
-    let left = min(vec4<u32>(n0) + vec4<u32>(0u, 1u, 2u, 3u), last_col) * p.b_col_stride;
-    let right = min(vec4<u32>(n0) + vec4<u32>(4u, 5u, 6u, 7u), last_col) * p.b_col_stride;
+    let left = b_columns(n0);
+    let right = b_columns(n0 + 4u);
     let last_row = p.rows - 1u;
     let a0 = min(m0, last_row) * p.a_row_stride;
     let a1 = min(m0 + 1u, last_row) * p.a_row_stride;
@@ -84,8 +83,8 @@ fn matmul(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups)
     var bias_left = vec4<f32>(0.0);
     var bias_right = vec4<f32>(0.0);
     if p.has_bias == 1u {
-        bias_left = b_quad_bias(min(vec4<u32>(n0) + vec4<u32>(0u, 1u, 2u, 3u), last_col));
-        bias_right = b_quad_bias(min(vec4<u32>(n0) + vec4<u32>(4u, 5u, 6u, 7u), last_col));
+        bias_left = b_quad_bias(columns_from(n0));
+        bias_right = b_quad_bias(columns_from(n0 + 4u));
     }
     // Named accumulators (an 8-row array would live in memory on llvmpipe).
     var l0 = bias_left;
@@ -252,9 +251,14 @@ fn matmul_wide(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgr
     store_block(c_batch, m0 + 28u, n0 + 8u, t72); store_block(c_batch, m0 + 28u, n0 + 12u, t73);
 }
 
+// Columns n .. n+3, past the last column repeating it.
+fn columns_from(n: u32) -> vec4<u32> {
+    return min(vec4<u32>(n) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(p.cols - 1u));
+}
+
 // B's column offsets n .. n+3, past the last column repeating it.
 fn b_columns(n: u32) -> vec4<u32> {
-    return min(vec4<u32>(n) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(p.cols - 1u)) * p.b_col_stride;
+    return columns_from(n) * p.b_col_stride;
 }
 
 // A's row offsets m .. m+3, past the last row repeating it.
@@ -276,7 +280,7 @@ fn outer(a: vec4<f32>, b: vec4<f32>) -> mat4x4<f32> {
 fn store_block(c_batch: u32, m: u32, n: u32, block: mat4x4<f32>) {
     var bias_quad = vec4<f32>(0.0);
     if p.has_bias == 1u {
-        bias_quad = b_quad_bias(min(vec4<u32>(n) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(p.cols - 1u)));
+        bias_quad = b_quad_bias(columns_from(n));
     }
     for (var r = 0u; r < 4u; r++) {
         if m + r < p.rows {

@@ -16,7 +16,6 @@ use super::ParamSpec;
 use crate::graph::{Graph, GraphError, NodeId};
 use crate::ops;
 use crate::ops::{winograd, Tiling};
-use crate::tensor::numel;
 
 /// How a layer's convolutions become graph ops.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -56,6 +55,21 @@ impl ConvLowering {
             other => other,
         }
     }
+}
+
+/// y = conv(x, weight) + bias of a same-size convolution (one `winograd::suits`)
+/// as `im2col` and one product per image, the result named `prefix` as the
+/// `Conv2d` it stands for.
+fn columns_conv(
+    g: &mut Graph,
+    prefix: &str,
+    im2col: ops::Im2col,
+    [x, weight, bias]: [NodeId; 3],
+) -> Result<NodeId, GraphError> {
+    let columns = g.apply(&format!("{prefix}.columns"), im2col, &[x])?;
+    let product = g.apply(&format!("{prefix}.columns_product"), ops::ColumnsProduct, &[columns, weight, bias])?;
+    let (x_shape, out_channels) = (g.shape(x), g.shape(weight)[0]);
+    g.apply(prefix, ops::Reshape { shape: vec![x_shape[0], out_channels, x_shape[2], x_shape[3]] }, &[product])
 }
 
 /// The (high, low) frequency branches of a feature map; a branch with no channels is `None`.
@@ -250,13 +264,14 @@ impl OctaveConv {
                 g.param(&format!("{prefix}.weight"), &[path.out_channels, path.in_channels, self.kernel, self.kernel]);
             let bias = g.param(&format!("{prefix}.bias"), &[path.out_channels]);
             let (x_shape, w_shape) = (g.shape(source), g.shape(weight));
+            let im2col = ops::Im2col { kernel: self.kernel, stride: 1, padding: self.padding };
             let y = if lowering != ConvLowering::Direct && winograd::applies(x_shape, w_shape, 1, self.padding) {
                 winograd::conv2d(g, &prefix, source, weight, bias)?
             } else if lowering == ConvLowering::WinogradInference
                 && winograd::suits(x_shape, w_shape, 1, self.padding)
-                && numel(x_shape) * self.kernel * self.kernel * 4 <= winograd::MAX_TRANSFORMED_BYTES
+                && im2col.fits(x_shape)
             {
-                self.columns_conv(g, &prefix, [source, weight, bias])?
+                columns_conv(g, &prefix, im2col, [source, weight, bias])?
             } else {
                 let conv = match lowering {
                     ConvLowering::Direct => ops::Conv2d::new(1, self.padding),
@@ -283,16 +298,6 @@ impl OctaveConv {
             (h, None) => h,
         };
         Ok(Branches { high: high_out, low: sum(g, to_low, "low")? })
-    }
-
-    /// y = conv(x, weight) + bias as `Im2col` and one product per image, the
-    /// result named `prefix` as the `Conv2d` it stands for.
-    fn columns_conv(&self, g: &mut Graph, prefix: &str, [x, weight, bias]: [NodeId; 3]) -> Result<NodeId, GraphError> {
-        let im2col = ops::Im2col { kernel: self.kernel, stride: 1, padding: self.padding };
-        let columns = g.apply(&format!("{prefix}.columns"), im2col, &[x])?;
-        let product = g.apply(&format!("{prefix}.columns_product"), ops::ColumnsProduct, &[columns, weight, bias])?;
-        let (x_shape, out_channels) = (g.shape(x), g.shape(weight)[0]);
-        g.apply(prefix, ops::Reshape { shape: vec![x_shape[0], out_channels, x_shape[2], x_shape[3]] }, &[product])
     }
 
     /// The branches must match the declared channels, and the low branch

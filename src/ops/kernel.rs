@@ -21,6 +21,10 @@ pub fn per_invocation(count: usize) -> usize {
     count.div_ceil(ELEMENTS_PER_INVOCATION)
 }
 
+/// WebGPU's guaranteed storage binding size (128 MiB): the largest tensor a
+/// lowering may make for one kernel to bind (llvmpipe's limit too).
+pub const MAX_BINDING_BYTES: usize = 128 << 20;
+
 /// Prepended to every shader: the launch convention and the shared tile helpers.
 pub const COMMON: ShaderFile = ShaderFile { name: "common.wgsl", source: include_str!("../../shaders/common.wgsl") };
 

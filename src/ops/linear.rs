@@ -462,11 +462,9 @@ fn wide_cases(seeds: &mut Seeds) -> Vec<Case> {
     cases.push(wide(LinearBackwardInput.into(), vec![seeds.random(&[n, o]), seeds.random(&[o, i])], SMALL_SUMS));
     let [n, i, o] = [3, 17, 33];
     cases.push(wide(LinearBackwardWeight.into(), vec![seeds.random(&[n, o]), seeds.random(&[n, i])], SMALL_SUMS));
-    for [batch, m, k, n] in [[3, 35, 7, 18], [16, 64, 16, 392]] {
-        for (a_transposed, b_transposed) in [(false, false), (false, true), (true, false), (true, true)] {
-            let a = seeds.random(&if a_transposed { [batch, k, m] } else { [batch, m, k] });
-            let b = seeds.random(&if b_transposed { [batch, n, k] } else { [batch, k, n] });
-            cases.push(wide(BatchedMatmul { a_transposed, b_transposed }.into(), vec![a, b], SMALL_SUMS));
+    for dims in [[3, 35, 7, 18], [16, 64, 16, 392]] {
+        for (op, a, b) in batched_operands(seeds, dims) {
+            cases.push(wide(op.into(), vec![a, b], SMALL_SUMS));
         }
     }
     cases
@@ -475,15 +473,23 @@ fn wide_cases(seeds: &mut Seeds) -> Vec<Case> {
 /// Batched products in each storage order: odd sizes, a batch of one, and the
 /// seed net's conv3 H→H shapes (16 products of 64×16 by 16×196 for two images).
 fn batched_cases(seeds: &mut Seeds) -> Vec<(BatchedMatmul, Tensor, Tensor)> {
-    let mut cases = Vec::new();
-    for [batch, m, k, n] in [[1, 1, 1, 1], [3, 5, 7, 9], [2, 13, 17, 11], [16, 64, 16, 392]] {
-        for (a_transposed, b_transposed) in [(false, false), (false, true), (true, false), (true, true)] {
+    [[1, 1, 1, 1], [3, 5, 7, 9], [2, 13, 17, 11], [16, 64, 16, 392]]
+        .into_iter()
+        .flat_map(|dims| batched_operands(seeds, dims))
+        .collect()
+}
+
+/// `batch` products of M×K by K×N in each storage order: the op and its random operands.
+fn batched_operands(seeds: &mut Seeds, [batch, m, k, n]: [usize; 4]) -> Vec<(BatchedMatmul, Tensor, Tensor)> {
+    let orders = [(false, false), (false, true), (true, false), (true, true)];
+    orders
+        .into_iter()
+        .map(|(a_transposed, b_transposed)| {
             let a = seeds.random(&if a_transposed { [batch, k, m] } else { [batch, m, k] });
             let b = seeds.random(&if b_transposed { [batch, n, k] } else { [batch, k, n] });
-            cases.push((BatchedMatmul { a_transposed, b_transposed }, a, b));
-        }
-    }
-    cases
+            (BatchedMatmul { a_transposed, b_transposed }, a, b)
+        })
+        .collect()
 }
 
 fn gradients(seeds: &mut Seeds) -> Vec<GradientCase> {

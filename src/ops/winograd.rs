@@ -23,7 +23,7 @@
 //! independent writings.
 
 use super::cases::{gradient_case, single, Case, GradientCase, Seeds, SMALL_SUMS};
-use super::kernel::{word, Kernel, KernelParams, Launch, ParamsLayout, ShaderFile, Tiling};
+use super::kernel::{word, Kernel, KernelParams, Launch, ParamsLayout, ShaderFile, Tiling, MAX_BINDING_BYTES};
 use super::linear::BatchedMatmul;
 use super::reduce::ChannelSum;
 use super::{elementwise_flops, Family, Gradient, GraphBuilder, GraphError, NodeId, OpDef, Shapes};
@@ -81,18 +81,14 @@ const G: [[f32; 3]; 4] = [[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0
 /// Aᵀ: the output transform, Y = Aᵀ M Aᵀᵀ.
 const AT: [[f32; 4]; 2] = [[1.0, 1.0, 1.0, 0.0], [0.0, 1.0, -1.0, -1.0]];
 
-/// The largest transformed tensor the lowering makes, in bytes: WebGPU's
-/// guaranteed storage binding size (128 MiB). A larger batch keeps the
-/// direct convolution (the transformed output M is 4× the output's size).
-pub const MAX_TRANSFORMED_BYTES: usize = 128 << 20;
-
 /// Whether a convolution of `x` [N,C,H,W] by `weight` [O,C,K,K] can run as
 /// Winograd F(2×2, 3×3), and pays: `suits` it, with every transformed
-/// tensor within `MAX_TRANSFORMED_BYTES`.
+/// tensor within `MAX_BINDING_BYTES` (a larger batch keeps another lowering:
+/// the transformed output M is 4× the output's size).
 pub fn applies(x: &[usize], weight: &[usize], stride: usize, padding: usize) -> bool {
     let tiles = Tiles::of(x).count();
     let largest = POINTS * tiles * x[1].max(weight[0]) * 4;
-    suits(x, weight, stride, padding) && largest <= MAX_TRANSFORMED_BYTES
+    suits(x, weight, stride, padding) && largest <= MAX_BINDING_BYTES
 }
 
 /// The convolutions Winograd F(2×2, 3×3) pays for, whatever the batch: a 3×3

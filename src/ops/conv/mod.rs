@@ -19,6 +19,7 @@ use super::cases::{
 };
 use super::kernel::{
     block_tiled, choose, word, Kernel, KernelParams, Launch, Operand, ParamsLayout, ShaderFile, Tiling,
+    MAX_BINDING_BYTES,
 };
 use super::linear::{shared_weight_product, BatchedMatmul};
 use super::reduce::ChannelSum;
@@ -121,6 +122,15 @@ pub struct Im2col {
     pub kernel: usize,
     pub stride: usize,
     pub padding: usize,
+}
+
+impl Im2col {
+    /// Whether the column matrices of `x` fit one storage binding (`MAX_BINDING_BYTES`).
+    pub fn fits(&self, x: &[usize]) -> bool {
+        let columns = conv_output_size([x[2], x[3]], self.kernel, self.stride, self.padding)
+            .map(|[h, w]| x[0] * x[1] * self.kernel * self.kernel * h * w);
+        columns.is_ok_and(|values| values * 4 <= MAX_BINDING_BYTES)
+    }
 }
 
 /// cols [N, C·K·K, P] (`Im2col`'s), weight [O,C,K,K], bias [O] -> y [N,O,P]
