@@ -68,10 +68,14 @@ pub fn answer(request: impl Read, mut response: impl Write, site: &Site) -> std:
     Ok(Answered::Complete)
 }
 
-/// Writes a whole response: status line, the three headers, the body.
+/// Writes a whole response: status line, headers, the body. The page is
+/// served cross-origin isolated (COOP and COEP), which browsers require
+/// before they share memory between threads: the page's threaded engine.
 pub fn respond(mut response: impl Write, status: &str, content_type: &str, body: &[u8]) -> std::io::Result<()> {
     let head = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\
+         Cross-Origin-Opener-Policy: same-origin\r\nCross-Origin-Embedder-Policy: require-corp\r\n\
+         Connection: close\r\n\r\n",
         body.len()
     );
     response.write_all(head.as_bytes())?;

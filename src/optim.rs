@@ -42,14 +42,14 @@ pub fn adam_step(config: &AdamConfig, t: u64, grad: &[f32], param: &mut [f32], m
 /// `adam_step` with the values split among the native worker threads (the
 /// CPU device's update: fc1 alone has 0.8 M parameters).
 pub fn adam_step_parallel(config: &AdamConfig, t: u64, grad: &[f32], param: &mut [f32], m: &mut [f32], v: &mut [f32]) {
-    #[cfg(not(target_arch = "wasm32"))]
+    #[cfg(any(not(target_arch = "wasm32"), target_feature = "atomics"))]
     {
         use rayon::prelude::*;
         const CHUNK: usize = 1 << 15;
         let chunks = param.par_chunks_mut(CHUNK).zip(m.par_chunks_mut(CHUNK)).zip(v.par_chunks_mut(CHUNK));
         chunks.zip(grad.par_chunks(CHUNK)).for_each(|(((p, m), v), g)| adam_step(config, t, g, p, m, v));
     }
-    #[cfg(target_arch = "wasm32")]
+    #[cfg(all(target_arch = "wasm32", not(target_feature = "atomics")))]
     adam_step(config, t, grad, param, m, v);
 }
 

@@ -30,7 +30,11 @@ fn requests_get_one_plain_answer_each() {
     let site = site("http");
     let status = |request: &[u8]| ask(&site, request).1.lines().next().unwrap_or("").to_string();
     assert_eq!(status(b"GET / HTTP/1.1\r\n\r\n"), "HTTP/1.1 200 OK");
-    assert!(ask(&site, b"GET /index.html HTTP/1.1\r\n\r\n").1.ends_with("<p>octconv</p>"));
+    let (_, page) = ask(&site, b"GET /index.html HTTP/1.1\r\n\r\n");
+    assert!(page.ends_with("<p>octconv</p>"));
+    // Cross-origin isolated, so the page may run its threaded engine (shared memory between Workers).
+    assert!(page.contains("\r\nCross-Origin-Opener-Policy: same-origin\r\n"), "{page}");
+    assert!(page.contains("\r\nCross-Origin-Embedder-Policy: require-corp\r\n"), "{page}");
     assert!(ask(&site, b"GET /data/labels.gz?v=2 HTTP/1.1\r\n\r\n").1.ends_with("labels"));
     assert_eq!(status(b"POST / HTTP/1.1\r\n\r\n"), "HTTP/1.1 405 Method Not Allowed");
     for climb in ["/../secret", "/data/../../secret", "/pkg/../../secret", "//etc/passwd"] {

@@ -1,22 +1,22 @@
 // The octconv page: recognise a drawn digit, show the octave feature maps,
 // train the net in the page. All engine calls go through one queue, since
-// the engine (Rust, &mut self) takes one call at a time.
-import init, { Engine } from './pkg/octconv.js';
+// the engine (Rust, &mut self) takes one call at a time; each is awaited, as
+// the engine may be in a Worker (web/engine.js).
 import { chart } from './chart.js';
+import { openEngine } from './engine.js';
 import { fetchMnistFile } from './mnist.js';
-import { relaxedSimd, wasmUrl } from './wasm.js';
+import { relaxedSimd } from './wasm.js';
 
 const $ = (id) => document.getElementById(id);
 let queue = Promise.resolve();
 const serially = (task) => (queue = queue.then(task, task));
 
-await init({ module_or_path: wasmUrl });
 // `?cpu` forces the WebAssembly CPU path, as a browser without WebGPU gets;
 // `?gpu` uses WebGPU even on a software adapter (SwiftShader), which the page
 // otherwise passes over for the CPU path: that is several times faster there.
 const options = new URLSearchParams(location.search);
 const forceCpu = options.has('cpu');
-const engine = await Engine.create(Boolean(navigator.gpu) && !forceCpu, options.has('gpu'));
+const engine = await openEngine(Boolean(navigator.gpu) && !forceCpu, options.has('gpu'));
 // On the CPU path, say which WebAssembly build runs (web/wasm.js).
 const backend = engine.gpu ? engine.backend : `${engine.backend}, ${relaxedSimd ? 'relaxed SIMD' : 'SIMD128'}`;
 $('backend').textContent = backend;
@@ -33,7 +33,7 @@ if (engine.skippedAdapter) {
 // Pretrained weights (trained natively with `octconv train`) ship with the page.
 const weightsStart = performance.now();
 const weights = new Uint8Array(await (await fetch('weights/seed.safetensors')).arrayBuffer());
-engine.loadWeights(weights);
+await engine.loadWeights(weights);
 const weightsMs = performance.now() - weightsStart;
 $('weights-status').textContent = `· pretrained weights loaded in ${weightsMs.toFixed(0)} ms`;
 
@@ -110,7 +110,7 @@ function showInput(pixels) {
 async function recognise() {
   return serially(async () => {
     const image = padContext.getImageData(0, 0, pad.width, pad.height);
-    const pixels = Engine.preprocess(image.data, pad.width, pad.height);
+    const pixels = await engine.preprocess(image.data, pad.width, pad.height);
     showInput(pixels);
     const probabilities = Array.from(await engine.predict(pixels));
     showProbabilities(probabilities);
@@ -121,10 +121,12 @@ async function recognise() {
 
 // ---- Octave view ---------------------------------------------------------------
 // Built for the recognising net's feature maps (again when trained weights of another alpha are used).
-function buildMapGroups() {
+async function buildMapGroups() {
+  const names = await engine.featureNames();
+  const shapes = await Promise.all(names.map((_, index) => engine.featureShape(index)));
   $('maps').replaceChildren();
-  return engine.featureNames().map((name, index) => {
-    const [channels, height, width] = Array.from(engine.featureShape(index));
+  return names.map((name, index) => {
+    const [channels, height, width] = Array.from(shapes[index]);
     const branch = name.endsWith('high') ? 'high' : 'low';
     const group = document.createElement('div');
     group.className = `map-group ${branch}`;
@@ -145,7 +147,7 @@ function buildMapGroups() {
     return { index, height, width, canvases };
   });
 }
-let mapGroups = buildMapGroups();
+let mapGroups = await buildMapGroups();
 
 async function showFeatureMaps() {
   for (const { index, height, width, canvases } of mapGroups) {
@@ -248,7 +250,7 @@ $('benchmark').addEventListener('click', async () => {
 });
 $('use-weights').addEventListener('click', async () => {
   await serially(() => engine.useTrainedWeights());
-  mapGroups = buildMapGroups();
+  mapGroups = await buildMapGroups();
   $('weights-status').textContent = `· using the weights trained in this page (alpha ${engine.alpha})`;
   recognise();
 });
@@ -259,6 +261,7 @@ window.octconv = {
   backend,
   skippedAdapter: engine.skippedAdapter,
   gpu: engine.gpu,
+  threads: engine.threads,
   weightsMs,
   log,
   recognise,

@@ -104,6 +104,18 @@ test('without WebGPU the CPU path (WebAssembly) still recognises digits', async 
   assert.ok(!gpu && backend.startsWith('CPU'), `expected the CPU path, got ${backend}`);
   // Chromium has relaxed SIMD, so it gets that build (web/wasm.js).
   assert.ok(backend.endsWith('relaxed SIMD'), `expected the relaxed-SIMD build, got ${backend}`);
+  // Served cross-origin isolated (octconv serve sends COOP and COEP), the engine runs in a Worker on
+  // the threaded build (web/engine.js), a thread per core. web/build.sh makes that build where it can;
+  // CI requires it (OCTCONV_REQUIRE_THREADS).
+  const { threads, cores, isolated } = await cpuPage.evaluate(() =>
+    ({ threads: window.octconv.threads, cores: navigator.hardwareConcurrency, isolated: crossOriginIsolated }));
+  assert.ok(isolated, 'the page is not cross-origin isolated: octconv serve must send COOP and COEP');
+  const threadedBuild = existsSync(path.join(root, 'web/pkg-threads/octconv.js'));
+  if (process.env.OCTCONV_REQUIRE_THREADS) assert.ok(threadedBuild, 'web/build.sh made no threaded build (web/pkg-threads)');
+  if (threadedBuild) {
+    assert.equal(threads, cores, `the threaded engine should use all ${cores} cores (${backend})`);
+    if (cores > 1) assert.ok(backend.includes(`${cores} threads`), backend);
+  }
   assert.ok(await cpuPage.isVisible('#no-webgpu'), 'the page says plainly that WebGPU is not used');
   const images = readIdx('t10k-images-idx3-ubyte.gz');
   const labels = readIdx('t10k-labels-idx1-ubyte.gz');
@@ -138,6 +150,8 @@ test('a net of another alpha trains in the page and then recognises with its own
   await other.waitForFunction(() => window.octconv?.ready, null, { timeout: 180_000 });
   const { backend } = await other.evaluate(() => window.octconv);
   assert.ok(backend.endsWith('SIMD128'), `expected the SIMD128 build, got ${backend}`);
+  // The threaded build needs relaxed SIMD too, so this browser gets the single-threaded engine in the page.
+  assert.equal(await other.evaluate(() => window.octconv.threads), 1);
   await other.evaluate(() => window.octconv.train({ epochs: 1, limit: 256, batch: 32, alpha: 0 }));
   await other.waitForFunction(() => window.octconv.testAccuracy !== undefined, null, { timeout: 300_000 });
   await other.click('#use-weights');
@@ -287,8 +301,9 @@ test('the in-page step benchmark, WebGPU and the CPU path', async () => {
   await cpuPage.goto(`${url}?cpu`);
   await cpuPage.waitForFunction(() => window.octconv?.ready, null, { timeout: 180_000 });
   const cpuMs = await cpuPage.evaluate(() => window.octconv.benchmark());
+  const cpuBackend = await cpuPage.evaluate(() => window.octconv.backend);
   await cpuPage.close();
-  console.log(`# in-page benchmark, batch 64: WebGPU (SwiftShader) ${gpuMs.toFixed(1)} ms a step, CPU path (WebAssembly) ${cpuMs.toFixed(1)} ms a step`);
+  console.log(`# in-page benchmark, batch 64: WebGPU (SwiftShader) ${gpuMs.toFixed(1)} ms a step, ${cpuBackend} ${cpuMs.toFixed(1)} ms a step`);
   assert.ok(gpuMs > 0 && cpuMs > 0);
 });
 

@@ -1,6 +1,8 @@
 //! Shared by the ops' fast CPU versions (`OpDef::cpu_fast`): a strided GEMM
 //! (matrixmultiply's sgemm) and a split of the work over images or planes,
-//! in parallel on native targets.
+//! in parallel with rayon on native targets and in the page's threaded build
+//! (wasm with atomics, rayon on Web Workers); one after another in the
+//! page's plain build.
 
 /// c = beta·c + a·b for an m×k `a` and a k×n `b`, each given with (row, column) strides.
 #[allow(clippy::too_many_arguments)]
@@ -52,12 +54,12 @@ pub fn gemm_parallel(
             sgemm([m, k, count], (a.as_ptr(), a_strides), (b_block, b_strides), (c_block, c_strides), beta)
         }
     };
-    #[cfg(not(target_arch = "wasm32"))]
+    #[cfg(any(not(target_arch = "wasm32"), target_feature = "atomics"))]
     {
         use rayon::prelude::*;
         (0..n).into_par_iter().step_by(cols).for_each(block);
     }
-    #[cfg(target_arch = "wasm32")]
+    #[cfg(all(target_arch = "wasm32", not(target_feature = "atomics")))]
     (0..n).step_by(cols).for_each(block);
 }
 
@@ -101,11 +103,11 @@ unsafe fn sgemm(
     matrixmultiply::sgemm(m, k, n, 1.0, a, s(a_row), s(a_col), b, s(b_row), s(b_col), beta, c, s(c_row), s(c_col));
 }
 
-/// Threads the parallel loops share work among (1 in the browser).
+/// Threads the parallel loops share work among (1 in the page's plain build).
 fn workers() -> usize {
-    #[cfg(not(target_arch = "wasm32"))]
+    #[cfg(any(not(target_arch = "wasm32"), target_feature = "atomics"))]
     return rayon::current_num_threads().max(1);
-    #[cfg(target_arch = "wasm32")]
+    #[cfg(all(target_arch = "wasm32", not(target_feature = "atomics")))]
     return 1;
 }
 
@@ -121,12 +123,12 @@ pub fn per_chunk(out: &mut [f32], chunk_len: usize, f: impl Fn(usize, &mut [f32]
     let run = |(g, block): (usize, &mut [f32])| {
         block.chunks_mut(chunk_len).enumerate().for_each(|(k, chunk)| f(g * group + k, chunk));
     };
-    #[cfg(not(target_arch = "wasm32"))]
+    #[cfg(any(not(target_arch = "wasm32"), target_feature = "atomics"))]
     {
         use rayon::prelude::*;
         out.par_chunks_mut(chunk_len * group).enumerate().for_each(run);
     }
-    #[cfg(target_arch = "wasm32")]
+    #[cfg(all(target_arch = "wasm32", not(target_feature = "atomics")))]
     out.chunks_mut(chunk_len * group).enumerate().for_each(run);
 }
 
@@ -140,12 +142,12 @@ pub fn per_chunk_with_scratch(
     f: impl Fn(usize, &mut [f32], &mut [f32]) + Sync + Send,
 ) {
     let run = |(n, chunk): (usize, &mut [f32])| with_scratch(scratch_len, |scratch| f(n, chunk, scratch));
-    #[cfg(not(target_arch = "wasm32"))]
+    #[cfg(any(not(target_arch = "wasm32"), target_feature = "atomics"))]
     {
         use rayon::prelude::*;
         out.par_chunks_mut(chunk_len).enumerate().for_each(run);
     }
-    #[cfg(target_arch = "wasm32")]
+    #[cfg(all(target_arch = "wasm32", not(target_feature = "atomics")))]
     out.chunks_mut(chunk_len).enumerate().for_each(run);
 }
 

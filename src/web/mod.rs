@@ -4,6 +4,11 @@
 
 mod lab;
 
+/// `initThreadPool(n)` for the page's threaded build: starts rayon's `n`
+/// threads on Web Workers (web/engine-worker.js awaits it before `create`).
+#[cfg(target_feature = "atomics")]
+pub use wasm_bindgen_rayon::init_thread_pool;
+
 use wasm_bindgen::prelude::*;
 
 use crate::checkpoint;
@@ -106,13 +111,23 @@ impl Engine {
         self.skipped_adapter.clone().unwrap_or_default()
     }
 
-    /// "WebGPU: <adapter>" or "CPU (WebAssembly)".
+    /// "WebGPU: <adapter>", or "CPU (WebAssembly)" with the threads of the threaded build.
     #[wasm_bindgen(getter)]
     pub fn backend(&self) -> String {
         match &self.device {
             Device::Gpu(gpu) => format!("WebGPU: {}", gpu.adapter_name()),
+            Device::Cpu if self.threads() > 1 => format!("CPU (WebAssembly, {} threads)", self.threads()),
             Device::Cpu => "CPU (WebAssembly)".to_string(),
         }
+    }
+
+    /// Threads the CPU path works on: rayon's pool in the threaded build, else 1.
+    #[wasm_bindgen(getter)]
+    pub fn threads(&self) -> usize {
+        #[cfg(target_feature = "atomics")]
+        return rayon::current_num_threads();
+        #[cfg(not(target_feature = "atomics"))]
+        return 1;
     }
 
     /// Loads a safetensors checkpoint (PyTorch state_dict names) for recognition.
