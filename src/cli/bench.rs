@@ -175,12 +175,19 @@ fn kernel_table(
 ) -> (Value, u64) {
     report.insert("kernel_clock".into(), json!(clock.name()));
     println!("each {unit} timed on its own ({}, median of {repeats})", clock.name());
-    println!("{:<24} {:<34} {:>10} {:>10}", unit, format!("node ({what})"), "ms", "GFLOP/s");
+    // On the CPU device, also how many cores each op kept busy on average (process CPU time over wall time).
+    let cores_header = if times.iter().any(|t| t.cores.is_some()) { format!("{:>8}", "cores") } else { String::new() };
+    println!("{:<24} {:<34} {:>10} {:>10}{cores_header}", unit, format!("node ({what})"), "ms", "GFLOP/s");
     let mut rows = Vec::new();
     for t in times {
         let gflops = t.flops as f64 / t.seconds / 1e9;
-        println!("{:<24} {:<34} {:>10.3} {:>10.2}", t.kernel, t.node, t.seconds * 1e3, gflops);
-        rows.push(json!({"kernel": t.kernel, "node": t.node, "seconds": t.seconds, "flops": t.flops}));
+        let cores = t.cores.map(|c| format!("{c:>8.2}")).unwrap_or_default();
+        println!("{:<24} {:<34} {:>10.3} {:>10.2}{cores}", t.kernel, t.node, t.seconds * 1e3, gflops);
+        let mut row = json!({"kernel": t.kernel, "node": t.node, "seconds": t.seconds, "flops": t.flops});
+        if let Some(cores) = t.cores {
+            row["cores"] = json!(cores);
+        }
+        rows.push(row);
     }
     let sum: f64 = times.iter().map(|t| t.seconds).sum();
     println!("{:<59} {:>10.3}\n", "sum, each timed alone", sum * 1e3);
@@ -212,10 +219,13 @@ fn training_step(train: &mut dyn Program, data: &Dataset, repeats: usize, flops:
         train.train_step();
         finish(train);
     });
+    let (wall, cpu) = (octconv::exec::now(), octconv::exec::process_cpu_seconds());
     let pipelined = time(repeats, || {
         train.train_steps(on_device, 0, 10);
         finish(train);
     }) / 10.0;
+    // The cores the back-to-back steps kept busy: on the CPU device, how much of the machine a step leaves idle.
+    let cores = (octconv::exec::process_cpu_seconds() - cpu) / (octconv::exec::now() - wall);
     println!(
         "training step (batch 64): {:.1} ms, {:.0} samples/s, {:.2} GFLOP/s; back to back: {:.2} ms per step",
         step * 1e3,
@@ -223,6 +233,13 @@ fn training_step(train: &mut dyn Program, data: &Dataset, repeats: usize, flops:
         flops as f64 / step / 1e9,
         pipelined * 1e3
     );
+    if train.as_cpu().is_some() {
+        let threads = rayon::current_num_threads();
+        println!(
+            "  cores busy on average over the back-to-back steps: {cores:.2} of {threads} ({:.0} % of the machine idle)",
+            100.0 * (1.0 - cores / threads as f64).max(0.0)
+        );
+    }
     // The host's part of a step, which bounds the step rate on a GPU fast enough to keep up,
     // and the device's part, from timestamps where the adapter has them.
     let (mut recording, mut gpu_seconds) = (0.0, None);
@@ -243,6 +260,7 @@ fn training_step(train: &mut dyn Program, data: &Dataset, repeats: usize, flops:
         "batch": 64,
         "seconds": step,
         "back_to_back_seconds": pipelined,
+        "back_to_back_cores": cores,
         "recording_seconds": recording,
         "gpu_seconds": gpu_seconds,
         "flops": flops,

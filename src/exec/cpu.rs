@@ -1,14 +1,15 @@
 //! The model evaluated node by node on the CPU device (each op's `cpu_fast`).
 
 use super::{
-    check_batch, check_moments, check_order, check_sample, param_names, param_values, DeviceData, ExecError,
-    GpuProgram, Metrics, Pending, Program, Schedule,
+    check_batch, check_moments, check_order, check_sample, param_names, param_values, relu_fusions, DeviceData,
+    ExecError, GpuProgram, Metrics, Pending, Program, Schedule,
 };
 #[cfg(not(target_arch = "wasm32"))]
-use super::{median_seconds, DispatchTime};
+use super::{median_seconds_and_cores, DispatchTime};
 use crate::data::Dataset;
 use crate::graph::{Node, NodeId, Source};
 use crate::nn::{ParamSet, TrainGraph};
+use crate::ops::elementwise::relu_in_place;
 use crate::ops::loss::batch_metrics;
 #[cfg(not(target_arch = "wasm32"))]
 use crate::ops::shapes_of;
@@ -18,6 +19,10 @@ use crate::tensor::Tensor;
 pub struct CpuProgram {
     pub model: TrainGraph,
     schedule: Schedule,
+    /// For each ReLU that only rectifies its input's value (nothing else
+    /// reads it), that input: the ReLU runs in place on it, as the GPU's
+    /// kernels apply it while they write (`relu_fusions`).
+    fused_relu: Vec<Option<NodeId>>,
     values: Vec<Option<Tensor>>,
     moments: Vec<(Vec<f32>, Vec<f32>)>,
     adam: AdamConfig,
@@ -35,6 +40,7 @@ fn ready<'a, T: 'a>(value: T) -> Pending<'a, T> {
 impl CpuProgram {
     pub fn new(model: TrainGraph, params: &ParamSet, adam: AdamConfig) -> Result<Self, ExecError> {
         let schedule = Schedule::new(&model);
+        let fused_relu = relu_fusions(&model, &schedule, |_, _, _| true);
         let mut values = vec![None; model.graph.nodes.len()];
         for (id, node) in model.graph.nodes.iter().enumerate() {
             if node.source == Source::Input {
@@ -46,8 +52,17 @@ impl CpuProgram {
             (vec![0.0; len], vec![0.0; len])
         });
         let moments = moments.collect();
-        let mut program =
-            CpuProgram { model, schedule, values, moments, adam, step: 0, metrics: [0.0; 3], datasets: Vec::new() };
+        let mut program = CpuProgram {
+            model,
+            schedule,
+            fused_relu,
+            values,
+            moments,
+            adam,
+            step: 0,
+            metrics: [0.0; 3],
+            datasets: Vec::new(),
+        };
         program.load_params(params)?;
         Ok(program)
     }
@@ -75,12 +90,21 @@ impl CpuProgram {
         for &id in nodes {
             let node = &self.model.graph.nodes[id];
             let Source::Op(op) = &node.source else { continue };
+            if self.fused_relu[id].is_some() {
+                // Its input's value became its own: time the ReLU in place on a copy.
+                let mut copy = self.values[id].clone().expect("computed in the step");
+                let (seconds, cores) = median_seconds_and_cores(repeats, || relu_in_place(&mut copy.data));
+                let flops = op.flops(&[&node.shape], &node.shape);
+                let name = format!("{} (in place)", node.name);
+                times.push(DispatchTime { kernel: op.name(), node: name, seconds, flops, cores: Some(cores) });
+                continue;
+            }
             let inputs = inputs_of(&self.values, node);
-            let seconds = median_seconds(repeats, || drop(op.eval_fast(&inputs)));
+            let (seconds, cores) = median_seconds_and_cores(repeats, || drop(op.eval_fast(&inputs)));
             let flops = op.flops(&shapes_of(&inputs), &node.shape);
-            times.push(DispatchTime { kernel: op.name(), node: node.name.clone(), seconds, flops });
+            times.push(DispatchTime { kernel: op.name(), node: node.name.clone(), seconds, flops, cores: Some(cores) });
         }
-        let adam = median_seconds(repeats, || {
+        let (adam, cores) = median_seconds_and_cores(repeats, || {
             self.step -= 1;
             self.update_params();
         });
@@ -90,6 +114,7 @@ impl CpuProgram {
             node: "every parameter".into(),
             seconds: adam,
             flops: 10 * params as u64,
+            cores: Some(cores),
         });
         times
     }
@@ -147,12 +172,12 @@ impl Program for CpuProgram {
 
     fn train_step(&mut self) {
         self.forward();
-        run(&self.model, &mut self.values, &self.schedule.backward);
+        run(&self.model, &self.fused_relu, &mut self.values, &self.schedule.backward);
         self.update_params();
     }
 
     fn forward(&mut self) {
-        run(&self.model, &mut self.values, &self.schedule.forward);
+        run(&self.model, &self.fused_relu, &mut self.values, &self.schedule.forward);
         self.update_metrics();
     }
 
@@ -210,10 +235,16 @@ impl Program for CpuProgram {
 }
 
 /// Evaluates `nodes` in order, each from values computed before it.
-fn run(model: &TrainGraph, values: &mut [Option<Tensor>], nodes: &[NodeId]) {
+fn run(model: &TrainGraph, fused_relu: &[Option<NodeId>], values: &mut [Option<Tensor>], nodes: &[NodeId]) {
     for &id in nodes {
         let node = &model.graph.nodes[id];
         let Source::Op(op) = &node.source else { continue };
+        if let Some(input) = fused_relu[id] {
+            let mut value = values[input].take().expect("computed before");
+            relu_in_place(&mut value.data);
+            values[id] = Some(value);
+            continue;
+        }
         let value = op.eval_fast(&inputs_of(values, node)).expect("shapes were checked when the graph was built");
         values[id] = Some(value);
     }

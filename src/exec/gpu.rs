@@ -29,6 +29,8 @@ pub struct DispatchTime {
     pub node: String,
     pub seconds: f64,
     pub flops: u64,
+    /// Cores busy on average while it ran (the CPU device; None on a GPU).
+    pub cores: Option<f64>,
 }
 
 /// Training steps `train_steps` records into one submission at most.
@@ -212,7 +214,7 @@ impl GpuProgram {
         };
         let times = dispatches.iter().zip(samples).map(|(d, s)| {
             let seconds = super::median(s);
-            DispatchTime { kernel: d.launch.kernel.entry, node: d.label.clone(), seconds, flops: d.flops }
+            DispatchTime { kernel: d.launch.kernel.entry, node: d.label.clone(), seconds, flops: d.flops, cores: None }
         });
         (times.collect(), clock)
     }

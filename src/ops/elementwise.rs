@@ -13,7 +13,7 @@ use super::cases::{
     dispatch_case, gradient_case, kinked_gradient_case, single, with_relu, Buffer, Case, GradientCase, Seeds, Work,
     EXACT, MAP_SHAPES, SMALL_SUMS,
 };
-use super::fast_cpu::per_chunk;
+use super::fast_cpu::{map_in_place, zip_map};
 use super::kernel::{per_invocation, word, Kernel, KernelParams, Launch, ParamsLayout, ShaderFile, Tiling};
 use super::{elementwise_flops, Family, Gradient, GraphError, NodeId, OpDef, Shapes};
 use crate::kernel_params;
@@ -98,7 +98,7 @@ impl OpDef for Relu {
 
     fn cpu_fast(&self, inputs: &[&Tensor], _output: &[usize]) -> Vec<f32> {
         let mut y = inputs[0].data.clone();
-        per_chunk(&mut y, 4096, |_, chunk| chunk.iter_mut().for_each(|v| *v = v.max(0.0)));
+        relu_in_place(&mut y);
         y
     }
 
@@ -130,7 +130,11 @@ impl OpDef for ReluBackward {
 
     /// dx = dy · [x > 0]
     fn cpu(&self, inputs: &[&Tensor], _output: &[usize]) -> Vec<f32> {
-        inputs[0].data.iter().zip(&inputs[1].data).map(|(&x, &g)| if x > 0.0 { g } else { 0.0 }).collect()
+        inputs[0].data.iter().zip(&inputs[1].data).map(|(&x, &g)| relu_gradient(x, g)).collect()
+    }
+
+    fn cpu_fast(&self, inputs: &[&Tensor], _output: &[usize]) -> Vec<f32> {
+        zip_map(&inputs[0].data, &inputs[1].data, relu_gradient)
     }
 
     fn launch(&self, _inputs: &[&[usize]], output: &[usize], _tiling: Tiling) -> Option<Launch> {
@@ -164,8 +168,26 @@ impl OpDef for Add {
         add(inputs[0], inputs[1])
     }
 
+    fn cpu_fast(&self, inputs: &[&Tensor], _output: &[usize]) -> Vec<f32> {
+        zip_map(&inputs[0].data, &inputs[1].data, |a, b| a + b)
+    }
+
     fn launch(&self, _inputs: &[&[usize]], output: &[usize], _tiling: Tiling) -> Option<Launch> {
         Some(Launch::new(&ADD, &count(output), per_invocation(numel(output))))
+    }
+}
+
+/// ReLU in place, in parallel chunks: the CPU device's ReLU, and the one it
+/// fuses into the op before it (`CpuProgram`).
+pub fn relu_in_place(values: &mut [f32]) {
+    map_in_place(values, |v| v.max(0.0));
+}
+
+fn relu_gradient(x: f32, g: f32) -> f32 {
+    if x > 0.0 {
+        g
+    } else {
+        0.0
     }
 }
 

@@ -123,6 +123,10 @@ pub fn per_chunk(out: &mut [f32], chunk_len: usize, f: impl Fn(usize, &mut [f32]
     let run = |(g, block): (usize, &mut [f32])| {
         block.chunks_mut(chunk_len).enumerate().for_each(|(k, chunk)| f(g * group + k, chunk));
     };
+    // One task's worth runs here: handing it to another thread costs more than it saves.
+    if out.len() <= chunk_len * group {
+        return run((0, out));
+    }
     #[cfg(any(not(target_arch = "wasm32"), target_feature = "atomics"))]
     {
         use rayon::prelude::*;
@@ -130,6 +134,26 @@ pub fn per_chunk(out: &mut [f32], chunk_len: usize, f: impl Fn(usize, &mut [f32]
     }
     #[cfg(all(target_arch = "wasm32", not(target_feature = "atomics")))]
     out.chunks_mut(chunk_len * group).enumerate().for_each(run);
+}
+
+/// Values an element-wise task handles at least: a task of fewer (about a
+/// nanosecond each) would cost more to hand to a thread than to run.
+const ELEMENTWISE_CHUNK: usize = 1 << 16;
+
+/// `f(a[i], b[i])` for every i, in parallel chunks: the element-wise ops of two inputs.
+pub fn zip_map(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32 + Sync + Send) -> Vec<f32> {
+    assert_eq!(a.len(), b.len());
+    let mut y = vec![0.0; a.len()];
+    per_chunk(&mut y, ELEMENTWISE_CHUNK, |k, out| {
+        let (a, b) = (&a[k * ELEMENTWISE_CHUNK..], &b[k * ELEMENTWISE_CHUNK..]);
+        out.iter_mut().zip(a).zip(b).for_each(|((y, &a), &b)| *y = f(a, b));
+    });
+    y
+}
+
+/// `f(v)` for every value of `values` in place, in parallel chunks.
+pub fn map_in_place(values: &mut [f32], f: impl Fn(f32) -> f32 + Sync + Send) {
+    per_chunk(values, ELEMENTWISE_CHUNK, |_, chunk| chunk.iter_mut().for_each(|v| *v = f(*v)));
 }
 
 /// `per_chunk` with a scratch buffer of `scratch_len` values (an im2col

@@ -110,9 +110,19 @@ impl OpDef for AvgPool2 {
         Ok(vec![g.apply(0, AvgPool2Backward { input_size }, &[dy])?])
     }
 
-    /// Also the CPU device's version: on quarter-size maps only (the H→L path).
     fn cpu(&self, inputs: &[&Tensor], output: &[usize]) -> Vec<f32> {
-        pool(inputs[0], output, |w| 0.25 * (w[0] + w[1] + w[2] + w[3]))
+        pool(inputs[0], output, average4)
+    }
+
+    /// The same windows, one plane per task.
+    fn cpu_fast(&self, inputs: &[&Tensor], output: &[usize]) -> Vec<f32> {
+        let x = inputs[0];
+        let [_, _, in_h, in_w] = x.shape[..] else { unreachable!() };
+        let mut y = vec![0.0; numel(output)];
+        per_chunk(&mut y, output[2] * output[3], |k, out| {
+            pool_plane(&x.data[k * in_h * in_w..][..in_h * in_w], in_w, out, average4)
+        });
+        y
     }
 
     fn launch(&self, inputs: &[&[usize]], output: &[usize], _tiling: Tiling) -> Option<Launch> {
@@ -148,20 +158,19 @@ impl OpDef for AvgPool2Backward {
 
     /// dx = dy / 4 spread over each window; rows and columns the pool dropped get 0.
     fn cpu(&self, inputs: &[&Tensor], dx_shape: &[usize]) -> Vec<f32> {
-        let dy = inputs[0];
-        let [_, _, out_h, out_w] = dy.shape[..] else { unreachable!() };
-        let [_, _, in_h, in_w] = dx_shape[..] else { unreachable!() };
         let mut dx = vec![0.0; dx_shape.iter().product()];
-        for (plane, dx_plane) in dx.chunks_mut(in_h * in_w).enumerate() {
-            for i in 0..out_h {
-                for j in 0..out_w {
-                    let g = dy.data[(plane * out_h + i) * out_w + j];
-                    for k in window(i, j, in_w) {
-                        dx_plane[k] = 0.25 * g;
-                    }
-                }
-            }
+        for (plane, dx_plane) in dx.chunks_mut(dx_shape[2] * dx_shape[3]).enumerate() {
+            spread_quarters(inputs[0], plane, dx_shape[3], dx_plane);
         }
+        dx
+    }
+
+    /// The same, one plane per task.
+    fn cpu_fast(&self, inputs: &[&Tensor], dx_shape: &[usize]) -> Vec<f32> {
+        let mut dx = vec![0.0; dx_shape.iter().product()];
+        per_chunk(&mut dx, dx_shape[2] * dx_shape[3], |plane, dx_plane| {
+            spread_quarters(inputs[0], plane, dx_shape[3], dx_plane)
+        });
         dx
     }
 
@@ -297,16 +306,39 @@ pub(super) fn window(i: usize, j: usize, width: usize) -> [usize; 4] {
 /// Applies `reduce` to every 2×2 window of every plane.
 fn pool(x: &Tensor, out_shape: &[usize], reduce: impl Fn([f32; 4]) -> f32) -> Vec<f32> {
     let [_, _, in_h, in_w] = x.shape[..] else { unreachable!() };
-    let [batch, channels, out_h, out_w] = out_shape[..] else { unreachable!() };
-    let mut y = Vec::with_capacity(batch * channels * out_h * out_w);
-    for plane in x.data.chunks(in_h * in_w) {
-        for i in 0..out_h {
-            for j in 0..out_w {
-                y.push(reduce(window(i, j, in_w).map(|k| plane[k])));
+    let mut y = vec![0.0; numel(out_shape)];
+    for (plane, out) in x.data.chunks(in_h * in_w).zip(y.chunks_mut(out_shape[2] * out_shape[3])) {
+        pool_plane(plane, in_w, out, &reduce);
+    }
+    y
+}
+
+/// `reduce` of each 2×2 window of one plane (`in_w` wide) into `out`, row by row.
+fn pool_plane(plane: &[f32], in_w: usize, out: &mut [f32], reduce: impl Fn([f32; 4]) -> f32) {
+    let out_w = in_w / 2;
+    for (i, row) in out.chunks_exact_mut(out_w).enumerate() {
+        for (j, y) in row.iter_mut().enumerate() {
+            *y = reduce(window(i, j, in_w).map(|k| plane[k]));
+        }
+    }
+}
+
+fn average4(w: [f32; 4]) -> f32 {
+    0.25 * (w[0] + w[1] + w[2] + w[3])
+}
+
+/// Plane `plane` of average pooling's gradient: each dy / 4 over its window
+/// in `dx_plane` (`in_w` wide), which stays 0 where the pool dropped a row or column.
+fn spread_quarters(dy: &Tensor, plane: usize, in_w: usize, dx_plane: &mut [f32]) {
+    let [_, _, out_h, out_w] = dy.shape[..] else { unreachable!() };
+    let dy_plane = &dy.data[plane * out_h * out_w..][..out_h * out_w];
+    for (i, dy_row) in dy_plane.chunks_exact(out_w).enumerate() {
+        for (j, &g) in dy_row.iter().enumerate() {
+            for k in window(i, j, in_w) {
+                dx_plane[k] = 0.25 * g;
             }
         }
     }
-    y
 }
 
 /// Position (0..4) of the largest of four values, the first one on ties.

@@ -4,6 +4,7 @@
 
 use super::cases::{no_gradients, single, Case, Seeds, LONG_SUMS};
 use super::conv::{conv_case_output, CONV_SHAPES};
+use super::fast_cpu::sum_over;
 use super::kernel::{word, Kernel, KernelParams, Launch, ShaderFile, Tiling};
 use super::{elementwise_flops, Family, Gradient, GraphError, NodeId, OpDef, Shapes};
 use crate::kernel_params;
@@ -68,7 +69,8 @@ impl OpDef for ChannelSum {
         sums
     }
 
-    /// The twin with each plane summed in eight lanes (a sum in order does not vectorise).
+    /// The twin with each plane summed in eight lanes (a sum in order does not
+    /// vectorise), the images in groups of eight, in parallel.
     fn cpu_fast(&self, inputs: &[&Tensor], _output: &[usize]) -> Vec<f32> {
         let x = inputs[0];
         let channels = x.shape[1];
@@ -81,10 +83,12 @@ impl OpDef for ChannelSum {
             }
             return sums;
         }
-        for (row, chunk) in x.data.chunks(inner).enumerate() {
-            sums[row % channels] += lane_sum(chunk);
-        }
-        sums
+        let image = channels * inner;
+        sum_over(x.shape[0], 8, channels, 0, |n, acc, _| {
+            for (sum, plane) in acc.iter_mut().zip(x.data[n * image..][..image].chunks(inner)) {
+                *sum += lane_sum(plane);
+            }
+        })
     }
 
     fn launch(&self, inputs: &[&[usize]], _output: &[usize], _tiling: Tiling) -> Option<Launch> {

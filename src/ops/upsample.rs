@@ -139,19 +139,32 @@ impl OpDef for Upsample2Backward {
     /// dx[i,j] = Σ of dy over the 2×2 block at (2i, 2j)
     fn cpu(&self, inputs: &[&Tensor], dx_shape: &[usize]) -> Vec<f32> {
         let [_, _, h, w] = dx_shape[..] else { unreachable!() };
-        let mut dx = Vec::with_capacity(dx_shape.iter().product());
-        for plane in inputs[0].data.chunks(4 * h * w) {
-            for i in 0..h {
-                for j in 0..w {
-                    dx.push(window(i, j, 2 * w).iter().map(|&k| plane[k]).sum());
-                }
-            }
+        let mut dx = vec![0.0; numel(dx_shape)];
+        for (plane, out) in inputs[0].data.chunks(4 * h * w).zip(dx.chunks_mut(h * w)) {
+            block_sums(plane, w, out);
         }
+        dx
+    }
+
+    /// The same sums, one plane per task.
+    fn cpu_fast(&self, inputs: &[&Tensor], dx_shape: &[usize]) -> Vec<f32> {
+        let [_, _, h, w] = dx_shape[..] else { unreachable!() };
+        let mut dx = vec![0.0; numel(dx_shape)];
+        per_chunk(&mut dx, h * w, |k, out| block_sums(&inputs[0].data[4 * k * h * w..][..4 * h * w], w, out));
         dx
     }
 
     fn launch(&self, _inputs: &[&[usize]], output: &[usize], _tiling: Tiling) -> Option<Launch> {
         Some(Launch::new(&UPSAMPLE2_BACKWARD, &params(output), numel(output)))
+    }
+}
+
+/// Each value of `out` (a plane `w` wide) the sum of its 2×2 block of `dy_plane`.
+fn block_sums(dy_plane: &[f32], w: usize, out: &mut [f32]) {
+    for (i, row) in out.chunks_exact_mut(w).enumerate() {
+        for (j, dx) in row.iter_mut().enumerate() {
+            *dx = window(i, j, 2 * w).iter().map(|&k| dy_plane[k]).sum();
+        }
     }
 }
 
@@ -187,16 +200,18 @@ impl OpDef for AddUpsampled2 {
     }
 
     /// Row by row, one plane per task: each low row serves two output rows.
-    fn cpu_fast(&self, inputs: &[&Tensor], _output: &[usize]) -> Vec<f32> {
+    /// The sum is written straight from both inputs (no copy of `high` first).
+    fn cpu_fast(&self, inputs: &[&Tensor], output: &[usize]) -> Vec<f32> {
         let (high, low) = (inputs[0], inputs[1]);
         let [_, _, h, w] = low.shape[..] else { unreachable!() };
-        let mut y = high.data.clone();
+        let mut y = vec![0.0; numel(output)];
         per_chunk(&mut y, 4 * h * w, |plane, out| {
-            for (r, out_row) in out.chunks_mut(2 * w).enumerate() {
+            let high = &high.data[plane * 4 * h * w..][..4 * h * w];
+            for (r, (out_row, high_row)) in out.chunks_mut(2 * w).zip(high.chunks(2 * w)).enumerate() {
                 let low_row = &low.data[(plane * h + r / 2) * w..][..w];
-                for (pair, &v) in out_row.chunks_mut(2).zip(low_row) {
-                    pair[0] += v;
-                    pair[1] += v;
+                for ((pair, high_pair), &v) in out_row.chunks_mut(2).zip(high_row.chunks(2)).zip(low_row) {
+                    pair[0] = high_pair[0] + v;
+                    pair[1] = high_pair[1] + v;
                 }
             }
         });
