@@ -144,7 +144,18 @@ pub fn run(args: BenchArgs) -> Result<ExitCode, String> {
         report.insert("matmul_512".into(), matmul_rates(gpu, args.repeats)?);
     }
     let step_flops = model_flops(&net.graph(64, true, ConvLowering::Direct).map_err(|e| e.to_string())?);
-    report.insert("train_step".into(), training_step(train.as_mut(), &inputs.train, args.repeats, step_flops)?);
+    let step = training_step(train.as_mut(), &inputs.train, args.repeats, step_flops)?;
+    if let Device::Cpu = device {
+        // The machine's GEMM rate, which the whole step is measured against (target: at least half of it).
+        let peak = sgemm_peak(args.repeats);
+        let step_rate = step_flops as f64 / step["seconds"].as_f64().unwrap_or(f64::NAN) / 1e9;
+        println!(
+            "  sgemm {SGEMM_PEAK_N}³ on every core (matrixmultiply): {peak:.1} GFLOP/s; the step reaches {:.0} % of it (target ≥ 50 %)",
+            100.0 * step_rate / peak
+        );
+        report.insert("sgemm_peak_gflops".into(), json!(peak));
+    }
+    report.insert("train_step".into(), step);
     report.insert("inference".into(), inference(&device, &net, &inputs.test, args.repeats)?);
     if args.octave_sweep {
         report.insert("octave_sweep".into(), octave_sweep(&device, args.repeats)?);
@@ -206,6 +217,22 @@ fn matmul_rates(gpu: &Gpu, repeats: usize) -> Result<Value, String> {
     }
     println!();
     Ok(Value::Object(rates))
+}
+
+/// The side of the square product `sgemm_peak` times.
+const SGEMM_PEAK_N: usize = 2048;
+
+/// GFLOP/s of one large square product on the CPU device's GEMM over all its
+/// threads (the median of `repeats`): the most this machine's cores do.
+fn sgemm_peak(repeats: usize) -> f64 {
+    use octconv::tensor::Tensor;
+    let n = SGEMM_PEAK_N;
+    let (a, b) = (Tensor::uniform(&[n, n], -1.0, 1.0, 1), Tensor::uniform(&[n, n], -1.0, 1.0, 2));
+    let mut c = vec![0.0; n * n];
+    let seconds = time(repeats.max(3), || {
+        octconv::ops::fast_cpu::gemm_parallel(n, n, n, &a.data, (n, 1), &b.data, (n, 1), &mut c, (n, 1), 0.0)
+    });
+    2.0 * (n as f64).powi(3) / seconds / 1e9
 }
 
 /// The whole step as training runs it: the batch gathered from a dataset on
