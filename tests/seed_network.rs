@@ -280,5 +280,56 @@ fn relus_are_fused_into_the_ops_before_them() {
         .filter_map(|(relu, p)| p.map(|p| format!("{} <- {}", g.nodes[relu].name, g.nodes[p].name)))
         .collect();
     pairs.sort();
-    assert_eq!(pairs, ["relu1.high <- pool1.high", "relu1.low <- pool1.low", "relu3 <- conv3.high"]);
+    assert_eq!(pairs, ["conv3.relu.high <- conv3.add_low.high", "relu1.high <- pool1.high", "relu1.low <- pool1.low"]);
+}
+
+/// `apply_relu_pool` pools the high branch before its L→H term joins it
+/// (conv3 in the seed net): the same outputs as the layer, ReLU and max-pool
+/// in the seed's order, and the same gradients, on the plain CPU twins.
+#[test]
+fn pooling_before_the_low_to_high_term_joins_changes_nothing() {
+    use octconv::graph::{Graph, NodeId, Source};
+    use octconv::ops::{MaxPool2, Relu};
+    let conv = OctaveConv::new("c", 8, 6, 0.5, 0.0, 3, 1, 1).unwrap();
+    // The layer's output and every gradient (by the name of what it is the gradient of), for dy of ones.
+    let run = |pool_first: bool| -> (Tensor, Vec<(String, Tensor)>) {
+        let mut g = Graph::new();
+        let x = Branches { high: Some(g.input("high", &[2, 4, 10, 10])), low: Some(g.input("low", &[2, 4, 5, 5])) };
+        let y = if pool_first {
+            conv.apply_relu_pool(&mut g, x, ConvLowering::Direct).unwrap().high.unwrap()
+        } else {
+            let h = conv.apply(&mut g, x, ConvLowering::Direct).unwrap().high.unwrap();
+            let r = g.apply("relu", Relu, &[h]).unwrap();
+            g.apply("pool", MaxPool2, &[r]).unwrap()
+        };
+        let dy = g.input("dy", &g.shape(y).to_vec());
+        let grads = g.backward_with(y, dy).unwrap();
+        let mut values: Vec<Option<Tensor>> = vec![None; g.nodes.len()];
+        for (id, node) in g.nodes.iter().enumerate() {
+            values[id] = Some(match &node.source {
+                Source::Input if node.name == "dy" => Tensor::new(&node.shape, vec![1.0; node.shape.iter().product()]),
+                Source::Input | Source::Param => {
+                    let seed = node.name.bytes().map(u64::from).sum();
+                    Tensor::uniform(&node.shape, -1.0, 1.0, seed)
+                }
+                Source::Op(op) => {
+                    let inputs: Vec<&Tensor> = node.inputs.iter().map(|&i| values[i].as_ref().unwrap()).collect();
+                    op.eval_cpu(&inputs).unwrap()
+                }
+            });
+        }
+        let value = |id: NodeId| values[id].clone().unwrap();
+        (value(y), grads.iter().map(|&(of, grad)| (g.nodes[of].name.clone(), value(grad))).collect())
+    };
+    let (seed_order, seed_grads) = run(false);
+    let (pooled_first, pooled_grads) = run(true);
+    assert_eq!(seed_order.shape, [2, 6, 5, 5]);
+    assert_eq!(seed_order.data, pooled_first.data, "adding a constant over each window commutes with its maximum");
+    assert!(seed_order.data.iter().any(|&v| v > 0.0) && seed_order.data.iter().any(|&v| v == 0.0));
+    assert_eq!(seed_grads.len(), 4, "both paths' weights and biases");
+    for ((name, a), (other, b)) in seed_grads.iter().zip(&pooled_grads) {
+        assert_eq!(name, other);
+        let worst = a.data.iter().zip(&b.data).map(|(x, y)| (x - y).abs() / x.abs().max(1.0)).fold(0.0, f32::max);
+        assert!(worst < 1e-5, "{name}: gradients differ by {worst}");
+    }
 }

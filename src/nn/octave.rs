@@ -79,6 +79,16 @@ pub struct Branches {
     pub low: Option<NodeId>,
 }
 
+/// A layer's convolution results before they are summed into its outputs.
+struct Terms {
+    /// At the high resolution (H→H).
+    to_high: Vec<NodeId>,
+    /// L→H at the low resolution, with its path's node prefix.
+    low_to_high: Option<(String, NodeId)>,
+    /// At the low resolution (L→L, H→L).
+    to_low: Vec<NodeId>,
+}
+
 #[derive(Clone, Debug)]
 pub struct OctaveConv {
     pub name: String,
@@ -237,6 +247,56 @@ impl OctaveConv {
 
     /// Applies the layer to `x`, declaring its parameters in `g`.
     pub fn apply(&self, g: &mut Graph, x: Branches, lowering: ConvLowering) -> Result<Branches, GraphError> {
+        let terms = self.terms(g, x, lowering)?;
+        let node = |suffix: &str| format!("{}.{suffix}", self.name);
+        // The L→H result joins the high branch upsampled: added in one pass
+        // when there is an H→H result, else upsampled on its own.
+        let high_out = match (self.sum(g, terms.to_high, "high")?, terms.low_to_high) {
+            (Some(h), Some((_, l))) => Some(g.apply(&node("high"), ops::AddUpsampled2, &[h, l])?),
+            (None, Some((prefix, l))) => Some(g.apply(&format!("{prefix}.upsample"), ops::Upsample2, &[l])?),
+            (h, None) => h,
+        };
+        Ok(Branches { high: high_out, low: self.sum(g, terms.to_low, "low")? })
+    }
+
+    /// The layer followed by ReLU and a 2×2 max-pool on each output branch
+    /// (`pool.{branch}`, `relu.{branch}` after the layer's name), with the
+    /// high branch pooled before its L→H term joins it. That is exact: the
+    /// upsampled term is one value over each pool window, so the window's
+    /// maximum moves by it unchanged, and ReLU commutes with the maximum. It
+    /// saves the full-resolution sum, its ReLU and the upsample's gradient:
+    /// the L→H term is added, and differentiated, at the pooled size.
+    pub fn apply_relu_pool(&self, g: &mut Graph, x: Branches, lowering: ConvLowering) -> Result<Branches, GraphError> {
+        let terms = self.terms(g, x, lowering)?;
+        let node = |what: &str, branch: &str| format!("{}.{what}.{branch}", self.name);
+        let pool = |g: &mut Graph, branch: Option<NodeId>, label: &str| -> Result<Option<NodeId>, GraphError> {
+            branch.map(|b| g.apply(&node("pool", label), ops::MaxPool2, &[b])).transpose()
+        };
+        let high = self.sum(g, terms.to_high, "high")?;
+        let high = pool(g, high, "high")?;
+        let high = match (high, terms.low_to_high) {
+            (Some(h), Some((_, l))) => Some(g.apply(&node("add_low", "high"), ops::Add, &[h, l])?),
+            (None, Some((_, l))) => Some(l),
+            (h, None) => h,
+        };
+        let low = self.sum(g, terms.to_low, "low")?;
+        let low = pool(g, low, "low")?;
+        let relu = |g: &mut Graph, branch: Option<NodeId>, label: &str| -> Result<Option<NodeId>, GraphError> {
+            branch.map(|b| g.apply(&node("relu", label), ops::Relu, &[b])).transpose()
+        };
+        Ok(Branches { high: relu(g, high, "high")?, low: relu(g, low, "low")? })
+    }
+
+    /// The sum of one branch's terms (None without any).
+    fn sum(&self, g: &mut Graph, terms: Vec<NodeId>, label: &str) -> Result<Option<NodeId>, GraphError> {
+        let mut terms = terms.into_iter();
+        let Some(first) = terms.next() else { return Ok(None) };
+        let name = format!("{}.{label}", self.name);
+        terms.try_fold(first, |acc, t| g.apply(&name, ops::Add, &[acc, t])).map(Some)
+    }
+
+    /// The four paths' convolutions, grouped by where their results go.
+    fn terms(&self, g: &mut Graph, x: Branches, lowering: ConvLowering) -> Result<Terms, GraphError> {
         self.check_input(g, x)?;
         let node = |suffix: &str| format!("{}.{suffix}", self.name);
         let pool_if_strided = |g: &mut Graph, branch: Option<NodeId>, label: &str| match branch {
@@ -285,19 +345,7 @@ impl OctaveConv {
                 (_, false) => to_low.push(y),
             }
         }
-        let sum = |g: &mut Graph, terms: Vec<NodeId>, label: &str| -> Result<Option<NodeId>, GraphError> {
-            let mut terms = terms.into_iter();
-            let Some(first) = terms.next() else { return Ok(None) };
-            terms.try_fold(first, |acc, t| g.apply(&node(label), ops::Add, &[acc, t])).map(Some)
-        };
-        // The L→H result joins the high branch upsampled: added in one pass
-        // when there is an H→H result, else upsampled on its own.
-        let high_out = match (sum(g, to_high, "high")?, low_to_high) {
-            (Some(h), Some((_, l))) => Some(g.apply(&node("high"), ops::AddUpsampled2, &[h, l])?),
-            (None, Some((prefix, l))) => Some(g.apply(&format!("{prefix}.upsample"), ops::Upsample2, &[l])?),
-            (h, None) => h,
-        };
-        Ok(Branches { high: high_out, low: sum(g, to_low, "low")? })
+        Ok(Terms { to_high, low_to_high, to_low })
     }
 
     /// The branches must match the declared channels, and the low branch

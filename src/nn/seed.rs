@@ -125,10 +125,9 @@ impl SeedNet {
         let c2 = self.conv2.apply(&mut g, pooled, lowering)?;
         features.extend(c2.high.map(|h| ("conv2.high".to_string(), h)));
         features.extend(c2.low.map(|l| ("conv2.low".to_string(), l)));
-        let c3 = self.conv3.apply(&mut g, c2, lowering)?;
-        let c3 = c3.high.expect("conv3 has a high-frequency output");
-        let r = g.apply("relu3", Relu, &[c3])?;
-        let p = g.apply("pool3", MaxPool2, &[r])?;
+        // relu, then the max-pool: as one, with the L→H term added after the pool (exact; see apply_relu_pool).
+        let c3 = self.conv3.apply_relu_pool(&mut g, c2, lowering)?;
+        let p = c3.high.expect("conv3 has a high-frequency output");
         let flat_len = g.shape(p)[1..].iter().product();
         let flat = g.apply("flatten", Reshape { shape: vec![batch, flat_len] }, &[p])?;
         let h = self.fc1.apply(&mut g, flat)?;
