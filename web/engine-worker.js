@@ -5,9 +5,13 @@ import init, { Engine, initThreadPool, Progress } from './pkg-threads/octconv.js
 
 let engine;
 
+// A thread per core, up to eight: each is a Worker with its own instance of
+// the module, and the step's ops are too small to split further.
+const threads = () => Math.min(navigator.hardwareConcurrency || 1, 8);
+
 async function create(useGpu, allowSoftware) {
   await init({ module_or_path: new URL('./pkg-threads/octconv_bg.wasm', import.meta.url) });
-  await initThreadPool(navigator.hardwareConcurrency || 1);
+  await initThreadPool(threads());
   engine = await Engine.create(useGpu, allowSoftware);
 }
 
