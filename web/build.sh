@@ -29,31 +29,47 @@ if ! cmp -s "$relaxed/pkg/octconv.js" web/pkg/octconv.js; then
 fi
 cp "$relaxed/pkg/octconv_bg.wasm" web/pkg/octconv_relaxed_bg.wasm
 
-# The threaded build for cross-origin isolated pages (web/engine.js): atomics and a shared memory,
-# rayon's threads on Web Workers. The standard library is rebuilt with atomics (-Z build-std), from
-# nightly's rust-src where rustup has it, else from Debian's rustc-web (web/rust-web.sh).
-threads=target/wasm-threads
-threads_flags="-C target-feature=+atomics,+bulk-memory,+mutable-globals,+simd128,+relaxed-simd"
+# The threaded builds for cross-origin isolated pages (web/engine.js): atomics and a shared memory,
+# rayon's threads on Web Workers; SIMD128 and relaxed SIMD again, one glue. The standard library is
+# rebuilt with atomics (-Z build-std), from nightly's rust-src where rustup has it, else from
+# Debian's rustc-web (web/rust-web.sh).
+threads_link=""
 for arg in --shared-memory --max-memory=2147483648 --import-memory \
     --export=__wasm_init_tls --export=__tls_size --export=__tls_align --export=__tls_base; do
-    threads_flags+=" -C link-arg=$arg"
+    threads_link+=" -C link-arg=$arg"
 done
+# build_threads SIMD-FEATURES TARGET-DIR [cargo's toolchain argument]
 build_threads() {
-    CARGO_PROFILE_RELEASE_DEBUG=0 RUSTFLAGS="$threads_flags" RUSTC_BOOTSTRAP=1 \
-        cargo "$@" build --lib --release --target wasm32-unknown-unknown --target-dir "$threads" -Z build-std=panic_abort,std
+    local features=$1 dir=$2
+    shift 2
+    CARGO_PROFILE_RELEASE_DEBUG=0 RUSTC_BOOTSTRAP=1 \
+        RUSTFLAGS="-C target-feature=+atomics,+bulk-memory,+mutable-globals,$features$threads_link" \
+        cargo "$@" build --lib --release --target wasm32-unknown-unknown --target-dir "$dir" -Z build-std=panic_abort,std
 }
+threaded_builds() {
+    build_threads +simd128 target/wasm-threads "$@"
+    build_threads +simd128,+relaxed-simd target/wasm-threads-relaxed "$@"
+}
+threads=1
 rm -rf web/pkg-threads
 if rustup component list --toolchain nightly --installed 2>/dev/null | grep -q '^rust-src'; then
-    build_threads +nightly
+    threaded_builds +nightly
 elif rust_web=$(web/rust-web.sh); then
     LD_LIBRARY_PATH="$rust_web/usr/lib/x86_64-linux-gnu" RUSTC="$rust_web/usr/bin/rustc" \
-        CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_LINKER="$rust_web/wasm-ld" build_threads
+        CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_LINKER="$rust_web/wasm-ld" threaded_builds
 else
     threads=
     echo "build: no threaded build (it needs rustup's nightly rust-src, or Debian's rustc-web); pages get the single-threaded one"
 fi
 if [ -n "$threads" ]; then
-    wasm-bindgen --target web --no-typescript --out-dir web/pkg-threads "$threads/wasm32-unknown-unknown/release/octconv.wasm"
+    wasm-bindgen --target web --no-typescript --out-dir web/pkg-threads target/wasm-threads/wasm32-unknown-unknown/release/octconv.wasm
+    relaxed=target/wasm-threads-relaxed
+    wasm-bindgen --target web --no-typescript --out-dir "$relaxed/pkg" "$relaxed/wasm32-unknown-unknown/release/octconv.wasm"
+    if ! cmp -s "$relaxed/pkg/octconv.js" web/pkg-threads/octconv.js; then
+        echo "build: the two threaded builds' JS glue differs, so one octconv.js cannot load both" >&2
+        exit 1
+    fi
+    cp "$relaxed/pkg/octconv_bg.wasm" web/pkg-threads/octconv_relaxed_bg.wasm
 fi
 # The shader lab's editor (CodeMirror 6 from npm), served from web/node_modules; the lab falls back to a textarea without it.
 if [ ! -f web/node_modules/codemirror/dist/index.js ]; then
@@ -64,4 +80,4 @@ if [ ! -f web/node_modules/codemirror/dist/index.js ]; then
     fi
 fi
 echo "build: web/pkg/octconv_bg.wasm is $(stat -c %s web/pkg/octconv_bg.wasm) bytes (octconv_relaxed_bg.wasm $(stat -c %s web/pkg/octconv_relaxed_bg.wasm))"
-[ -z "$threads" ] || echo "build: web/pkg-threads/octconv_bg.wasm is $(stat -c %s web/pkg-threads/octconv_bg.wasm) bytes"
+[ -z "$threads" ] || echo "build: web/pkg-threads/octconv_bg.wasm is $(stat -c %s web/pkg-threads/octconv_bg.wasm) bytes (octconv_relaxed_bg.wasm $(stat -c %s web/pkg-threads/octconv_relaxed_bg.wasm))"

@@ -9,8 +9,8 @@ let engine;
 // the module, and the step's ops are too small to split further.
 const threads = () => Math.min(navigator.hardwareConcurrency || 1, 8);
 
-async function create(useGpu, allowSoftware) {
-  await init({ module_or_path: new URL('./pkg-threads/octconv_bg.wasm', import.meta.url) });
+async function create(wasmUrl, useGpu, allowSoftware) {
+  await init({ module_or_path: wasmUrl });
   await initThreadPool(threads());
   engine = await Engine.create(useGpu, allowSoftware);
 }

@@ -1,16 +1,16 @@
 // The engine the page talks to, in one of two places:
-// - in a Worker on the threaded build (web/engine-worker.js), where the page
-//   is cross-origin isolated (`octconv serve` sends COOP and COEP) and
-//   web/build.sh made that build: the CPU path splits its ops over the
-//   machine's cores, and training never holds up the page. It has to be a
-//   Worker: the threads wait on each other, which the page's own thread may not.
+// - in a Worker on a threaded build (web/engine-worker.js; relaxed SIMD or
+//   SIMD128, as web/wasm.js chooses), where the page is cross-origin
+//   isolated (`octconv serve` sends COOP and COEP) and web/build.sh made it:
+//   the CPU path splits its ops over the machine's cores, and training never
+//   holds up the page. It has to be a Worker: the threads wait on each
+//   other, which the page's own thread may not.
 // - in the page on the single-threaded build, everywhere else.
 // Both answer the same calls; await each (the Worker's are all asynchronous).
-import { relaxedSimd, wasmUrl } from './wasm.js';
+import { threadedWasmUrl, wasmUrl } from './wasm.js';
 
 export async function openEngine(useGpu, allowSoftware) {
-  // The threaded build uses relaxed SIMD too (web/build.sh).
-  if (globalThis.crossOriginIsolated && relaxedSimd) {
+  if (globalThis.crossOriginIsolated) {
     try {
       return await WorkerEngine.open(useGpu, allowSoftware);
     } catch (error) {
@@ -32,7 +32,8 @@ class WorkerEngine {
   static async open(useGpu, allowSoftware) {
     const engine = new WorkerEngine(new Worker(new URL('./engine-worker.js', import.meta.url), { type: 'module' }));
     try {
-      await engine.call('create', [useGpu, allowSoftware]);
+      // The page picks the build (web/wasm.js), so that the Worker runs what the page says it runs.
+      await engine.call('create', [threadedWasmUrl.href, useGpu, allowSoftware]);
     } catch (error) {
       engine.worker.terminate();
       throw error;

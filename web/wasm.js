@@ -17,4 +17,7 @@ const RELAXED_MADD_MODULE = new Uint8Array([
 ]);
 
 export const relaxedSimd = WebAssembly.validate(RELAXED_MADD_MODULE);
-export const wasmUrl = new URL(relaxedSimd ? './pkg/octconv_relaxed_bg.wasm' : './pkg/octconv_bg.wasm', import.meta.url);
+const build = relaxedSimd ? 'octconv_relaxed_bg.wasm' : 'octconv_bg.wasm';
+export const wasmUrl = new URL(`./pkg/${build}`, import.meta.url);
+// The same choice among the threaded builds (web/engine-worker.js loads it).
+export const threadedWasmUrl = new URL(`./pkg-threads/${build}`, import.meta.url);
