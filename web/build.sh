@@ -14,20 +14,28 @@ if ! wasm-bindgen --version 2>/dev/null | grep -q " $version\$"; then
     cargo install --locked wasm-bindgen-cli --version "$version" || cargo install wasm-bindgen-cli --version "$version"
 fi
 
+# bindgen_pair PLAIN-TARGET-DIR RELAXED-TARGET-DIR OUT-DIR: wasm-bindgen's glue and the SIMD128
+# module into OUT-DIR, the relaxed-SIMD module beside it (octconv_relaxed_bg.wasm), which the same
+# glue must load: web/wasm.js picks one of the two in the browser.
+bindgen_pair() {
+    local plain=$1 relaxed=$2 out=$3
+    wasm-bindgen --target web --no-typescript --out-dir "$out" "$plain/wasm32-unknown-unknown/release/octconv.wasm"
+    wasm-bindgen --target web --no-typescript --out-dir "$relaxed/pkg" "$relaxed/wasm32-unknown-unknown/release/octconv.wasm"
+    if ! cmp -s "$relaxed/pkg/octconv.js" "$out/octconv.js"; then
+        echo "build: the JS glue of $plain and $relaxed differs, so one octconv.js cannot load both; is RUSTFLAGS set in the environment?" >&2
+        exit 1
+    fi
+    cp "$relaxed/pkg/octconv_bg.wasm" "$out/octconv_relaxed_bg.wasm"
+    echo "build: $out/octconv_bg.wasm is $(stat -c %s "$out/octconv_bg.wasm") bytes (octconv_relaxed_bg.wasm $(stat -c %s "$out/octconv_relaxed_bg.wasm"))"
+}
+
 # No debug info in the page's wasm: it only makes the download bigger.
 CARGO_PROFILE_RELEASE_DEBUG=0 cargo build --lib --release --target wasm32-unknown-unknown
-wasm-bindgen --target web --no-typescript --out-dir web/pkg target/wasm32-unknown-unknown/release/octconv.wasm
 # The same library with relaxed SIMD (fused multiply-add in the CPU path's matrix products), in its
-# own target folder so that neither build undoes the other's cache; web/wasm.js picks one in the browser.
-relaxed=target/wasm-relaxed
+# own target folder so that neither build undoes the other's cache.
 CARGO_PROFILE_RELEASE_DEBUG=0 RUSTFLAGS="-C target-feature=+simd128,+relaxed-simd" \
-    cargo build --lib --release --target wasm32-unknown-unknown --target-dir "$relaxed"
-wasm-bindgen --target web --no-typescript --out-dir "$relaxed/pkg" "$relaxed/wasm32-unknown-unknown/release/octconv.wasm"
-if ! cmp -s "$relaxed/pkg/octconv.js" web/pkg/octconv.js; then
-    echo "build: the two builds' JS glue differs, so one octconv.js cannot load both; is RUSTFLAGS set in the environment?" >&2
-    exit 1
-fi
-cp "$relaxed/pkg/octconv_bg.wasm" web/pkg/octconv_relaxed_bg.wasm
+    cargo build --lib --release --target wasm32-unknown-unknown --target-dir target/wasm-relaxed
+bindgen_pair target target/wasm-relaxed web/pkg
 
 # The threaded builds for cross-origin isolated pages (web/engine.js): atomics and a shared memory,
 # rayon's threads on Web Workers; SIMD128 and relaxed SIMD again, one glue. The standard library is
@@ -49,8 +57,8 @@ build_threads() {
 threaded_builds() {
     build_threads +simd128 target/wasm-threads "$@"
     build_threads +simd128,+relaxed-simd target/wasm-threads-relaxed "$@"
+    bindgen_pair target/wasm-threads target/wasm-threads-relaxed web/pkg-threads
 }
-threads=1
 rm -rf web/pkg-threads
 if rustup component list --toolchain nightly --installed 2>/dev/null | grep -q '^rust-src'; then
     threaded_builds +nightly
@@ -58,18 +66,7 @@ elif rust_web=$(web/rust-web.sh); then
     LD_LIBRARY_PATH="$rust_web/usr/lib/x86_64-linux-gnu" RUSTC="$rust_web/usr/bin/rustc" \
         CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_LINKER="$rust_web/wasm-ld" threaded_builds
 else
-    threads=
     echo "build: no threaded build (it needs rustup's nightly rust-src, or Debian's rustc-web); pages get the single-threaded one"
-fi
-if [ -n "$threads" ]; then
-    wasm-bindgen --target web --no-typescript --out-dir web/pkg-threads target/wasm-threads/wasm32-unknown-unknown/release/octconv.wasm
-    relaxed=target/wasm-threads-relaxed
-    wasm-bindgen --target web --no-typescript --out-dir "$relaxed/pkg" "$relaxed/wasm32-unknown-unknown/release/octconv.wasm"
-    if ! cmp -s "$relaxed/pkg/octconv.js" web/pkg-threads/octconv.js; then
-        echo "build: the two threaded builds' JS glue differs, so one octconv.js cannot load both" >&2
-        exit 1
-    fi
-    cp "$relaxed/pkg/octconv_bg.wasm" web/pkg-threads/octconv_relaxed_bg.wasm
 fi
 # The shader lab's editor (CodeMirror 6 from npm), served from web/node_modules; the lab falls back to a textarea without it.
 if [ ! -f web/node_modules/codemirror/dist/index.js ]; then
@@ -79,5 +76,3 @@ if [ ! -f web/node_modules/codemirror/dist/index.js ]; then
         echo "build: npm is missing, so the shader lab will use a plain textarea (install Node.js and run web/build.sh again for its editor)"
     fi
 fi
-echo "build: web/pkg/octconv_bg.wasm is $(stat -c %s web/pkg/octconv_bg.wasm) bytes (octconv_relaxed_bg.wasm $(stat -c %s web/pkg/octconv_relaxed_bg.wasm))"
-[ -z "$threads" ] || echo "build: web/pkg-threads/octconv_bg.wasm is $(stat -c %s web/pkg-threads/octconv_bg.wasm) bytes (octconv_relaxed_bg.wasm $(stat -c %s web/pkg-threads/octconv_relaxed_bg.wasm))"
