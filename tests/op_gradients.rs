@@ -10,27 +10,14 @@
 //! each differentiable input by ±h and compares (L(x+h) − L(x−h)) / 2h,
 //! accumulated in f64, with the rule's value.
 
+mod common;
+
 use std::collections::BTreeSet;
 
 use octconv::check::{self, GradientCase, Work};
-use octconv::graph::{Graph, Source};
+use octconv::graph::Graph;
 use octconv::ops::Op;
 use octconv::tensor::Tensor;
-
-/// Evaluates every node of `g` on the CPU twins from the given leaf values.
-fn evaluate(g: &Graph, leaves: &[(usize, Tensor)]) -> Vec<Tensor> {
-    let mut values: Vec<Option<Tensor>> = vec![None; g.nodes.len()];
-    for (id, value) in leaves {
-        values[*id] = Some(value.clone());
-    }
-    for (id, node) in g.nodes.iter().enumerate() {
-        if let Source::Op(op) = &node.source {
-            let inputs: Vec<&Tensor> = node.inputs.iter().map(|&i| values[i].as_ref().unwrap()).collect();
-            values[id] = Some(op.eval_cpu(&inputs).unwrap());
-        }
-    }
-    values.into_iter().map(|v| v.expect("every node has a value")).collect()
-}
 
 /// A one-op graph: the op's differentiable inputs are parameters, the others inputs.
 fn one_op_graph(op: &Op, shapes: &[Vec<usize>], differentiable: &[bool]) -> (Graph, Vec<usize>, usize) {
@@ -61,7 +48,7 @@ fn check_op(case: &GradientCase) -> Result<usize, String> {
     };
     let mut leaves: Vec<(usize, Tensor)> = ids.iter().copied().zip(inputs.iter().cloned()).collect();
     leaves.push((dy, r.clone()));
-    let values = evaluate(&g, &leaves);
+    let values = common::evaluate(&g, &leaves);
 
     let loss = |xs: &[Tensor]| -> f64 {
         let y = op.eval_cpu(&xs.iter().collect::<Vec<_>>()).unwrap();

@@ -288,7 +288,7 @@ fn relus_are_fused_into_the_ops_before_them() {
 /// in the seed's order, and the same gradients, on the plain CPU twins.
 #[test]
 fn pooling_before_the_low_to_high_term_joins_changes_nothing() {
-    use octconv::graph::{Graph, NodeId, Source};
+    use octconv::graph::{Graph, Source};
     use octconv::ops::{MaxPool2, Relu};
     let conv = OctaveConv::new("c", 8, 6, 0.5, 0.0, 3, 1, 1).unwrap();
     // The layer's output and every gradient (by the name of what it is the gradient of), for dy of ones.
@@ -305,22 +305,24 @@ fn pooling_before_the_low_to_high_term_joins_changes_nothing() {
         let y_shape = g.shape(y).to_vec();
         let dy = g.input("dy", &y_shape);
         let grads = g.backward_with(y, dy).unwrap();
-        let mut values: Vec<Option<Tensor>> = vec![None; g.nodes.len()];
-        for (id, node) in g.nodes.iter().enumerate() {
-            values[id] = Some(match &node.source {
-                Source::Input if node.name == "dy" => Tensor::new(&node.shape, vec![1.0; node.shape.iter().product()]),
-                Source::Input | Source::Param => {
-                    let seed = node.name.bytes().map(u64::from).sum();
+        // Inputs and parameters drawn by name, so both graphs see the same values; dy is all ones.
+        let leaves: Vec<(usize, Tensor)> = g
+            .nodes
+            .iter()
+            .enumerate()
+            .filter(|(_, node)| matches!(node.source, Source::Input | Source::Param))
+            .map(|(id, node)| {
+                let seed = node.name.bytes().map(u64::from).sum();
+                let value = if node.name == "dy" {
+                    Tensor::new(&node.shape, vec![1.0; node.shape.iter().product()])
+                } else {
                     Tensor::uniform(&node.shape, -1.0, 1.0, seed)
-                }
-                Source::Op(op) => {
-                    let inputs: Vec<&Tensor> = node.inputs.iter().map(|&i| values[i].as_ref().unwrap()).collect();
-                    op.eval_cpu(&inputs).unwrap()
-                }
-            });
-        }
-        let value = |id: NodeId| values[id].clone().unwrap();
-        (value(y), grads.iter().map(|&(of, grad)| (g.nodes[of].name.clone(), value(grad))).collect())
+                };
+                (id, value)
+            })
+            .collect();
+        let values = common::evaluate(&g, &leaves);
+        (values[y].clone(), grads.iter().map(|&(of, grad)| (g.nodes[of].name.clone(), values[grad].clone())).collect())
     };
     let (seed_order, seed_grads) = run(false);
     let (pooled_first, pooled_grads) = run(true);

@@ -78,3 +78,23 @@ pub fn octconv(args: &[&str]) -> (i32, String, String) {
     assert!(!stderr.contains("panicked"), "octconv {args:?} panicked:\n{stderr}");
     (out.status.code().unwrap_or(-1), stdout.to_string(), stderr.to_string())
 }
+
+/// Evaluates every node of `g` on the CPU twins from the given leaf values
+/// (every input and parameter the ops read).
+pub fn evaluate(
+    g: &octconv::graph::Graph,
+    leaves: &[(usize, octconv::tensor::Tensor)],
+) -> Vec<octconv::tensor::Tensor> {
+    use octconv::graph::Source;
+    let mut values: Vec<Option<octconv::tensor::Tensor>> = vec![None; g.nodes.len()];
+    for (id, value) in leaves {
+        values[*id] = Some(value.clone());
+    }
+    for (id, node) in g.nodes.iter().enumerate() {
+        if let Source::Op(op) = &node.source {
+            let inputs: Vec<_> = node.inputs.iter().map(|&i| values[i].as_ref().unwrap()).collect();
+            values[id] = Some(op.eval_cpu(&inputs).unwrap());
+        }
+    }
+    values.into_iter().map(|v| v.expect("every node has a value")).collect()
+}
