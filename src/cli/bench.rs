@@ -246,13 +246,13 @@ fn training_step(train: &mut dyn Program, data: &Dataset, repeats: usize, flops:
         train.train_step();
         finish(train);
     });
-    let (wall, cpu) = (octconv::exec::now(), octconv::exec::process_cpu_seconds());
-    let pipelined = time(repeats, || {
-        train.train_steps(on_device, 0, 10);
-        finish(train);
-    }) / 10.0;
-    // The cores the back-to-back steps kept busy: on the CPU device, how much of the machine a step leaves idle.
-    let cores = (octconv::exec::process_cpu_seconds() - cpu) / (octconv::exec::now() - wall);
+    // With the cores the back-to-back steps kept busy: on the CPU device, how much of the machine a step leaves idle.
+    let (pipelined, cores) = octconv::exec::with_cores_busy(|| {
+        time(repeats, || {
+            train.train_steps(on_device, 0, 10);
+            finish(train);
+        }) / 10.0
+    });
     println!(
         "training step (batch 64): {:.1} ms, {:.0} samples/s, {:.2} GFLOP/s; back to back: {:.2} ms per step",
         step * 1e3,

@@ -243,7 +243,7 @@ fn check_moments(model: &TrainGraph, state: &OptimizerState) -> Result<(), ExecE
 /// Median seconds of `repeats` (at least one) runs of `f`.
 /// CPU time this process has used so far, all threads together (native).
 #[cfg(not(target_arch = "wasm32"))]
-pub fn process_cpu_seconds() -> f64 {
+fn process_cpu_seconds() -> f64 {
     let mut t = libc::timespec { tv_sec: 0, tv_nsec: 0 };
     // SAFETY: clock_gettime writes one timespec, which `t` is.
     let ok = unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut t) } == 0;
@@ -254,14 +254,20 @@ pub fn process_cpu_seconds() -> f64 {
     }
 }
 
-/// `median_seconds`, and how many cores were busy on average over all the
-/// repeats (process CPU time over wall time): below the thread count, some
-/// sat idle, waiting for the others or for work.
+/// What `f` returns, and how many cores were busy on average while it ran
+/// (process CPU time over wall time): below the thread count, some sat
+/// idle, waiting for the others or for work.
 #[cfg(not(target_arch = "wasm32"))]
-pub(crate) fn median_seconds_and_cores(repeats: usize, mut f: impl FnMut()) -> (f64, f64) {
+pub fn with_cores_busy<R>(f: impl FnOnce() -> R) -> (R, f64) {
     let (wall, cpu) = (now(), process_cpu_seconds());
-    let seconds = median_seconds(repeats, &mut f);
-    (seconds, (process_cpu_seconds() - cpu) / (now() - wall))
+    let result = f();
+    (result, (process_cpu_seconds() - cpu) / (now() - wall))
+}
+
+/// `median_seconds`, and the cores busy on average over all the repeats.
+#[cfg(not(target_arch = "wasm32"))]
+pub(crate) fn median_seconds_and_cores(repeats: usize, f: impl FnMut()) -> (f64, f64) {
+    with_cores_busy(|| median_seconds(repeats, f))
 }
 
 pub(crate) fn median_seconds(repeats: usize, mut f: impl FnMut()) -> f64 {
