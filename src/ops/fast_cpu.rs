@@ -99,8 +99,24 @@ unsafe fn sgemm(
     (c, (c_row, c_col)): (*mut f32, (usize, usize)),
     beta: f32,
 ) {
+    #[cfg(target_arch = "x86_64")]
+    if b_col == 1 && c_col == 1 && super::avx512::suits(m, k) && super::avx512::available() {
+        return super::avx512::sgemm([m, k, n], a, (a_row, a_col), b, b_row, c, c_row, beta);
+    }
+    #[cfg(target_arch = "x86_64")]
+    if a_col == 1 && b_row == 1 && c_col == 1 && super::avx512::dot_suits(m, n) && super::avx512::available() {
+        return super::avx512::sgemm_dot([m, k, n], a, a_row, b, b_col, c, c_row, beta);
+    }
     let s = |x: usize| x as isize;
     matrixmultiply::sgemm(m, k, n, 1.0, a, s(a_row), s(a_col), b, s(b_row), s(b_col), beta, c, s(c_row), s(c_col));
+}
+
+/// Whether the CPU device's hand-written AVX-512 loops run here (see `ops::avx512`).
+pub fn avx512_in_use() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    return super::avx512::available();
+    #[cfg(not(target_arch = "x86_64"))]
+    return false;
 }
 
 /// Threads the parallel loops share work among (1 in the page's plain build).

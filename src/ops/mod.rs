@@ -23,6 +23,8 @@
 //! Backward ops are ops too, so the graph differentiates by adding nodes.
 
 pub mod adam;
+#[cfg(target_arch = "x86_64")]
+mod avx512;
 pub mod cases;
 pub mod conv;
 pub mod elementwise;

@@ -217,8 +217,7 @@ impl OpDef for MaxPool2 {
             for (i, out_row) in out.chunks_exact_mut(out_w).enumerate() {
                 let (top, bottom) = (&x[2 * i * w..][..2 * out_w], &x[(2 * i + 1) * w..][..2 * out_w]);
                 for ((o, t), b) in out_row.iter_mut().zip(top.chunks_exact(2)).zip(bottom.chunks_exact(2)) {
-                    let values = [t[0], t[1], b[0], b[1]];
-                    *o = values[argmax4(values)];
+                    *o = first_max([t[0], t[1], b[0], b[1]]);
                 }
             }
         });
@@ -266,11 +265,23 @@ impl OpDef for MaxPool2Backward {
         dx
     }
 
-    /// The same routing, one plane per task.
+    /// The same routing, one plane per task, each window's four values
+    /// written at once (no branch on the data: a mispredicted branch per
+    /// window made this 5× slower).
     fn cpu_fast(&self, inputs: &[&Tensor], _output: &[usize]) -> Vec<f32> {
         let (x, dy) = (inputs[0], inputs[1]);
+        let [_, _, h, w] = x.shape[..] else { unreachable!() };
+        let [_, _, out_h, out_w] = dy.shape[..] else { unreachable!() };
         let mut dx = vec![0.0; x.len()];
-        per_chunk(&mut dx, x.shape[2] * x.shape[3], |k, dx_plane| route_to_argmax(x, dy, k, dx_plane));
+        per_chunk(&mut dx, h * w, |k, dx_plane| {
+            let x = &x.data[k * h * w..][..h * w];
+            let dy = &dy.data[k * out_h * out_w..][..out_h * out_w];
+            for (i, dy_row) in dy.chunks_exact(out_w).enumerate() {
+                let (top, bottom) = (&x[2 * i * w..][..2 * out_w], &x[(2 * i + 1) * w..][..2 * out_w]);
+                let (dx_top, dx_bottom) = dx_plane[2 * i * w..][..2 * w].split_at_mut(w);
+                route_row(top, bottom, dy_row, dx_top, dx_bottom);
+            }
+        });
         dx
     }
 
@@ -294,6 +305,24 @@ fn route_to_argmax(x: &Tensor, dy: &Tensor, k: usize, dx_plane: &mut [f32]) {
             let best = argmax4(offsets.map(|o| x_plane[o]));
             dx_plane[offsets[best]] = dy_plane[i * out_w + j];
         }
+    }
+}
+
+/// One row of windows of `route_to_argmax`: each window's four values of dx
+/// written at once. AVX-512 takes 16 windows at a time, without a branch
+/// on the data, where the CPU has it (4–5× faster: the compiler leaves the
+/// plain loop scalar, and its branches mispredict on half the windows).
+fn route_row(top: &[f32], bottom: &[f32], dy: &[f32], dx_top: &mut [f32], dx_bottom: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if super::avx512::available() {
+        // SAFETY: AVX-512 is there.
+        return unsafe { super::avx512::route_to_argmax(top, bottom, dy, dx_top, dx_bottom) };
+    }
+    for (j, &g) in dy.iter().enumerate() {
+        let q = 2 * j;
+        let best = argmax4([top[q], top[q + 1], bottom[q], bottom[q + 1]]);
+        let routed = |k: usize| if best == k { g } else { 0.0 };
+        (dx_top[q], dx_top[q + 1], dx_bottom[q], dx_bottom[q + 1]) = (routed(0), routed(1), routed(2), routed(3));
     }
 }
 
@@ -341,14 +370,25 @@ fn spread_quarters(dy: &Tensor, plane: usize, in_w: usize, dx_plane: &mut [f32])
     }
 }
 
+/// The largest of four values, the first one on ties (`values[argmax4(values)]`
+/// without a branch on the data).
+fn first_max(values: [f32; 4]) -> f32 {
+    values[1..].iter().fold(values[0], |best, &v| if v > best { v } else { best })
+}
+
 /// Position (0..4) of the largest of four values, the first one on ties.
 fn argmax4(values: [f32; 4]) -> usize {
-    (1..4).fold(0, |best, k| if values[k] > values[best] { k } else { best })
+    // The best value is carried, not looked up, so the compiler can select without branching.
+    let first = (values[0], 0);
+    (1..4).fold(first, |(top, best), k| if values[k] > top { (values[k], k) } else { (top, best) }).1
 }
+
+/// Rows of 35 windows: the fast max-pool gradient's vectors of 16 windows, full and partial.
+const WIDE_MAPS: [usize; 4] = [2, 3, 4, 70];
 
 fn cases(seeds: &mut Seeds) -> Vec<Case> {
     let mut cases = Vec::new();
-    for shape in MAP_SHAPES {
+    for shape in MAP_SHAPES.into_iter().chain([WIDE_MAPS]) {
         let [n, c, h, w] = shape;
         let pooled = [n, c, h / 2, w / 2];
         let x = seeds.coarse(&shape);

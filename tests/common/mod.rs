@@ -2,6 +2,8 @@
 
 #![allow(dead_code)]
 
+pub mod fast_cpu;
+
 use octconv::gpu::{AdapterChoice, Gpu};
 
 /// A device on the adapter chosen by OCTCONV_BACKEND / OCTCONV_ADAPTER.
