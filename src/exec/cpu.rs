@@ -10,6 +10,7 @@ use crate::data::Dataset;
 use crate::graph::{Node, NodeId, Source};
 use crate::nn::{ParamSet, TrainGraph};
 use crate::ops::elementwise::relu_in_place;
+use crate::ops::fast_cpu::{recycle, release_free_buffers};
 use crate::ops::loss::batch_metrics;
 #[cfg(not(target_arch = "wasm32"))]
 use crate::ops::shapes_of;
@@ -239,6 +240,10 @@ fn run(model: &TrainGraph, fused_relu: &[Option<NodeId>], values: &mut [Option<T
     for &id in nodes {
         let node = &model.graph.nodes[id];
         let Source::Op(op) = &node.source else { continue };
+        // Last step's value of this node: the buffer for some op's output now.
+        if let Some(old) = values[id].take() {
+            recycle(old.data);
+        }
         if let Some(input) = fused_relu[id] {
             let mut value = values[input].take().expect("computed before");
             relu_in_place(&mut value.data);
@@ -248,6 +253,7 @@ fn run(model: &TrainGraph, fused_relu: &[Option<NodeId>], values: &mut [Option<T
         let value = op.eval_fast(&inputs_of(values, node)).expect("shapes were checked when the graph was built");
         values[id] = Some(value);
     }
+    release_free_buffers();
 }
 
 /// The values of `node`'s inputs, computed before it.

@@ -6,7 +6,7 @@
 //! dW = LinearBackwardWeight(dy, x) = dyᵀ·x, db = ChannelSum(dy).
 
 use super::cases::{both_tilings, gradient_case, op_case, Case, GradientCase, Seeds, LONG_SUMS, SMALL_SUMS};
-use super::fast_cpu::gemm_parallel;
+use super::fast_cpu::{gemm_parallel, output_buffer};
 use super::kernel::{
     block_tiled, choose, word, Kernel, KernelParams, Launch, Operand, ParamsLayout, ShaderFile, Tiling,
 };
@@ -194,7 +194,8 @@ impl OpDef for Linear {
     fn cpu_fast(&self, inputs: &[&Tensor], _output: &[usize]) -> Vec<f32> {
         let (x, w, b) = (inputs[0], inputs[1], inputs[2]);
         let (batch, ins, outs) = (x.shape[0], x.shape[1], w.shape[0]);
-        let mut y: Vec<f32> = (0..batch).flat_map(|_| b.data.iter().copied()).collect();
+        let mut y = output_buffer(batch * outs);
+        y.chunks_exact_mut(outs).for_each(|row| row.copy_from_slice(&b.data));
         // y[n,o] += Σ_i x[n,i] · w[o,i]
         gemm_parallel(batch, ins, outs, &x.data, (ins, 1), &w.data, (1, ins), &mut y, (outs, 1), 1.0);
         y
@@ -247,7 +248,7 @@ impl OpDef for LinearBackwardInput {
     fn cpu_fast(&self, inputs: &[&Tensor], _output: &[usize]) -> Vec<f32> {
         let (dy, w) = (inputs[0], inputs[1]);
         let (batch, outs, ins) = (dy.shape[0], w.shape[0], w.shape[1]);
-        let mut dx = vec![0.0; batch * ins];
+        let mut dx = output_buffer(batch * ins);
         gemm_parallel(batch, outs, ins, &dy.data, (outs, 1), &w.data, (ins, 1), &mut dx, (ins, 1), 0.0);
         dx
     }
@@ -299,7 +300,7 @@ impl OpDef for LinearBackwardWeight {
     fn cpu_fast(&self, inputs: &[&Tensor], _output: &[usize]) -> Vec<f32> {
         let (dy, x) = (inputs[0], inputs[1]);
         let (batch, outs, ins) = (dy.shape[0], dy.shape[1], x.shape[1]);
-        let mut dw = vec![0.0; outs * ins];
+        let mut dw = output_buffer(outs * ins);
         gemm_parallel(outs, batch, ins, &dy.data, (1, outs), &x.data, (ins, 1), &mut dw, (ins, 1), 0.0);
         dw
     }

@@ -10,7 +10,7 @@
 use std::mem::offset_of;
 
 use super::cases::{kinked_gradient_case, single, with_relu, Case, GradientCase, Seeds, EXACT, MAP_SHAPES, SMALL_SUMS};
-use super::fast_cpu::per_chunk;
+use super::fast_cpu::{output_buffer, per_chunk};
 use super::kernel::{word, Kernel, KernelParams, Launch, ParamsLayout, ShaderFile, Tiling};
 use super::{elementwise_flops, Family, Gradient, GraphError, NodeId, OpDef, Shapes};
 use crate::kernel_params;
@@ -118,7 +118,7 @@ impl OpDef for AvgPool2 {
     fn cpu_fast(&self, inputs: &[&Tensor], output: &[usize]) -> Vec<f32> {
         let x = inputs[0];
         let [_, _, in_h, in_w] = x.shape[..] else { unreachable!() };
-        let mut y = vec![0.0; numel(output)];
+        let mut y = output_buffer(numel(output));
         per_chunk(&mut y, output[2] * output[3], |k, out| {
             pool_plane(&x.data[k * in_h * in_w..][..in_h * in_w], in_w, out, average4)
         });
@@ -167,7 +167,7 @@ impl OpDef for AvgPool2Backward {
 
     /// The same, one plane per task.
     fn cpu_fast(&self, inputs: &[&Tensor], dx_shape: &[usize]) -> Vec<f32> {
-        let mut dx = vec![0.0; dx_shape.iter().product()];
+        let mut dx = gradient_buffer(dx_shape.iter().product(), [dx_shape[2], dx_shape[3]]);
         per_chunk(&mut dx, dx_shape[2] * dx_shape[3], |plane, dx_plane| {
             spread_quarters(inputs[0], plane, dx_shape[3], dx_plane)
         });
@@ -210,7 +210,7 @@ impl OpDef for MaxPool2 {
         let x = inputs[0];
         let [_, _, h, w] = x.shape[..] else { unreachable!() };
         let [_, _, out_h, out_w] = out_shape[..] else { unreachable!() };
-        let mut y = vec![0.0; out_shape.iter().product()];
+        let mut y = output_buffer(out_shape.iter().product());
         per_chunk(&mut y, out_h * out_w, |plane, out| {
             let x = &x.data[plane * h * w..][..h * w];
             // Row pairs walked in step: no index arithmetic or bounds check per window.
@@ -272,7 +272,7 @@ impl OpDef for MaxPool2Backward {
         let (x, dy) = (inputs[0], inputs[1]);
         let [_, _, h, w] = x.shape[..] else { unreachable!() };
         let [_, _, out_h, out_w] = dy.shape[..] else { unreachable!() };
-        let mut dx = vec![0.0; x.len()];
+        let mut dx = gradient_buffer(x.len(), [h, w]);
         per_chunk(&mut dx, h * w, |k, dx_plane| {
             let x = &x.data[k * h * w..][..h * w];
             let dy = &dy.data[k * out_h * out_w..][..out_h * out_w];
@@ -323,6 +323,16 @@ fn route_row(top: &[f32], bottom: &[f32], dy: &[f32], dx_top: &mut [f32], dx_bot
         let best = argmax4([top[q], top[q + 1], bottom[q], bottom[q + 1]]);
         let routed = |k: usize| if best == k { g } else { 0.0 };
         (dx_top[q], dx_top[q + 1], dx_bottom[q], dx_bottom[q + 1]) = (routed(0), routed(1), routed(2), routed(3));
+    }
+}
+
+/// The buffer for a pool's gradient of `len` values over maps of `size`:
+/// zeros where the pool dropped a last odd row or column (nothing routes
+/// there), else one the gradient overwrites whole.
+fn gradient_buffer(len: usize, size: [usize; 2]) -> Vec<f32> {
+    match size.map(|s| s % 2) {
+        [0, 0] => output_buffer(len),
+        _ => vec![0.0; len],
     }
 }
 

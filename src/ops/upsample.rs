@@ -10,7 +10,7 @@
 use std::mem::offset_of;
 
 use super::cases::{gradient_case, single, with_relu, Case, GradientCase, Seeds, EXACT, MAP_SHAPES, SMALL_SUMS};
-use super::fast_cpu::per_chunk;
+use super::fast_cpu::{output_buffer, per_chunk};
 use super::kernel::{word, Kernel, KernelParams, Launch, ParamsLayout, ShaderFile, Tiling};
 use super::pool::window;
 use super::{elementwise_flops, Family, Gradient, GraphError, NodeId, OpDef, Shapes};
@@ -204,7 +204,7 @@ impl OpDef for AddUpsampled2 {
     fn cpu_fast(&self, inputs: &[&Tensor], output: &[usize]) -> Vec<f32> {
         let (high, low) = (inputs[0], inputs[1]);
         let [_, _, h, w] = low.shape[..] else { unreachable!() };
-        let mut y = vec![0.0; numel(output)];
+        let mut y = output_buffer(numel(output));
         per_chunk(&mut y, 4 * h * w, |plane, out| {
             let high = &high.data[plane * 4 * h * w..][..4 * h * w];
             for (r, (out_row, high_row)) in out.chunks_mut(2 * w).zip(high.chunks(2 * w)).enumerate() {

@@ -4,7 +4,7 @@
 use std::ops::Range;
 
 use crate::ops::conv_output_size;
-use crate::ops::fast_cpu::{gemm, per_chunk_with_scratch, sum_over};
+use crate::ops::fast_cpu::{gemm, output_buffer, per_chunk_with_scratch, sum_over};
 use crate::tensor::{numel, Tensor};
 
 /// One product term of a convolution: the output element it adds to (an
@@ -365,7 +365,7 @@ pub(super) fn conv2d_fast(
     let (outs, patch, pixels) = (w.shape[0], conv.patch(), conv.pixels());
     let group = images_per_gemm(pixels);
     let image_len = x.shape[1..].iter().product::<usize>();
-    let mut y = vec![0.0; out_shape.iter().product()];
+    let mut y = output_buffer(out_shape.iter().product());
     let scratch = (patch + outs) * group * pixels;
     per_chunk_with_scratch(&mut y, group * outs * pixels, scratch, |chunk, y_chunk, scratch| {
         let images = y_chunk.len() / (outs * pixels);
