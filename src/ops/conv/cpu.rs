@@ -306,8 +306,10 @@ impl Shift {
     fn zero_wrapped(&self, map: &mut [f32]) {
         let wrapped = self.columns.unsigned_abs().min(self.width);
         let columns = if self.columns < 0 { 0..wrapped } else { self.width - wrapped..self.width };
-        for row in map.chunks_exact_mut(self.width) {
-            row[columns.clone()].fill(0.0);
+        // A column at a time, down the map: a fill per row was a memset call for one
+        // value (a 3×3 kernel wraps by one column), 5 % of the step.
+        for column in columns {
+            map[column..].iter_mut().step_by(self.width).for_each(|v| *v = 0.0);
         }
     }
 }
