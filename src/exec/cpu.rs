@@ -101,7 +101,10 @@ impl CpuProgram {
                 continue;
             }
             let inputs = inputs_of(&self.values, node);
-            let (seconds, cores) = median_seconds_and_cores(repeats, || drop(op.eval_fast(&inputs)));
+            // Each run's output goes back for the next, as a step's outputs do.
+            let run = || recycle(op.eval_fast(&inputs).expect("computed in the step").data);
+            let (seconds, cores) = median_seconds_and_cores(repeats, run);
+            release_free_buffers();
             let flops = op.flops(&shapes_of(&inputs), &node.shape);
             times.push(DispatchTime { kernel: op.name(), node: node.name.clone(), seconds, flops, cores: Some(cores) });
         }
@@ -172,9 +175,11 @@ impl Program for CpuProgram {
     }
 
     fn train_step(&mut self) {
-        self.forward();
-        run(&self.model, &self.fused_relu, &mut self.values, &self.schedule.backward);
-        self.update_params();
+        on_worker(|| {
+            self.forward();
+            run(&self.model, &self.fused_relu, &mut self.values, &self.schedule.backward);
+            self.update_params();
+        })
     }
 
     fn forward(&mut self) {
@@ -259,4 +264,14 @@ fn run(model: &TrainGraph, fused_relu: &[Option<NodeId>], values: &mut [Option<T
 /// The values of `node`'s inputs, computed before it.
 fn inputs_of<'a>(values: &'a [Option<Tensor>], node: &Node) -> Vec<&'a Tensor> {
     node.inputs.iter().map(|&i| values[i].as_ref().expect("computed before")).collect()
+}
+
+/// Runs `f` on one of the worker threads, so that each op's parallel loop
+/// starts from a worker (the other workers steal its halves) rather than
+/// being handed in from outside the pool and waited for, once per op.
+fn on_worker<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    #[cfg(any(not(target_arch = "wasm32"), target_feature = "atomics"))]
+    return rayon::scope(|_| f());
+    #[cfg(all(target_arch = "wasm32", not(target_feature = "atomics")))]
+    return f();
 }
