@@ -37,41 +37,48 @@ pub fn suits(m: usize, k: usize) -> bool {
     m * k <= 16 * 1024
 }
 
-/// c = beta·c + a·b for an m×k `a` with strides `a_strides`, a k×n `b`
-/// whose rows are `ldb` apart (unit column stride), and an m×n `c` whose
-/// rows are `ldc` apart. With beta = 0, `c` is only written.
+/// The operands of c = beta·c + a·b for `sgemm`: `a` with (row, column)
+/// strides, `b` and `c` with rows `ldb` and `ldc` apart and contiguous
+/// columns. With beta = 0, `c` is only written.
+#[derive(Clone, Copy)]
+pub struct Operands {
+    pub a: *const f32,
+    pub a_strides: (usize, usize),
+    pub b: *const f32,
+    pub ldb: usize,
+    pub c: *mut f32,
+    pub ldc: usize,
+    pub beta: f32,
+}
+
+impl Operands {
+    /// The same product from row `row` and column `column` of `c` on.
+    ///
+    /// # Safety
+    /// Both must lie inside the product.
+    unsafe fn at(self, row: usize, column: usize) -> Self {
+        Operands {
+            a: self.a.add(row * self.a_strides.0),
+            b: self.b.add(column),
+            c: self.c.add(row * self.ldc + column),
+            ..self
+        }
+    }
+}
+
+/// c = beta·c + a·b for an m×k `a` and a k×n `b` (see `Operands`).
 ///
 /// # Safety
 /// `available()` must hold; every element the strides address must lie
 /// inside its allocation; nothing else may touch `c` meanwhile.
-#[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx512f")]
-pub unsafe fn sgemm(
-    [m, k, n]: [usize; 3],
-    a: *const f32,
-    a_strides: (usize, usize),
-    b: *const f32,
-    ldb: usize,
-    c: *mut f32,
-    ldc: usize,
-    beta: f32,
-) {
+pub unsafe fn sgemm([m, k, n]: [usize; 3], product: Operands) {
     // Column panels outside, row blocks inside: a k × 32 panel of `b` is
     // read from memory once, then from the cache by every row block.
     for first_column in (0..n).step_by(COLUMNS) {
         let masks = lane_masks(COLUMNS.min(n - first_column));
         for first_row in (0..m).step_by(ROWS) {
-            let block = Block {
-                k,
-                a: a.add(first_row * a_strides.0),
-                a_strides,
-                b: b.add(first_column),
-                ldb,
-                c: c.add(first_row * ldc + first_column),
-                ldc,
-                beta,
-                masks,
-            };
+            let block = Block { k, operands: product.at(first_row, first_column), masks };
             match m - first_row {
                 1 => microkernel::<1>(&block),
                 2 => microkernel::<2>(&block),
@@ -91,17 +98,11 @@ fn lane_masks(width: usize) -> [__mmask16; 2] {
     [lanes(width), lanes(width.saturating_sub(16))]
 }
 
-/// One microkernel call's operands: `ROWS` (or fewer) rows of `a`, a
-/// 32-column panel of `b` and the matching block of `c`.
+/// One microkernel call: `ROWS` (or fewer) rows of `a` and `c` from the
+/// operands' start, a 32-column panel of `b` and `c` (`masks`: its columns).
 struct Block {
     k: usize,
-    a: *const f32,
-    a_strides: (usize, usize),
-    b: *const f32,
-    ldb: usize,
-    c: *mut f32,
-    ldc: usize,
-    beta: f32,
+    operands: Operands,
     masks: [__mmask16; 2],
 }
 
@@ -110,7 +111,8 @@ struct Block {
 #[inline]
 #[target_feature(enable = "avx512f")]
 unsafe fn microkernel<const R: usize>(block: &Block) {
-    let Block { k, a, a_strides: (a_row, a_depth), b, ldb, c, ldc, beta, masks } = *block;
+    let Block { k, operands, masks } = *block;
+    let Operands { a, a_strides: (a_row, a_depth), b, ldb, c, ldc, beta } = operands;
     let mut sums = [[_mm512_setzero_ps(); 2]; R];
     for p in 0..k {
         let b_row = b.add(p * ldb);
@@ -149,37 +151,46 @@ pub fn dot_suits(m: usize, n: usize) -> bool {
 /// Rows of `a` and of `b`ᵀ one dot-product block pairs: 16 accumulators.
 const DOT_BLOCK: usize = 4;
 
-/// c = beta·c + a·b where `a` (m×k) has rows `lda` apart and `b` (k×n)
-/// columns `ldb` apart, both contiguous along k, and `c` has rows `ldc`
-/// apart: each c[i][j] a dot product of two contiguous runs, 16 terms a
-/// vector (the weight gradients, dW = dY · colᵀ, whose k is the pixels).
+/// The operands of c = beta·c + a·b for `sgemm_dot`: `a` with rows `lda`
+/// apart and `b` with columns `ldb` apart, both contiguous along k, and `c`
+/// with rows `ldc` apart. With beta = 0, `c` is only written.
+#[derive(Clone, Copy)]
+pub struct DotOperands {
+    pub a: *const f32,
+    pub lda: usize,
+    pub b: *const f32,
+    pub ldb: usize,
+    pub c: *mut f32,
+    pub ldc: usize,
+    pub beta: f32,
+}
+
+impl DotOperands {
+    /// The same product from row `row` and column `column` of `c` on.
+    ///
+    /// # Safety
+    /// Both must lie inside the product.
+    unsafe fn at(self, row: usize, column: usize) -> Self {
+        DotOperands {
+            a: self.a.add(row * self.lda),
+            b: self.b.add(column * self.ldb),
+            c: self.c.add(row * self.ldc + column),
+            ..self
+        }
+    }
+}
+
+/// c = beta·c + a·b for an m×k `a` and a k×n `b` (see `DotOperands`): each
+/// c[i][j] a dot product of two contiguous runs, 16 terms a vector (the
+/// weight gradients, dW = dY · colᵀ, whose k is the pixels).
 ///
 /// # Safety
 /// As `sgemm`.
-#[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx512f")]
-pub unsafe fn sgemm_dot(
-    [m, k, n]: [usize; 3],
-    a: *const f32,
-    lda: usize,
-    b: *const f32,
-    ldb: usize,
-    c: *mut f32,
-    ldc: usize,
-    beta: f32,
-) {
+pub unsafe fn sgemm_dot([m, k, n]: [usize; 3], product: DotOperands) {
     for first_row in (0..m).step_by(DOT_BLOCK) {
         for first_column in (0..n).step_by(DOT_BLOCK) {
-            let block = DotBlock {
-                k,
-                a: a.add(first_row * lda),
-                lda,
-                b: b.add(first_column * ldb),
-                ldb,
-                c: c.add(first_row * ldc + first_column),
-                ldc,
-                beta,
-            };
+            let block = DotBlock { k, operands: product.at(first_row, first_column) };
             let rows = DOT_BLOCK.min(m - first_row);
             match (rows, DOT_BLOCK.min(n - first_column)) {
                 (4, 4) => dot_kernel::<4, 4>(&block),
@@ -203,16 +214,11 @@ pub unsafe fn sgemm_dot(
     }
 }
 
-/// One `sgemm_dot` block's operands: up to 4 rows of `a`, 4 columns of `b`, their 4 × 4 block of `c`.
+/// One `sgemm_dot` block: up to 4 rows of `a`, 4 columns of `b` and their
+/// block of `c`, from the operands' start.
 struct DotBlock {
     k: usize,
-    a: *const f32,
-    lda: usize,
-    b: *const f32,
-    ldb: usize,
-    c: *mut f32,
-    ldc: usize,
-    beta: f32,
+    operands: DotOperands,
 }
 
 /// c[R × S] = beta·c + the R·S dot products, each summed in 16 lanes and
@@ -220,7 +226,8 @@ struct DotBlock {
 #[inline]
 #[target_feature(enable = "avx512f")]
 unsafe fn dot_kernel<const R: usize, const S: usize>(block: &DotBlock) {
-    let DotBlock { k, a, lda, b, ldb, c, ldc, beta } = *block;
+    let DotBlock { k, operands } = *block;
+    let DotOperands { a, lda, b, ldb, c, ldc, beta } = operands;
     let mut sums = [[_mm512_setzero_ps(); S]; R];
     for p in (0..k).step_by(16) {
         let mask = lanes(k - p);

@@ -101,11 +101,13 @@ unsafe fn sgemm(
 ) {
     #[cfg(target_arch = "x86_64")]
     if b_col == 1 && c_col == 1 && super::avx512::suits(m, k) && super::avx512::available() {
-        return super::avx512::sgemm([m, k, n], a, (a_row, a_col), b, b_row, c, c_row, beta);
+        let product = super::avx512::Operands { a, a_strides: (a_row, a_col), b, ldb: b_row, c, ldc: c_row, beta };
+        return super::avx512::sgemm([m, k, n], product);
     }
     #[cfg(target_arch = "x86_64")]
     if a_col == 1 && b_row == 1 && c_col == 1 && super::avx512::dot_suits(m, n) && super::avx512::available() {
-        return super::avx512::sgemm_dot([m, k, n], a, a_row, b, b_col, c, c_row, beta);
+        let product = super::avx512::DotOperands { a, lda: a_row, b, ldb: b_col, c, ldc: c_row, beta };
+        return super::avx512::sgemm_dot([m, k, n], product);
     }
     let s = |x: usize| x as isize;
     matrixmultiply::sgemm(m, k, n, 1.0, a, s(a_row), s(a_col), b, s(b_row), s(b_col), beta, c, s(c_row), s(c_col));
