@@ -186,22 +186,33 @@ fn kernel_table(
 ) -> (Value, u64) {
     report.insert("kernel_clock".into(), json!(clock.name()));
     println!("each {unit} timed on its own ({}, median of {repeats})", clock.name());
-    // On the CPU device, also how many cores each op kept busy on average (process CPU time over wall time).
-    let cores_header = if times.iter().any(|t| t.cores.is_some()) { format!("{:>8}", "cores") } else { String::new() };
-    println!("{:<24} {:<34} {:>10} {:>10}{cores_header}", unit, format!("node ({what})"), "ms", "GFLOP/s");
+    // On the CPU device, also how many cores each op kept busy on average (process CPU time over wall
+    // time), and its time inside back-to-back passes, where its inputs are not already in the cache.
+    let cpu = times.iter().any(|t| t.cores.is_some());
+    let cpu_header = if cpu { format!("{:>8} {:>10}", "cores", "in step") } else { String::new() };
+    println!("{:<24} {:<34} {:>10} {:>10}{cpu_header}", unit, format!("node ({what})"), "ms", "GFLOP/s");
     let mut rows = Vec::new();
     for t in times {
         let gflops = t.flops as f64 / t.seconds / 1e9;
         let cores = t.cores.map(|c| format!("{c:>8.2}")).unwrap_or_default();
-        println!("{:<24} {:<34} {:>10.3} {:>10.2}{cores}", t.kernel, t.node, t.seconds * 1e3, gflops);
+        let in_step = t.in_step.map(|s| format!(" {:>10.3}", s * 1e3)).unwrap_or_default();
+        println!("{:<24} {:<34} {:>10.3} {:>10.2}{cores}{in_step}", t.kernel, t.node, t.seconds * 1e3, gflops);
         let mut row = json!({"kernel": t.kernel, "node": t.node, "seconds": t.seconds, "flops": t.flops});
         if let Some(cores) = t.cores {
             row["cores"] = json!(cores);
         }
+        if let Some(in_step) = t.in_step {
+            row["in_step_seconds"] = json!(in_step);
+        }
         rows.push(row);
     }
     let sum: f64 = times.iter().map(|t| t.seconds).sum();
-    println!("{:<59} {:>10.3}\n", "sum, each timed alone", sum * 1e3);
+    let in_step: f64 = times.iter().filter_map(|t| t.in_step).sum();
+    let (label, in_step) = match cpu {
+        true => ("sum, each timed alone; in the step, Adam apart", format!(" {:>29.3}", in_step * 1e3)),
+        false => ("sum, each timed alone", String::new()),
+    };
+    println!("{label:<59} {:>10.3}{in_step}\n", sum * 1e3);
     (Value::Array(rows), times.iter().map(|t| t.flops).sum())
 }
 

@@ -81,32 +81,36 @@ impl CpuProgram {
     }
 
     /// Times every op of a training step on its own (each node evaluated
-    /// again from the step's values), the median of `repeats`, then Adam over
+    /// again from the step's values), the median of `repeats`, and inside
+    /// `repeats` back-to-back forward and backward passes, then Adam over
     /// all parameters: where a step's time goes on the CPU device.
     #[cfg(not(target_arch = "wasm32"))]
     pub fn profile(&mut self, repeats: usize) -> Vec<DispatchTime> {
         self.train_step();
+        let in_step = self.in_step_seconds(repeats);
         let nodes = self.schedule.forward.iter().chain(&self.schedule.backward);
         let mut times = Vec::new();
         for &id in nodes {
             let node = &self.model.graph.nodes[id];
             let Source::Op(op) = &node.source else { continue };
+            let (name, seconds, cores, flops);
             if self.fused_relu[id].is_some() {
                 // Its input's value became its own: time the ReLU in place on a copy.
                 let mut copy = self.values[id].clone().expect("computed in the step");
-                let (seconds, cores) = median_seconds_and_cores(repeats, || relu_in_place(&mut copy.data));
-                let flops = op.flops(&[&node.shape], &node.shape);
-                let name = format!("{} (in place)", node.name);
-                times.push(DispatchTime { kernel: op.name(), node: name, seconds, flops, cores: Some(cores) });
-                continue;
+                (seconds, cores) = median_seconds_and_cores(repeats, || relu_in_place(&mut copy.data));
+                flops = op.flops(&[&node.shape], &node.shape);
+                name = format!("{} (in place)", node.name);
+            } else {
+                let inputs = inputs_of(&self.values, node);
+                // Each run's output goes back for the next, as a step's outputs do.
+                let run = || recycle(op.eval_fast(&inputs).expect("computed in the step").data);
+                (seconds, cores) = median_seconds_and_cores(repeats, run);
+                release_free_buffers();
+                flops = op.flops(&shapes_of(&inputs), &node.shape);
+                name = node.name.clone();
             }
-            let inputs = inputs_of(&self.values, node);
-            // Each run's output goes back for the next, as a step's outputs do.
-            let run = || recycle(op.eval_fast(&inputs).expect("computed in the step").data);
-            let (seconds, cores) = median_seconds_and_cores(repeats, run);
-            release_free_buffers();
-            let flops = op.flops(&shapes_of(&inputs), &node.shape);
-            times.push(DispatchTime { kernel: op.name(), node: node.name.clone(), seconds, flops, cores: Some(cores) });
+            let (kernel, cores, in_step) = (op.name(), Some(cores), Some(in_step[id]));
+            times.push(DispatchTime { kernel, node: name, seconds, flops, cores, in_step });
         }
         let (adam, cores) = median_seconds_and_cores(repeats, || {
             self.step -= 1;
@@ -119,11 +123,32 @@ impl CpuProgram {
             seconds: adam,
             flops: 10 * params as u64,
             cores: Some(cores),
+            in_step: None,
         });
         times
     }
 
-    /// One Adam step of every parameter from its gradient in place.
+    /// Each node's mean time over `repeats` forward and backward passes run
+    /// as `train_step` runs them (Adam left out, so the parameters stay).
+    #[cfg(not(target_arch = "wasm32"))]
+    fn in_step_seconds(&mut self, repeats: usize) -> Vec<f64> {
+        let mut seconds = vec![0.0; self.model.graph.nodes.len()];
+        let CpuProgram { model, schedule, fused_relu, values, .. } = self;
+        on_worker(|| {
+            for _ in 0..repeats {
+                for pass in [&schedule.forward, &schedule.backward] {
+                    for &id in pass {
+                        let start = std::time::Instant::now();
+                        run_node(model, fused_relu, values, id);
+                        seconds[id] += start.elapsed().as_secs_f64() / repeats as f64;
+                    }
+                    release_free_buffers();
+                }
+            }
+        });
+        seconds
+    }
+
     fn update_params(&mut self) {
         self.step += 1;
         for (k, &(param, grad)) in self.model.grads.iter().enumerate() {
@@ -243,25 +268,29 @@ impl Program for CpuProgram {
 /// Evaluates `nodes` in order, each from values computed before it.
 fn run(model: &TrainGraph, fused_relu: &[Option<NodeId>], values: &mut [Option<Tensor>], nodes: &[NodeId]) {
     for &id in nodes {
-        let node = &model.graph.nodes[id];
-        let Source::Op(op) = &node.source else { continue };
-        // Last step's value of this node: the buffer for some op's output now.
-        if let Some(old) = values[id].take() {
-            recycle(old.data);
-        }
-        if let Some(input) = fused_relu[id] {
-            let mut value = values[input].take().expect("computed before");
-            relu_in_place(&mut value.data);
-            values[id] = Some(value);
-            continue;
-        }
-        let value = op.eval_fast(&inputs_of(values, node)).expect("shapes were checked when the graph was built");
-        values[id] = Some(value);
+        run_node(model, fused_relu, values, id);
     }
     release_free_buffers();
 }
 
-/// The values of `node`'s inputs, computed before it.
+/// Computes node `id`'s value from its inputs' (nothing for inputs and parameters).
+fn run_node(model: &TrainGraph, fused_relu: &[Option<NodeId>], values: &mut [Option<Tensor>], id: NodeId) {
+    let node = &model.graph.nodes[id];
+    let Source::Op(op) = &node.source else { return };
+    // Last step's value of this node: the buffer for some op's output now.
+    if let Some(old) = values[id].take() {
+        recycle(old.data);
+    }
+    if let Some(input) = fused_relu[id] {
+        let mut value = values[input].take().expect("computed before");
+        relu_in_place(&mut value.data);
+        values[id] = Some(value);
+        return;
+    }
+    let value = op.eval_fast(&inputs_of(values, node)).expect("shapes were checked when the graph was built");
+    values[id] = Some(value);
+}
+
 fn inputs_of<'a>(values: &'a [Option<Tensor>], node: &Node) -> Vec<&'a Tensor> {
     node.inputs.iter().map(|&i| values[i].as_ref().expect("computed before")).collect()
 }

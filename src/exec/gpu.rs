@@ -31,6 +31,9 @@ pub struct DispatchTime {
     pub flops: u64,
     /// Cores busy on average while it ran (the CPU device; None on a GPU).
     pub cores: Option<f64>,
+    /// Its mean time inside back-to-back passes, as training runs it, where
+    /// its inputs come from the op before rather than from a warm cache (the CPU device).
+    pub in_step: Option<f64>,
 }
 
 /// Training steps `train_steps` records into one submission at most.
@@ -214,7 +217,14 @@ impl GpuProgram {
         };
         let times = dispatches.iter().zip(samples).map(|(d, s)| {
             let seconds = super::median(s);
-            DispatchTime { kernel: d.launch.kernel.entry, node: d.label.clone(), seconds, flops: d.flops, cores: None }
+            DispatchTime {
+                kernel: d.launch.kernel.entry,
+                node: d.label.clone(),
+                seconds,
+                flops: d.flops,
+                cores: None,
+                in_step: None,
+            }
         });
         (times.collect(), clock)
     }
