@@ -291,6 +291,7 @@ fn run_node(model: &TrainGraph, fused_relu: &[Option<NodeId>], values: &mut [Opt
     values[id] = Some(value);
 }
 
+/// The values of `node`'s inputs, computed before it.
 fn inputs_of<'a>(values: &'a [Option<Tensor>], node: &Node) -> Vec<&'a Tensor> {
     node.inputs.iter().map(|&i| values[i].as_ref().expect("computed before")).collect()
 }

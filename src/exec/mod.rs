@@ -240,7 +240,6 @@ fn check_moments(model: &TrainGraph, state: &OptimizerState) -> Result<(), ExecE
     Ok(())
 }
 
-/// Median seconds of `repeats` (at least one) runs of `f`.
 /// CPU time this process has used so far, all threads together (native).
 #[cfg(not(target_arch = "wasm32"))]
 fn process_cpu_seconds() -> f64 {
@@ -270,6 +269,7 @@ pub(crate) fn median_seconds_and_cores(repeats: usize, f: impl FnMut()) -> (f64,
     with_cores_busy(|| median_seconds(repeats, f))
 }
 
+/// Median seconds of `repeats` (at least one) runs of `f`.
 pub(crate) fn median_seconds(repeats: usize, mut f: impl FnMut()) -> f64 {
     let samples = (0..repeats.max(1))
         .map(|_| {

@@ -217,7 +217,7 @@ impl OpDef for MaxPool2 {
             for (i, out_row) in out.chunks_exact_mut(out_w).enumerate() {
                 let (top, bottom) = (&x[2 * i * w..][..2 * out_w], &x[(2 * i + 1) * w..][..2 * out_w]);
                 for ((o, t), b) in out_row.iter_mut().zip(top.chunks_exact(2)).zip(bottom.chunks_exact(2)) {
-                    *o = first_max([t[0], t[1], b[0], b[1]]);
+                    *o = max4([t[0], t[1], b[0], b[1]]).0;
                 }
             }
         });
@@ -380,17 +380,16 @@ fn spread_quarters(dy: &Tensor, plane: usize, in_w: usize, dx_plane: &mut [f32])
     }
 }
 
-/// The largest of four values, the first one on ties (`values[argmax4(values)]`
-/// without a branch on the data).
-fn first_max(values: [f32; 4]) -> f32 {
-    values[1..].iter().fold(values[0], |best, &v| if v > best { v } else { best })
+/// The largest of four values and its position (0..4), the first one on
+/// ties. The best value is carried, not looked up, so the compiler can
+/// select without branching on the data.
+fn max4(values: [f32; 4]) -> (f32, usize) {
+    (1..4).fold((values[0], 0), |(top, best), k| if values[k] > top { (values[k], k) } else { (top, best) })
 }
 
 /// Position (0..4) of the largest of four values, the first one on ties.
 fn argmax4(values: [f32; 4]) -> usize {
-    // The best value is carried, not looked up, so the compiler can select without branching.
-    let first = (values[0], 0);
-    (1..4).fold(first, |(top, best), k| if values[k] > top { (values[k], k) } else { (top, best) }).1
+    max4(values).1
 }
 
 /// Rows of 35 windows: the fast max-pool gradient's vectors of 16 windows, full and partial.

@@ -149,7 +149,7 @@ impl OpDef for Upsample2Backward {
     /// The same sums, one plane per task.
     fn cpu_fast(&self, inputs: &[&Tensor], dx_shape: &[usize]) -> Vec<f32> {
         let [_, _, h, w] = dx_shape[..] else { unreachable!() };
-        let mut dx = vec![0.0; numel(dx_shape)];
+        let mut dx = output_buffer(numel(dx_shape));
         per_chunk(&mut dx, h * w, |k, out| block_sums(&inputs[0].data[4 * k * h * w..][..4 * h * w], w, out));
         dx
     }

@@ -4,6 +4,7 @@
 
 use octconv::check::{self, Work};
 use octconv::ops::fast_cpu::gemm;
+use octconv::tensor::Tensor;
 
 /// Every op case of `octconv::check`: the fast version against the plain
 /// twin, with the GPU kernels' tolerances.
@@ -36,13 +37,6 @@ pub fn fast_ops_match_the_plain_twins() {
 /// wider than the product, and beta 0 (c holding NaN, which must not leak
 /// in), 1 and 0.5.
 pub fn gemm_matches_a_plain_product() {
-    let mut state = 0x2545_f491_u32;
-    let mut random = move || {
-        state ^= state << 13;
-        state ^= state >> 17;
-        state ^= state << 5;
-        (state % 2001) as f32 / 1000.0 - 1.0
-    };
     let mut products = 0;
     for m in [1, 3, 7, 8, 9, 16, 17, 33] {
         for k in [1, 2, 9, 31, 40] {
@@ -52,11 +46,12 @@ pub fn gemm_matches_a_plain_product() {
                         let ldc = n + 2;
                         let a_strides = if transposed_a { (1, m) } else { (k, 1) };
                         let b_strides = if transposed_b { (1, k + 3) } else { (n + 3, 1) };
-                        let a: Vec<f32> = (0..m * k).map(|_| random()).collect();
-                        let b: Vec<f32> =
-                            (0..(k - 1) * b_strides.0 + (n - 1) * b_strides.1 + 1).map(|_| random()).collect();
-                        let c0: Vec<f32> =
-                            (0..m * ldc).map(|_| if beta == 0.0 { f32::NAN } else { random() }).collect();
+                        // Uniform in [-1, 1), new seeds for every product.
+                        let random =
+                            |len: usize, which: u64| Tensor::uniform(&[len], -1.0, 1.0, 3 * products + which).data;
+                        let a = random(m * k, 0);
+                        let b = random((k - 1) * b_strides.0 + (n - 1) * b_strides.1 + 1, 1);
+                        let c0 = if beta == 0.0 { vec![f32::NAN; m * ldc] } else { random(m * ldc, 2) };
                         let mut c = c0.clone();
                         gemm(m, k, n, &a, a_strides, &b, b_strides, &mut c, (ldc, 1), beta);
                         let case = format!("{m}×{k}×{n} (transposed a {transposed_a}, b {transposed_b}; beta {beta})");
