@@ -122,7 +122,7 @@ pub fn avx512_in_use() -> bool {
 }
 
 /// Threads the parallel loops share work among (1 in the page's plain build).
-fn workers() -> usize {
+pub fn workers() -> usize {
     #[cfg(any(not(target_arch = "wasm32"), target_feature = "atomics"))]
     return rayon::current_num_threads().max(1);
     #[cfg(all(target_arch = "wasm32", not(target_feature = "atomics")))]

@@ -124,10 +124,7 @@ impl Engine {
     /// Threads the CPU path works on: rayon's pool in the threaded build, else 1.
     #[wasm_bindgen(getter)]
     pub fn threads(&self) -> usize {
-        #[cfg(target_feature = "atomics")]
-        return rayon::current_num_threads();
-        #[cfg(not(target_feature = "atomics"))]
-        return 1;
+        crate::ops::fast_cpu::workers()
     }
 
     /// Loads a safetensors checkpoint (PyTorch state_dict names) for recognition.
