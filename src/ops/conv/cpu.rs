@@ -1,11 +1,17 @@
 //! The convolution's CPU twin (direct loops, obviously right) and its fast
-//! version for the CPU device (im2col + GEMM, split over the batch).
+//! version for the CPU device (im2col + GEMM, split over the batch; the
+//! AVX-512 shift kernels in `shift.rs` where they apply).
 
 use std::ops::Range;
 
+#[cfg(target_arch = "x86_64")]
+use crate::ops::avx512;
 use crate::ops::conv_output_size;
 use crate::ops::fast_cpu::{gemm, output_buffer, per_chunk_with_scratch, sum_over};
 use crate::tensor::{numel, Tensor};
+
+#[cfg(target_arch = "x86_64")]
+mod shift;
 
 /// One product term of a convolution: the output element it adds to (an
 /// index into y or dy), the weight element, and the input element it reads
@@ -365,9 +371,16 @@ pub(super) fn conv2d_fast(
 ) -> Vec<f32> {
     let conv = Conv::new(&x.shape, w.shape[2], stride, padding, [out_shape[2], out_shape[3]]);
     let (outs, patch, pixels) = (w.shape[0], conv.patch(), conv.pixels());
+    let mut y = output_buffer(out_shape.iter().product());
+    // A patch of 9 (conv1: one input channel) is too short a sum to pay for
+    // the shift kernel's stores: the im2col GEMM is 20 % faster there.
+    #[cfg(target_arch = "x86_64")]
+    if conv.is_shift() && patch >= 16 && avx512::available() {
+        conv.shift_conv_images(&x.data, &w.data, Some(&b.data), &mut y, outs);
+        return y;
+    }
     let group = images_per_gemm(pixels);
     let image_len = x.shape[1..].iter().product::<usize>();
-    let mut y = output_buffer(out_shape.iter().product());
     let scratch = (patch + outs) * group * pixels;
     per_chunk_with_scratch(&mut y, group * outs * pixels, scratch, |chunk, y_chunk, scratch| {
         let images = y_chunk.len() / (outs * pixels);
@@ -397,6 +410,12 @@ pub(super) fn conv2d_backward_input_fast(
 ) -> Vec<f32> {
     let conv = Conv::new(dx_shape, w.shape[2], stride, padding, [dy.shape[2], dy.shape[3]]);
     let (outs, patch, pixels) = (w.shape[0], conv.patch(), conv.pixels());
+    #[cfg(target_arch = "x86_64")]
+    if conv.is_shift() && avx512::available() {
+        let mut dx = output_buffer(dx_shape.iter().product());
+        conv.shift_backward_input(&dy.data, w, &mut dx);
+        return dx;
+    }
     let group = images_per_gemm(pixels);
     let image_len = dx_shape[1..].iter().product::<usize>();
     let mut dx = vec![0.0; dx_shape.iter().product()];
@@ -425,6 +444,12 @@ pub(super) fn conv2d_backward_weight_fast(
 ) -> Vec<f32> {
     let conv = Conv::new(&x.shape, dw_shape[2], stride, padding, [dy.shape[2], dy.shape[3]]);
     let (outs, patch, pixels) = (dw_shape[0], conv.patch(), conv.pixels());
+    #[cfg(target_arch = "x86_64")]
+    // Fewer than 16 output channels would leave the kernel's vectors part empty
+    // (conv1's 8: the im2col path is twice as fast there).
+    if conv.is_shift() && outs >= 16 && avx512::available() {
+        return conv.shift_weight_gradient(&dy.data, &x.data, outs);
+    }
     let batch = x.shape[0];
     let group = images_per_gemm(pixels);
     let image_len = x.shape[1..].iter().product::<usize>();

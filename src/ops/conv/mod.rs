@@ -467,7 +467,7 @@ impl OpDef for Conv2dBackwardWeight {
 }
 
 /// Conv cases: (batch, in channels, height, width, out channels, kernel, stride, padding).
-pub const CONV_SHAPES: [[usize; 8]; 11] = [
+pub const CONV_SHAPES: [[usize; 8]; 12] = [
     [1, 1, 5, 7, 1, 3, 1, 1],
     // A kernel larger than the image, the output the input's size.
     [2, 2, 1, 2, 3, 5, 1, 2],
@@ -484,6 +484,9 @@ pub const CONV_SHAPES: [[usize; 8]; 11] = [
     // Enough channels for the wide weight-gradient kernel, tiles left part-filled.
     [2, 20, 9, 7, 12, 5, 2, 2],
     [3, 20, 7, 7, 12, 5, 1, 2],
+    // Output channels off the CPU kernels' 16-lane vectors and a batch off
+    // their groups of 8 images (the weight gradient's sums), odd map sizes.
+    [10, 5, 6, 7, 37, 3, 1, 1],
 ];
 
 /// The output shape of a convolution case.

@@ -1,19 +1,27 @@
-//! Hand-written AVX-512 for the CPU device's two hottest loops the compiler
+//! Hand-written AVX-512 for the CPU device's hottest loops, where the compiler
 //! does not vectorize well by itself, each used only where the CPU has it
 //! and checked against its plain version by the tests (`tests/cpu_fast.rs`,
 //! and again with `OCTCONV_AVX512=off` for the plain versions):
 //!
-//! - a GEMM for products whose `b` and `c` rows are contiguous (the
-//!   convolutions' forward and input-gradient products): the microkernel
-//!   reads `b` and `a` where they lie instead of packing them first, as a
-//!   general GEMM does. Those products are small (a 288 × 392 column
-//!   matrix) and already in the cache, so packing was a second copy of
-//!   every operand (12 % of the step's time) and the general GEMM's
-//!   16 × 16 tiles fit conv1's 8 × 9 weights badly (23 GFLOP/s; here 90);
+//! - a GEMM for products whose `b` and `c` rows are contiguous (the im2col
+//!   convolutions' forward and input-gradient products: conv1, strided
+//!   convolutions): the microkernel reads `b` and `a` where they lie
+//!   instead of packing them first, as a general GEMM does. Those products
+//!   are small (a 288 × 392 column matrix) and already in the cache, so
+//!   packing was a second copy of every operand (12 % of the step's time)
+//!   and the general GEMM's 16 × 16 tiles fit conv1's 8 × 9 weights badly
+//!   (23 GFLOP/s; here 90);
 //! - max pooling's gradient, 16 windows at a time without a branch on the
-//!   data (a mispredicted branch per window made it 4–5× slower).
+//!   data (a mispredicted branch per window made it 4–5× slower);
+//! - the shift convolutions (stride 1, output the input's size: every conv
+//!   of the seed net) read straight from the images, forward and input
+//!   gradient in `shift_conv`, weight gradient in `shift_weight_gradient`,
+//!   with a register-blocked transpose for the latter's dyᵀ.
 
 use std::arch::x86_64::*;
+
+pub mod shift_conv;
+pub mod shift_weight_gradient;
 
 /// Whether the AVX-512 paths run: the CPU has AVX-512F and
 /// `OCTCONV_AVX512=off` does not rule them out (to time or test the plain
@@ -298,5 +306,86 @@ fn lanes(count: usize) -> __mmask16 {
         0xffff
     } else {
         (1u16 << count) - 1
+    }
+}
+
+/// out = matrixᵀ for a [rows, columns] `matrix` whose rows are `columns`
+/// apart, into `out` with rows `rows` apart: 16 × 16 blocks transposed in
+/// registers (the scalar loop, a load and a store per value, cost a
+/// quarter of the weight gradient it fed).
+///
+/// # Safety
+/// `available()` must hold.
+#[target_feature(enable = "avx512f")]
+pub unsafe fn transpose(matrix: &[f32], rows: usize, columns: usize, out: &mut [f32]) {
+    assert!(matrix.len() >= rows * columns && out.len() >= rows * columns);
+    for first_row in (0..rows).step_by(16) {
+        let row_lanes = lanes(rows - first_row);
+        for first_column in (0..columns).step_by(16) {
+            let column_lanes = lanes(columns - first_column);
+            let mut block: [__m512; 16] = std::array::from_fn(|i| {
+                let row = first_row + i;
+                if row < rows {
+                    _mm512_maskz_loadu_ps(column_lanes, matrix.as_ptr().add(row * columns + first_column))
+                } else {
+                    _mm512_setzero_ps()
+                }
+            });
+            transpose16(&mut block);
+            for (j, &column) in block.iter().enumerate().take(columns - first_column) {
+                _mm512_mask_storeu_ps(out.as_mut_ptr().add((first_column + j) * rows + first_row), row_lanes, column);
+            }
+        }
+    }
+}
+
+/// Transposes 16 vectors of 16 values in place: pairs of values, then of
+/// pairs, then 128-bit lanes, then halves trade places.
+#[inline]
+#[target_feature(enable = "avx512f")]
+unsafe fn transpose16(r: &mut [__m512; 16]) {
+    let mut t = [_mm512_setzero_ps(); 16];
+    for k in 0..8 {
+        t[2 * k] = _mm512_unpacklo_ps(r[2 * k], r[2 * k + 1]);
+        t[2 * k + 1] = _mm512_unpackhi_ps(r[2 * k], r[2 * k + 1]);
+    }
+    let pd = _mm512_castps_pd;
+    for k in 0..4 {
+        let b = 4 * k;
+        r[b] = _mm512_castpd_ps(_mm512_unpacklo_pd(pd(t[b]), pd(t[b + 2])));
+        r[b + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(pd(t[b]), pd(t[b + 2])));
+        r[b + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(pd(t[b + 1]), pd(t[b + 3])));
+        r[b + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(pd(t[b + 1]), pd(t[b + 3])));
+    }
+    for half in [0, 8] {
+        for k in 0..4 {
+            t[half + k] = _mm512_shuffle_f32x4::<0x88>(r[half + k], r[half + k + 4]);
+            t[half + k + 4] = _mm512_shuffle_f32x4::<0xdd>(r[half + k], r[half + k + 4]);
+        }
+    }
+    for k in 0..8 {
+        r[k] = _mm512_shuffle_f32x4::<0x88>(t[k], t[k + 8]);
+        r[k + 8] = _mm512_shuffle_f32x4::<0xdd>(t[k], t[k + 8]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn transpose_matches_the_definition() {
+        if !super::available() {
+            return;
+        }
+        for (rows, columns) in [(1, 1), (16, 16), (3, 17), (64, 196), (33, 49), (17, 5)] {
+            let matrix: Vec<f32> = (0..rows * columns).map(|v| v as f32).collect();
+            let mut out = vec![f32::NAN; rows * columns];
+            // SAFETY: AVX-512 is there.
+            unsafe { super::transpose(&matrix, rows, columns, &mut out) };
+            for r in 0..rows {
+                for c in 0..columns {
+                    assert_eq!(out[c * rows + r], matrix[r * columns + c], "{rows}×{columns} at ({r}, {c})");
+                }
+            }
+        }
     }
 }
