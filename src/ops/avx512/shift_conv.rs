@@ -73,6 +73,11 @@ pub struct ShiftOperands {
     /// [channels, pixels]: one image.
     pub image: *const f32,
     pub channels: usize,
+    /// Memory around the image the kernel may read (start, end): the
+    /// tensor the image lies in. A tap's loads that stay inside it load
+    /// whole vectors and mask the products instead (a masked load costs an
+    /// extra micro-op on the ports the products use: 14 % of the time).
+    pub readable: (*const f32, *const f32),
     /// [rows, pixels]: written, never read.
     pub out: *mut f32,
     /// One value per row added to its sums, or null for none.
@@ -145,27 +150,61 @@ struct ShiftBlock<'a> {
     operands: ShiftOperands,
 }
 
+/// One tap's reads: its first plane's shifted panel, its weights, its lanes.
+struct Tap {
+    start: *const f32,
+    weights: *const f32,
+    mask: [__mmask16; VECTORS],
+}
+
+/// sums += the tap's weights × its shifted panel of every channel, with
+/// whole-vector loads and masked products (`WHOLE`), or masked loads.
+#[inline]
+#[target_feature(enable = "avx512f")]
+unsafe fn tap_products<const R: usize, const V: usize, const WHOLE: bool>(
+    sums: &mut [[__m512; V]; R],
+    tap: &Tap,
+    channels: usize,
+    taps: &ShiftTaps,
+    lda: usize,
+) {
+    let mask = tap.mask;
+    for c in 0..channels {
+        let from = tap.start.wrapping_add(c * taps.pixels);
+        let b: [__m512; V] = std::array::from_fn(|h| {
+            if WHOLE {
+                _mm512_loadu_ps(from.wrapping_add(16 * h))
+            } else {
+                _mm512_maskz_loadu_ps(mask[h], from.wrapping_add(16 * h))
+            }
+        });
+        for (i, row) in sums.iter_mut().enumerate() {
+            let a = _mm512_set1_ps(*tap.weights.add(i * lda + c * taps.taps()));
+            for ((sum, &b), &mask) in row.iter_mut().zip(&b).zip(&mask) {
+                *sum = if WHOLE { _mm512_mask3_fmadd_ps(a, b, *sum, mask) } else { _mm512_fmadd_ps(a, b, *sum) };
+            }
+        }
+    }
+}
+
 /// out[R × 16V pixels] = bias + weights[R × channels·taps] · the shifted
 /// planes, the sums in 2R (or R) vector registers.
 #[inline]
 #[target_feature(enable = "avx512f")]
 unsafe fn microkernel<const R: usize, const V: usize>(block: &ShiftBlock) {
     let ShiftBlock { taps, masks, first_pixel, store_masks, operands } = *block;
-    let ShiftOperands { weights, lda, image, channels, out, bias } = operands;
+    let ShiftOperands { weights, lda, image, channels, out, bias, readable } = operands;
     let mut sums = [[_mm512_setzero_ps(); V]; R];
     for (t, (&offset, mask)) in taps.offsets.iter().zip(masks).enumerate() {
-        // Offsets may point before the plane or past it; only unmasked lanes are read.
+        // Offsets may point before the plane or past it: only masked-in lanes
+        // are read, or whole vectors inside `readable`.
         let tap = image.wrapping_add(first_pixel).wrapping_offset(offset);
-        let weights = weights.add(t);
-        for c in 0..channels {
-            let from = tap.wrapping_add(c * taps.pixels);
-            let b: [__m512; V] = std::array::from_fn(|h| _mm512_maskz_loadu_ps(mask[h], from.wrapping_add(16 * h)));
-            for (i, row) in sums.iter_mut().enumerate() {
-                let a = _mm512_set1_ps(*weights.add(i * lda + c * taps.taps()));
-                for (sum, &b) in row.iter_mut().zip(&b) {
-                    *sum = _mm512_fmadd_ps(a, b, *sum);
-                }
-            }
+        let last = tap.wrapping_add((channels - 1) * taps.pixels + 16 * V);
+        let tap = Tap { start: tap, weights: weights.add(t), mask: *mask };
+        if tap.start >= readable.0 && last <= readable.1 {
+            tap_products::<R, V, true>(&mut sums, &tap, channels, taps, lda);
+        } else {
+            tap_products::<R, V, false>(&mut sums, &tap, channels, taps, lda);
         }
     }
     for (i, row) in sums.iter().enumerate() {

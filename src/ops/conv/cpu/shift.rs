@@ -39,7 +39,8 @@ impl Conv {
         assert!(bias.is_none_or(|b| b.len() == outs));
         let group = stacked_images(pixels);
         let stacked_taps = |count: usize| ShiftTaps::new([count, self.height, self.width], self.kernel, self.padding);
-        let product = |taps: &ShiftTaps, images: &[f32], y: &mut [f32]| {
+        // `readable`: the slice `images` lies in, which the kernel may read around it.
+        let product = |taps: &ShiftTaps, images: &[f32], readable: &[f32], y: &mut [f32]| {
             assert!(images.len() == self.channels * taps.pixels() && y.len() == outs * taps.pixels());
             let operands = ShiftOperands {
                 weights: w.as_ptr(),
@@ -48,6 +49,7 @@ impl Conv {
                 channels: self.channels,
                 out: y.as_mut_ptr(),
                 bias: bias.map_or(std::ptr::null(), <[f32]>::as_ptr),
+                readable: (readable.as_ptr_range().start, readable.as_ptr_range().end),
             };
             // SAFETY: AVX-512 is there (the caller checked), and the asserts
             // keep the weights, images, outputs and bias inside their slices.
@@ -57,7 +59,7 @@ impl Conv {
         // Images one at a time where a map fills the kernel's vectors well
         // (no copies); else `group` of them stacked, side by side in scratch.
         if group == 1 {
-            return per_chunk(y, out_len, |n, y_n| product(&taps, &images[n * image_len..][..image_len], y_n));
+            return per_chunk(y, out_len, |n, y_n| product(&taps, &images[n * image_len..][..image_len], images, y_n));
         }
         per_chunk_with_scratch(
             y,
@@ -70,9 +72,9 @@ impl Conv {
                 let x_side = side_by_side(images, self.channels, pixels, x_side);
                 let y_side = &mut y_side[..count * out_len];
                 if count == group {
-                    product(&taps, x_side, y_side);
+                    product(&taps, x_side, x_side, y_side);
                 } else {
-                    product(&stacked_taps(count), x_side, y_side);
+                    product(&stacked_taps(count), x_side, x_side, y_side);
                 }
                 from_side_by_side(y_side, outs, pixels, y_chunk);
             },
