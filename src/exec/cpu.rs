@@ -15,7 +15,13 @@ use crate::ops::loss::batch_metrics;
 #[cfg(not(target_arch = "wasm32"))]
 use crate::ops::shapes_of;
 use crate::optim::{adam_step_parallel, AdamConfig, OptimizerState};
+
 use crate::tensor::Tensor;
+
+#[cfg(any(not(target_arch = "wasm32"), target_feature = "atomics"))]
+mod helpers;
+#[cfg(not(target_arch = "wasm32"))]
+pub use helpers::spun_seconds;
 
 pub struct CpuProgram {
     pub model: TrainGraph,
@@ -296,12 +302,11 @@ fn inputs_of<'a>(values: &'a [Option<Tensor>], node: &Node) -> Vec<&'a Tensor> {
     node.inputs.iter().map(|&i| values[i].as_ref().expect("computed before")).collect()
 }
 
-/// Runs `f` on one of the worker threads, so that each op's parallel loop
-/// starts from a worker (the other workers steal its halves) rather than
-/// being handed in from outside the pool and waited for, once per op.
+/// Runs `f` on one of the worker threads, the others helping
+/// (`helpers::run_helped`), where there are threads; else here.
 fn on_worker<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     #[cfg(any(not(target_arch = "wasm32"), target_feature = "atomics"))]
-    return rayon::scope(|_| f());
+    return helpers::run_helped(f);
     #[cfg(all(target_arch = "wasm32", not(target_feature = "atomics")))]
     return f();
 }

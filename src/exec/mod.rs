@@ -254,13 +254,14 @@ fn process_cpu_seconds() -> f64 {
 }
 
 /// What `f` returns, and how many cores were busy on average while it ran
-/// (process CPU time over wall time): below the thread count, some sat
-/// idle, waiting for the others or for work.
+/// (process CPU time over wall time, less the CPU device's helper threads'
+/// spinning for work): below the thread count, some sat idle, waiting for
+/// the others or for work.
 #[cfg(not(target_arch = "wasm32"))]
 pub fn with_cores_busy<R>(f: impl FnOnce() -> R) -> (R, f64) {
-    let (wall, cpu) = (now(), process_cpu_seconds());
+    let (wall, cpu) = (now(), process_cpu_seconds() - cpu::spun_seconds());
     let result = f();
-    (result, (process_cpu_seconds() - cpu) / (now() - wall))
+    (result, (process_cpu_seconds() - cpu::spun_seconds() - cpu) / (now() - wall))
 }
 
 /// `median_seconds`, and the cores busy on average over all the repeats.
