@@ -84,13 +84,15 @@ pub struct ShiftOperands {
     pub bias: *const f32,
 }
 
-/// out[r, q] = bias[r] + Σ_c,t weights[r, c·taps + t] · image[c, q + offset[t]]
-/// (zero where that lies in the padding), summed in the im2col GEMM's order.
+/// out[r, q] = bias[r] + Σ_t,c weights[r, c·taps + t] · image[c, q + offset[t]]
+/// (zero where that lies in the padding), summed tap by tap, and within a
+/// tap channel by channel: each tap's masks are loaded once.
 ///
 /// # Safety
 /// `available()` must hold; `weights` must hold `rows` rows of
 /// `channels · taps` values, `image` `channels` planes, `out` `rows`
-/// planes, and `bias` (when not null) `rows` values; nothing else may touch
+/// planes, and `bias` (when not null) `rows` values; `readable` must span
+/// one initialized allocation that holds the image; nothing else may touch
 /// `out` meanwhile.
 #[target_feature(enable = "avx512f")]
 pub unsafe fn shift_conv(rows: usize, taps: &ShiftTaps, operands: ShiftOperands) {
