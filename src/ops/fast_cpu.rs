@@ -201,6 +201,14 @@ pub fn zip_map(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32 + Sync + Send) 
     y
 }
 
+/// A copy of `values` in a recycled buffer, in parallel chunks (a reshape's:
+/// 0.05 ms a copy of conv3's pooled output on one core).
+pub fn copy(values: &[f32]) -> Vec<f32> {
+    let mut y = output_buffer(values.len());
+    per_chunk(&mut y, ELEMENTWISE_CHUNK, |k, out| out.copy_from_slice(&values[k * ELEMENTWISE_CHUNK..][..out.len()]));
+    y
+}
+
 /// `f(v)` for every value of `values` in place, in parallel chunks.
 pub fn map_in_place(values: &mut [f32], f: impl Fn(f32) -> f32 + Sync + Send) {
     per_chunk(values, ELEMENTWISE_CHUNK, |_, chunk| chunk.iter_mut().for_each(|v| *v = f(*v)));

@@ -4,7 +4,7 @@
 //! Gradient rule: dy reshaped back to the input's shape.
 
 use super::cases::{gradient_case, Case, GradientCase, Seeds};
-use super::fast_cpu::output_buffer;
+use super::fast_cpu::copy;
 use super::kernel::{Launch, Tiling};
 use super::{Family, Gradient, GraphError, NodeId, OpDef, Shapes};
 use crate::tensor::{numel, Tensor};
@@ -46,12 +46,10 @@ impl OpDef for Reshape {
         inputs[0].data.clone()
     }
 
-    /// A copy into a recycled buffer (`output_buffer`), as the other ops
+    /// A copy into a recycled buffer (`fast_cpu::copy`), as the other ops
     /// write theirs: no allocation in the step.
     fn cpu_fast(&self, inputs: &[&Tensor], _output: &[usize]) -> Vec<f32> {
-        let mut y = output_buffer(inputs[0].len());
-        y.copy_from_slice(&inputs[0].data);
-        y
+        copy(&inputs[0].data)
     }
 
     fn launch(&self, _inputs: &[&[usize]], _output: &[usize], _tiling: Tiling) -> Option<Launch> {
