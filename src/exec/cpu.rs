@@ -10,7 +10,7 @@ use crate::data::Dataset;
 use crate::graph::{Node, NodeId, Source};
 use crate::nn::{ParamSet, TrainGraph};
 use crate::ops::elementwise::relu_in_place;
-use crate::ops::fast_cpu::{recycle, release_free_buffers};
+use crate::ops::fast_cpu::{flush_denormals_on_every_thread, recycle, release_free_buffers};
 use crate::ops::loss::batch_metrics;
 #[cfg(not(target_arch = "wasm32"))]
 use crate::ops::shapes_of;
@@ -46,6 +46,7 @@ fn ready<'a, T: 'a>(value: T) -> Pending<'a, T> {
 
 impl CpuProgram {
     pub fn new(model: TrainGraph, params: &ParamSet, adam: AdamConfig) -> Result<Self, ExecError> {
+        flush_denormals_on_every_thread();
         let schedule = Schedule::new(&model);
         let fused_relu = relu_fusions(&model, &schedule, |_, _, _| true);
         let mut values = vec![None; model.graph.nodes.len()];

@@ -121,6 +121,31 @@ pub fn avx512_in_use() -> bool {
     return false;
 }
 
+/// Sets every thread of the pool to flush denormal results to zero and read
+/// denormal inputs as zero (x86's FTZ and DAZ; nothing elsewhere), as
+/// TensorFlow's CPU executor does: gradients shrink into the denormal range
+/// as training goes on, and each denormal operand costs a microcode assist
+/// (steps back to back on the same 640 images went 8.6 -> 11.3 ms after some
+/// 500 steps). Values that small are zeros to training. Threads keep the
+/// setting, so once per program is enough.
+pub fn flush_denormals_on_every_thread() {
+    #[cfg(target_arch = "x86_64")]
+    rayon::broadcast(|_| flush_denormals());
+}
+
+/// FTZ (bit 15) and DAZ (bit 6) in this thread's SSE control register.
+#[cfg(target_arch = "x86_64")]
+fn flush_denormals() {
+    let mut control: u32 = 0;
+    // SAFETY: stmxcsr and ldmxcsr read and write 4 bytes at the address
+    // given, a local here, and only change how this thread rounds denormals.
+    unsafe {
+        std::arch::asm!("stmxcsr [{}]", in(reg) &mut control, options(nostack, preserves_flags));
+        control |= 1 << 15 | 1 << 6;
+        std::arch::asm!("ldmxcsr [{}]", in(reg) &control, options(nostack, preserves_flags));
+    }
+}
+
 /// Threads the parallel loops share work among (1 in the page's plain build).
 pub fn workers() -> usize {
     #[cfg(any(not(target_arch = "wasm32"), target_feature = "atomics"))]
