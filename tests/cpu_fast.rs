@@ -1,6 +1,7 @@
-//! The fast CPU device (each op's `cpu_fast`: im2col + GEMM, one pass per
-//! plane) against the plain twins, with the hand-written AVX-512 loops
-//! where the CPU has them (`cpu_fast_plain.rs` checks the paths without).
+//! The fast CPU device (each op's `cpu_fast`: shift kernels or im2col +
+//! GEMM, one pass per plane) against the plain twins, with the hand-written
+//! AVX-512 loops where the CPU has them (`cpu_fast_plain.rs` checks the
+//! paths without).
 
 mod common;
 

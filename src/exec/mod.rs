@@ -42,6 +42,9 @@ impl Device {
     pub fn describe(&self) -> String {
         match self {
             Device::Gpu(gpu) => gpu.adapter_name(),
+            Device::Cpu if crate::ops::fast_cpu::avx512_in_use() => {
+                "CPU (AVX-512: shift convolutions read in place, else im2col + GEMM)".to_string()
+            }
             Device::Cpu => "CPU (im2col + GEMM)".to_string(),
         }
     }

@@ -20,8 +20,8 @@ use crate::ops::{winograd, Tiling};
 /// How a layer's convolutions become graph ops.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ConvLowering {
-    /// One `Conv2d` op each: im2col + GEMM on the CPU device, an implicit
-    /// GEMM on a hardware GPU.
+    /// One `Conv2d` op each: shift kernels or im2col + GEMM on the CPU
+    /// device, an implicit GEMM on a hardware GPU.
     Direct,
     /// Winograd F(2×2, 3×3) where `ops::winograd::applies` (3×3, stride 1,
     /// padding 1, enough channels), else direct: 16 multiply-adds per tile
