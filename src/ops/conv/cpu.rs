@@ -444,9 +444,9 @@ pub(super) fn conv2d_backward_weight_fast(
 ) -> Vec<f32> {
     let conv = Conv::new(&x.shape, dw_shape[2], stride, padding, [dy.shape[2], dy.shape[3]]);
     let (outs, patch, pixels) = (dw_shape[0], conv.patch(), conv.pixels());
-    #[cfg(target_arch = "x86_64")]
     // Fewer than 16 output channels would leave the kernel's vectors part empty
     // (conv1's 8: the im2col path is twice as fast there).
+    #[cfg(target_arch = "x86_64")]
     if conv.is_shift() && outs >= 16 && avx512::available() {
         return conv.shift_weight_gradient(&dy.data, &x.data, outs);
     }
