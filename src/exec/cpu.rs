@@ -15,7 +15,6 @@ use crate::ops::loss::batch_metrics;
 #[cfg(not(target_arch = "wasm32"))]
 use crate::ops::shapes_of;
 use crate::optim::{adam_step_parallel, AdamConfig, OptimizerState};
-
 use crate::tensor::Tensor;
 
 #[cfg(any(not(target_arch = "wasm32"), target_feature = "atomics"))]

@@ -101,9 +101,10 @@ pub unsafe fn sgemm([m, k, n]: [usize; 3], product: Operands) {
     }
 }
 
-/// The lanes of the two column vectors inside a panel `width` columns wide.
-fn lane_masks(width: usize) -> [__mmask16; 2] {
-    [lanes(width), lanes(width.saturating_sub(16))]
+/// The lanes inside a run `width` values wide of each of `N` consecutive
+/// 16-lane vectors: a panel's column vectors, a row's last values.
+fn lane_masks<const N: usize>(width: usize) -> [__mmask16; N] {
+    std::array::from_fn(|v| lanes(width.saturating_sub(16 * v)))
 }
 
 /// One microkernel call: `ROWS` (or fewer) rows of `a` and `c` from the
@@ -275,7 +276,7 @@ pub unsafe fn route_to_argmax(top: &[f32], bottom: &[f32], dy: &[f32], dx_top: &
     for j in (0..dy.len()).step_by(16) {
         // Lanes inside the row: of the 16 windows, and of their 32 values in two vectors.
         let windows = lanes(dy.len() - j);
-        let halves = [lanes(values - 2 * j), lanes((values - 2 * j).saturating_sub(16))];
+        let halves: [__mmask16; 2] = lane_masks(values - 2 * j);
         // (left, right) values of the windows from value 2j on.
         let pairs = |row: *const f32| {
             let (low, high) = (_mm512_maskz_loadu_ps(halves[0], row), _mm512_maskz_loadu_ps(halves[1], row.add(16)));

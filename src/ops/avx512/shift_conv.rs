@@ -8,7 +8,7 @@
 
 use std::arch::x86_64::*;
 
-use super::lanes;
+use super::lane_masks;
 
 /// 16-lane vectors of pixels one microkernel call covers a row.
 const VECTORS: usize = 2;
@@ -102,7 +102,7 @@ pub unsafe fn shift_conv(rows: usize, taps: &ShiftTaps, operands: ShiftOperands)
             taps,
             masks: &taps.masks[panel * taps.taps()..][..taps.taps()],
             first_pixel,
-            store_masks: std::array::from_fn(|h| lanes(width.saturating_sub(16 * h))),
+            store_masks: lane_masks(width),
             operands: ShiftOperands {
                 weights: operands.weights.add(first_row * operands.lda),
                 out: operands.out.add(first_row * taps.pixels),

@@ -7,7 +7,7 @@
 
 use std::arch::x86_64::*;
 
-use super::lanes;
+use super::lane_masks;
 
 /// Vectors of output channels (64) one kernel call covers.
 const VECTORS: usize = 4;
@@ -59,7 +59,7 @@ pub unsafe fn shift_weight_gradient(geometry: &PaddedImage, operands: GradientOp
     let rows = operands.channels * geometry.tap_offsets.len();
     for first_out in (0..operands.outs).step_by(16 * VECTORS) {
         let width = (operands.outs - first_out).min(16 * VECTORS);
-        let masks: [__mmask16; VECTORS] = std::array::from_fn(|v| lanes(width.saturating_sub(16 * v)));
+        let masks: [__mmask16; VECTORS] = lane_masks(width);
         for first_row in (0..rows).step_by(ROWS) {
             let block = Block { geometry, operands, first_row, first_out, masks };
             macro_rules! by_rows {
